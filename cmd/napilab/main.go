@@ -1,0 +1,58 @@
+// Command napilab answers one question end to end: which NAPI polling mode gives this traffic the lowest, most
+// stable tail latency, at what CPU cost, and how is it set up. Run `napilab --help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/napilab/napilab/internal/kernel"
+)
+
+// cli lists the subcommands; each lives in its own file.
+type cli struct {
+	Version versionCmd `cmd:"" help:"Print the napilab version, Go toolchain and kernel."`
+}
+
+const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,
+threaded NAPI busy poll, IRQ suspension) for AF_XDP request/response traffic: latency percentiles beside CPU cost,
+with every system change recorded and restored.`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var c cli
+	parser := kong.Must(&c,
+		kong.Name("napilab"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+	)
+	kctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		parser.Errorf("%s", err)
+		os.Exit(2)
+	}
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "napilab: "+explain(err))
+		os.Exit(1)
+	}
+}
+
+// explain turns an error into the one sentence a user needs, adding the usual fix for missing privileges.
+func explain(err error) string {
+	msg := err.Error()
+	var hint *kernel.HintError
+	if errors.Is(err, os.ErrPermission) && !errors.As(err, &hint) {
+		msg += "; run napilab as root (or with CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN and CAP_IPC_LOCK)"
+	}
+	return msg
+}

@@ -1,0 +1,178 @@
+// Package kernel knows which Linux napilab runs on and how napilab reports what that kernel cannot do.
+//
+// Most of napilab's features arrived in recent kernels (per-NAPI config in 6.13, per-NAPI threaded NAPI in 6.17,
+// threaded NAPI busy poll in 6.19). napilab probes a feature by trying it and, when the kernel refuses, returns an
+// *UnsupportedError naming the feature and the first kernel that has it, so a user reads "needs Linux 6.19" instead
+// of "numerical result out of range". Errors from system calls are wrapped in *OpError, which maps errnos onto the
+// sentinels callers branch on: os.ErrNotExist, os.ErrPermission and ErrNotSupported.
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotSupported is returned (wrapped) when the kernel, a driver or the machine lacks a capability.
+// It is the standard library's errors.ErrUnsupported, so an EOPNOTSUPP errno already matches it.
+var ErrNotSupported = errors.ErrUnsupported
+
+// Version is a kernel release as major.minor.patch.
+type Version struct{ Major, Minor, Patch int }
+
+// ParseRelease parses the leading numbers of a kernel release string such as "6.18.44-fc-v657" or
+// "7.3.4+deb13-cloud-amd64".
+func ParseRelease(release string) (Version, error) {
+	var v Version
+	fields := strings.FieldsFunc(release, func(r rune) bool { return r == '.' || r == '-' || r == '+' || r == '_' })
+	nums := []*int{&v.Major, &v.Minor, &v.Patch}
+	for i, dst := range nums {
+		if i >= len(fields) {
+			break
+		}
+		n, err := strconv.Atoi(fields[i])
+		if err != nil {
+			if i < 2 {
+				return Version{}, fmt.Errorf("parse kernel release %q: want major.minor[.patch]", release)
+			}
+			break
+		}
+		*dst = n
+	}
+	if len(fields) < 2 {
+		return Version{}, fmt.Errorf("parse kernel release %q: want major.minor[.patch]", release)
+	}
+	return v, nil
+}
+
+// AtLeast reports whether v is major.minor or newer.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
+
+var running struct {
+	once    sync.Once
+	release string
+	version Version
+	err     error
+}
+
+// Release returns the running kernel's release string (uname -r).
+func Release() string {
+	loadRunning()
+	return running.release
+}
+
+// Running returns the running kernel's version.
+func Running() (Version, error) {
+	loadRunning()
+	return running.version, running.err
+}
+
+func loadRunning() {
+	running.once.Do(func() {
+		var uts unix.Utsname
+		if err := unix.Uname(&uts); err != nil {
+			running.err = fmt.Errorf("uname: %w", err)
+			return
+		}
+		running.release = unix.ByteSliceToString(uts.Release[:])
+		running.version, running.err = ParseRelease(running.release)
+	})
+}
+
+// UnsupportedError says that a feature needs a newer kernel (or a capable driver) than the one napilab runs on.
+type UnsupportedError struct {
+	Feature   string // what the user asked for, e.g. "threaded NAPI busy poll"
+	MinKernel string // first kernel release with the feature, e.g. "6.19"; empty when it is not a version gate
+	Err       error  // what the kernel answered, if anything
+}
+
+func (e *UnsupportedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Feature)
+	if e.MinKernel != "" {
+		fmt.Fprintf(&b, " needs Linux %s or newer", e.MinKernel)
+		if r := Release(); r != "" {
+			fmt.Fprintf(&b, " (this kernel is %s)", r)
+		}
+	} else {
+		b.WriteString(" is not supported here")
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrNotSupported) true.
+func (e *UnsupportedError) Is(target error) bool { return target == ErrNotSupported }
+
+func (e *UnsupportedError) Unwrap() error { return e.Err }
+
+// OpError is a failed kernel operation: a system call, a netlink request or a sysfs write.
+type OpError struct {
+	Op      string // e.g. "bind AF_XDP socket", "napi-set"
+	Subject string // what it was applied to, e.g. "veth0 queue 3"; may be empty
+	Err     error
+}
+
+// NewOpError wraps err, returning nil when err is nil.
+func NewOpError(op, subject string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &OpError{Op: op, Subject: subject, Err: err}
+}
+
+func (e *OpError) Error() string {
+	if e.Subject == "" {
+		return e.Op + ": " + e.Err.Error()
+	}
+	return e.Op + " " + e.Subject + ": " + e.Err.Error()
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Is maps errnos that the standard library leaves unmapped: a missing device or netlink family counts as
+// os.ErrNotExist, an unknown socket option as ErrNotSupported.
+func (e *OpError) Is(target error) bool {
+	var errno unix.Errno
+	if !errors.As(e.Err, &errno) {
+		return false
+	}
+	switch target {
+	case os.ErrNotExist:
+		return errno == unix.ENODEV || errno == unix.ENXIO || errno == unix.ENOENT
+	case os.ErrPermission:
+		return errno == unix.EPERM || errno == unix.EACCES
+	case ErrNotSupported:
+		return errno == unix.EOPNOTSUPP || errno == unix.ENOPROTOOPT || errno == unix.EAFNOSUPPORT ||
+			errno == unix.EPROTONOSUPPORT || errno == unix.ENOSYS
+	}
+	return false
+}
+
+// HintError attaches the fix a user should apply to an error, e.g. "run as root or grant CAP_NET_ADMIN".
+type HintError struct {
+	Err  error
+	Hint string
+}
+
+// WithHint wraps err with a fix, returning nil when err is nil.
+func WithHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &HintError{Err: err, Hint: hint}
+}
+
+func (e *HintError) Error() string { return e.Err.Error() + "; " + e.Hint }
+func (e *HintError) Unwrap() error { return e.Err }

@@ -1,0 +1,97 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseRelease(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Version
+		err  bool
+	}{
+		{"6.18.44-fc-v657", Version{6, 18, 44}, false},
+		{"7.3.4+deb13-cloud-amd64", Version{7, 3, 4}, false},
+		{"6.19", Version{6, 19, 0}, false},
+		{"6.19-rc3", Version{6, 19, 0}, false},
+		{"", Version{}, true},
+		{"linux", Version{}, true},
+		{"6", Version{}, true},
+	} {
+		got, err := ParseRelease(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseRelease(%q) = %v, %v; want %v, err=%v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestAtLeast(t *testing.T) {
+	v := Version{6, 18, 44}
+	if !v.AtLeast(6, 18) || !v.AtLeast(5, 30) || v.AtLeast(6, 19) || v.AtLeast(7, 0) {
+		t.Fatalf("AtLeast wrong for %v", v)
+	}
+}
+
+func TestRunning(t *testing.T) {
+	v, err := Running()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Major < 3 || Release() == "" {
+		t.Fatalf("implausible running kernel %v %q", v, Release())
+	}
+}
+
+func TestUnsupportedError(t *testing.T) {
+	err := fmt.Errorf("apply: %w", &UnsupportedError{Feature: "threaded NAPI busy poll", MinKernel: "6.19", Err: unix.ERANGE})
+	if !errors.Is(err, ErrNotSupported) {
+		t.Fatal("UnsupportedError does not match ErrNotSupported")
+	}
+	if !errors.Is(err, unix.ERANGE) {
+		t.Fatal("UnsupportedError hides its cause")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "needs Linux 6.19 or newer") {
+		t.Fatalf("message %q does not name the minimum kernel", msg)
+	}
+}
+
+func TestOpErrorMapping(t *testing.T) {
+	for _, tc := range []struct {
+		errno  unix.Errno
+		target error
+	}{
+		{unix.ENODEV, os.ErrNotExist},
+		{unix.ENOENT, os.ErrNotExist},
+		{unix.EPERM, os.ErrPermission},
+		{unix.EACCES, os.ErrPermission},
+		{unix.EOPNOTSUPP, ErrNotSupported},
+		{unix.ENOPROTOOPT, ErrNotSupported},
+	} {
+		err := fmt.Errorf("outer: %w", NewOpError("op", "dev", tc.errno))
+		if !errors.Is(err, tc.target) {
+			t.Errorf("%v does not match %v", tc.errno, tc.target)
+		}
+	}
+	if errors.Is(NewOpError("op", "", unix.EINVAL), os.ErrNotExist) {
+		t.Error("EINVAL matched os.ErrNotExist")
+	}
+	if NewOpError("op", "", nil) != nil {
+		t.Error("NewOpError(nil) is not nil")
+	}
+}
+
+func TestHint(t *testing.T) {
+	err := WithHint(NewOpError("bind", "veth0", unix.EPERM), "run as root")
+	if !errors.Is(err, os.ErrPermission) || !strings.HasSuffix(err.Error(), "; run as root") {
+		t.Fatalf("hint error %q lost its cause or hint", err)
+	}
+	if WithHint(nil, "x") != nil {
+		t.Fatal("WithHint(nil) is not nil")
+	}
+}
