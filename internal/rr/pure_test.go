@@ -1,0 +1,302 @@
+package rr
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validClient() Params {
+	p := DefaultParams(RoleClient)
+	p.Dev = "veth0"
+	p.PeerIP = netip.MustParseAddr("10.0.0.2")
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	c := validClient()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("default client: %v", err)
+	}
+	s := DefaultParams(RoleServer)
+	s.Dev = "veth1"
+	if err := s.Validate(); err != nil {
+		t.Fatalf("default server: %v", err)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Params)
+		want string
+	}{
+		{"no dev", func(p *Params) { p.Dev = "" }, "no device"},
+		{"port 0", func(p *Params) { p.Port = 0 }, "port 0"},
+		{"payload too big", func(p *Params) { p.Payload = MaxPayload + 1 }, "out of range"},
+		{"payload 0", func(p *Params) { p.Payload = 0 }, "out of range"},
+		{"payload below header", func(p *Params) { p.Payload = HeaderLen - 1 }, "napilab header"},
+		{"unknown format", func(p *Params) { p.Format = "json" }, "payload format"},
+		{"unknown poll", func(p *Params) { p.Poll = "sometimes" }, "poll driver"},
+		{"closed loop without outstanding", func(p *Params) { p.Period = 0 }, "outstanding"},
+		{"outstanding with open loop", func(p *Params) { p.Outstanding = 4 }, "closed loop only"},
+		{"endless", func(p *Params) { p.Duration, p.Count = 0, 0 }, "no end"},
+		{"no peer", func(p *Params) { p.PeerIP = netip.Addr{} }, "no peer"},
+		{"mixed families", func(p *Params) { p.LocalIP = netip.MustParseAddr("fd00::1") }, "different families"},
+		{"short mac", func(p *Params) { p.PeerMAC = net.HardwareAddr{1, 2, 3} }, "not an Ethernet address"},
+		{"fifo 100", func(p *Params) { p.FIFO = 100 }, "SCHED_FIFO"},
+		{"negative delay", func(p *Params) { p.Delay = -1 }, "negative"},
+		{"budget", func(p *Params) { p.BusyPollBudget = 70000 }, "budget"},
+		{"zero timeout", func(p *Params) { p.Timeout = 0 }, "timeout"},
+		{"sender", func(p *Params) { p.Sender = "elsewhere" }, "sender placement"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := validClient()
+			tc.mod(&p)
+			err := p.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	s := DefaultParams(RoleServer)
+	s.Dev, s.Reply = "veth1", ReplyTemplate
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "template replies need") {
+		t.Fatalf("template server without addresses: %v", err)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"12.5k": 80 * time.Microsecond, "125000": 8 * time.Microsecond, "1M": time.Microsecond,
+		"32K": 31250 * time.Nanosecond, "1": time.Second,
+	} {
+		got, err := ParseRate(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "k", "fast", "12kk", "-5k", "0", "1e9", "NaN", "Infk", "1 k"} {
+		if _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) accepted", in)
+		}
+	}
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	b := make([]byte, 64)
+	h := Header{Run: 0xdeadbeef, Seq: 1<<40 + 7, Scheduled: -5, Sent: 1 << 62}
+	PutHeader(b, h)
+	got, err := ParseHeader(b)
+	if err != nil || got != h {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, h)
+	}
+	if _, err := ParseHeader(b[:HeaderLen-1]); err != ErrShortPayload {
+		t.Fatalf("short payload: %v", err)
+	}
+	b[0] = 'X'
+	if _, err := ParseHeader(b); err != ErrBadMagic {
+		t.Fatalf("bad magic: %v", err)
+	}
+	FillPad(b)
+	if CheckPad(b) != nil {
+		t.Fatal("FillPad output fails CheckPad")
+	}
+	b[17] = 'b'
+	if CheckPad(b) != ErrBadPadding {
+		t.Fatal("CheckPad accepted a wrong byte")
+	}
+}
+
+func TestPayloadAllocs(t *testing.T) {
+	b := make([]byte, 400)
+	h := Header{Run: 1, Seq: 2, Scheduled: 3, Sent: 4}
+	if n := testing.AllocsPerRun(1000, func() {
+		PutHeader(b, h)
+		if _, err := ParseHeader(b); err != nil {
+			panic(err)
+		}
+		FillPad(b[HeaderLen:])
+		_ = CheckPad(b[HeaderLen:])
+		_, _ = ParseHeader(b[:3])
+	}); n != 0 {
+		t.Fatalf("payload codec allocates %v times per run", n)
+	}
+}
+
+func FuzzParseHeader(f *testing.F) {
+	b := make([]byte, HeaderLen+8)
+	PutHeader(b, Header{Run: 9, Seq: 10, Scheduled: 11, Sent: 12})
+	f.Add(b)
+	f.Add([]byte("NLR1"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h, err := ParseHeader(in)
+		if err != nil {
+			return
+		}
+		out := make([]byte, HeaderLen)
+		PutHeader(out, h)
+		if string(out) != string(in[:HeaderLen]) {
+			t.Fatalf("re-encoding %x gave %x", in[:HeaderLen], out)
+		}
+	})
+}
+
+// TestPacerNoDrift drives the schedule with a fake clock that lands at an arbitrary point inside each period,
+// as a spinning sender would, and checks that after a million periods every due time is exactly t0 + k*P.
+func TestPacerNoDrift(t *testing.T) {
+	const t0, period, n = 1_000_000_007, 80_000, 1_000_000
+	p := NewPacer(t0, period, CatchUpSend)
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := int64(t0)
+	for k := int64(0); k < n; k++ {
+		if _, ok := p.Due(now - 1 - rng.Int64N(period)); ok {
+			t.Fatalf("request %d due before its time", k)
+		}
+		now = t0 + k*period + rng.Int64N(period) // somewhere inside period k
+		s, ok := p.Due(now)
+		if !ok || s != t0+k*period {
+			t.Fatalf("request %d: Due(%d) = %d, %v; want %d", k, now, s, ok, t0+k*period)
+		}
+	}
+	if p.Issued() != n || p.Next() != t0+n*period {
+		t.Fatalf("after %d periods: issued %d, next %d", n, p.Issued(), p.Next())
+	}
+}
+
+func TestPacerCatchUp(t *testing.T) {
+	send := NewPacer(0, 10, CatchUpSend)
+	var got []int64
+	for {
+		s, ok := send.Due(35) // woke up late: 0, 10, 20, 30 are all due
+		if !ok {
+			break
+		}
+		got = append(got, s)
+	}
+	if len(got) != 4 || got[3] != 30 || send.Skipped != 0 {
+		t.Fatalf("CatchUpSend gave %v (skipped %d); want [0 10 20 30]", got, send.Skipped)
+	}
+
+	skip := NewPacer(0, 10, CatchUpSkip)
+	s, ok := skip.Due(35)
+	if !ok || s != 30 || skip.Skipped != 3 {
+		t.Fatalf("CatchUpSkip: Due(35) = %d, %v, skipped %d; want 30, true, 3", s, ok, skip.Skipped)
+	}
+	if _, ok := skip.Due(39); ok {
+		t.Fatal("CatchUpSkip: next request due before 40")
+	}
+	if s, ok := skip.Due(40); !ok || s != 40 {
+		t.Fatalf("CatchUpSkip: Due(40) = %d, %v", s, ok)
+	}
+}
+
+func TestTrackerCases(t *testing.T) {
+	tr := NewTracker(64)
+	for _, tc := range []struct {
+		seq  uint64
+		want Outcome
+	}{
+		{0, OutcomeNew}, {2, OutcomeNew}, {1, OutcomeReordered}, {1, OutcomeDuplicate}, {3, OutcomeNew},
+		{200, OutcomeNew}, // slides the window: 4..136 leave unanswered
+		{5, OutcomeLate},
+	} {
+		if got := tr.Observe(tc.seq); got != tc.want {
+			t.Fatalf("Observe(%d) = %v; want %v", tc.seq, got, tc.want)
+		}
+	}
+	if tr.Answered != 5 || tr.Duplicates != 1 || tr.Reordered != 1 || tr.Late != 1 {
+		t.Fatalf("counters %+v", *tr)
+	}
+	if tr.Dropped != 137-4 {
+		t.Fatalf("dropped %d; want %d", tr.Dropped, 137-4)
+	}
+	if lost := tr.Lost(201); lost != 201-5 {
+		t.Fatalf("Lost(201) = %d", lost)
+	}
+}
+
+// TestTrackerOracle replays random loss, duplication and reordering against a map-based oracle.
+func TestTrackerOracle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 50; round++ {
+		const sent = 5000
+		var arrivals []uint64
+		for s := uint64(0); s < sent; s++ {
+			switch r := rng.IntN(100); {
+			case r < 5: // lost
+			case r < 8:
+				arrivals = append(arrivals, s, s) // duplicated
+			default:
+				arrivals = append(arrivals, s)
+			}
+		}
+		for i := range arrivals { // bounded reordering: swap with a neighbour up to 30 places on
+			if j := i + rng.IntN(30); j < len(arrivals) && rng.IntN(10) == 0 {
+				arrivals[i], arrivals[j] = arrivals[j], arrivals[i]
+			}
+		}
+		tr := NewTracker(1024)
+		seen := map[uint64]bool{}
+		var max uint64
+		var dups, reord uint64
+		for _, s := range arrivals {
+			switch {
+			case seen[s]:
+				dups++
+			case len(seen) > 0 && s < max:
+				reord++
+			}
+			if !seen[s] && s+1 > max {
+				max = s + 1
+			}
+			seen[s] = true
+			tr.Observe(s)
+		}
+		if tr.Answered != uint64(len(seen)) || tr.Duplicates != dups || tr.Reordered != reord || tr.Late != 0 {
+			t.Fatalf("round %d: tracker %+v; oracle answered %d dups %d reordered %d",
+				round, *tr, len(seen), dups, reord)
+		}
+		if tr.Lost(sent) != sent-uint64(len(seen)) {
+			t.Fatalf("round %d: lost %d; want %d", round, tr.Lost(sent), sent-uint64(len(seen)))
+		}
+	}
+}
+
+func TestTrackerAllocs(t *testing.T) {
+	tr := NewTracker(1 << 16)
+	var seq uint64
+	if n := testing.AllocsPerRun(10000, func() { tr.Observe(seq); seq += 3 }); n != 0 {
+		t.Fatalf("Observe allocates %v", n)
+	}
+}
+
+func TestFIFO(t *testing.T) {
+	f := newFIFO(4)
+	if _, _, ok := f.pop(); ok {
+		t.Fatal("pop from empty fifo")
+	}
+	for i := int64(0); i < 4; i++ {
+		if f.full() {
+			t.Fatalf("full after %d", i)
+		}
+		f.push(i*10, i*10+1)
+	}
+	if !f.full() || f.outstanding() != 4 {
+		t.Fatalf("fifo of 4 not full after 4 pushes (outstanding %d)", f.outstanding())
+	}
+	s, a, ok := f.pop()
+	if !ok || s != 0 || a != 1 {
+		t.Fatalf("pop = %d %d %v", s, a, ok)
+	}
+	f.push(40, 41)
+	for want := int64(10); want <= 40; want += 10 {
+		if s, _, ok := f.pop(); !ok || s != want {
+			t.Fatalf("pop = %d, %v; want %d", s, ok, want)
+		}
+	}
+}
