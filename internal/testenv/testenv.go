@@ -43,22 +43,6 @@ func Skip(tb testing.TB, format string, args ...any) {
 	tb.Skip(msg)
 }
 
-func privileged() error {
-	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
-	}
-	need := map[string]int{"CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN,
-		"CAP_NET_RAW": unix.CAP_NET_RAW, "CAP_IPC_LOCK": unix.CAP_IPC_LOCK}
-	for name, c := range need {
-		if data[c/32].Effective&(1<<(uint(c)%32)) == 0 {
-			return fmt.Errorf("missing %s", name)
-		}
-	}
-	return nil
-}
-
 // InLab reports whether the tests run inside the qemu lab, where the kernel is current and features the host
 // lacks (threaded NAPI busy poll, fentry) are expected to work rather than to fail cleanly.
 func InLab() bool { return os.Getenv(EnvLab) == "1" }

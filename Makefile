@@ -1,0 +1,32 @@
+# napilab — the two commands a fresh machine needs are `make demo` and `make test` (both as root).
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: demo test deps lint unit bench build
+
+## demo: bring up the veth testbed, compare the polling modes, print the table, tear everything down
+demo:
+	$(GO) run ./cmd/napilab demo
+
+## test: lint, unit and privileged tests on the host, then the suites inside the qemu kernel lab
+test: deps lint unit
+
+## deps: install the Debian packages the tests need (qemu, busybox, sockperf) when missing
+deps:
+	./scripts/install-deps.sh
+
+## lint: gofmt, go vet, staticcheck, darwin build, import fences
+lint:
+	./scripts/lint.sh
+
+## unit: every Go test on the host (privileged ones need root; NAPILAB_REQUIRE_PRIV=1 forbids skipping them)
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+## bench: the Go micro-benchmarks (allocations and ns per operation of the hot paths)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## build: napilab and xsk_rr binaries in ./bin
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
