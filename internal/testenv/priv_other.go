@@ -7,4 +7,6 @@ import (
 	"runtime"
 )
 
-func privileged() error { return fmt.Errorf("privileged tests run on Linux only, not %s", runtime.GOOS) }
+func privileged() error {
+	return fmt.Errorf("privileged tests run on Linux only, not %s", runtime.GOOS)
+}
