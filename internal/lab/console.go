@@ -85,18 +85,6 @@ func parseConsole(log []byte, nonce string) verdict {
 
 // tail returns the last n lines of log, for error messages.
 func tail(log []byte, n int) string {
-	log = bytes.TrimRight(log, "\r\n")
-	i := len(log)
-	for ; n > 0 && i > 0; n-- {
-		j := bytes.LastIndexByte(log[:i], '\n')
-		if j < 0 {
-			i = 0
-			break
-		}
-		i = j
-	}
-	if i > 0 {
-		i++ // skip the newline itself
-	}
-	return strings.ReplaceAll(string(log[i:]), "\r", "")
+	lines := strings.Split(strings.ReplaceAll(string(bytes.TrimRight(log, "\r\n")), "\r", ""), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

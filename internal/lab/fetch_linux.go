@@ -161,6 +161,8 @@ func (a *aptDir) opts() []string {
 		"-o", "Dir::Etc::preferencesparts=" + filepath.Join(a.root, "sources"),
 		"-o", "APT::Sandbox::User=root",
 		"-o", "Acquire::Languages=none",
+		// One retry: apt's default three, with back-off, make an unreachable archive cost 7 s per suite.
+		"-o", "Acquire::Retries=1",
 		// Refuse anything apt could not authenticate, whatever the host's configuration says.
 		"-o", "Acquire::AllowInsecureRepositories=false",
 		"-o", "APT::Get::AllowUnauthenticated=false",
