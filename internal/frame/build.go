@@ -94,8 +94,8 @@ func Build(b []byte, s Spec) (int, error) {
 		ip.SetFlagsFragment(0)
 		ip.SetTTL(DefaultTTL)
 		ip[9] = ProtocolUDP
-		ip.SetSrc(s.Src.IP)
-		ip.SetDst(s.Dst.IP)
+		_ = ip.SetSrc(s.Src.IP) // Validate checked the families
+		_ = ip.SetDst(s.Dst.IP)
 		ip.SetChecksum(0)
 		ip.SetChecksum(^Checksum(ip, 0))
 	} else {
@@ -106,8 +106,8 @@ func Build(b []byte, s Spec) (int, error) {
 		ip.SetPayloadLen(uint16(udpLen))
 		ip.SetNextHeader(ProtocolUDP)
 		ip.SetHopLimit(DefaultTTL)
-		ip.SetSrc(s.Src.IP)
-		ip.SetDst(s.Dst.IP)
+		_ = ip.SetSrc(s.Src.IP)
+		_ = ip.SetDst(s.Dst.IP)
 	}
 	u := UDP(b[l4:])
 	u.SetSrcPort(s.Src.Port)

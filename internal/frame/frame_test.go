@@ -236,6 +236,33 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
+func TestSetAddrFamily(t *testing.T) {
+	b := build(t, specV4, 0)
+	p := parse(t, b)
+	before := append([]byte(nil), b...)
+	ip4 := p.IPv4()
+	for _, a := range []netip.Addr{specV6.Src.IP, {}} {
+		if ip4.SetSrc(a) != ErrAddrFamily || ip4.SetDst(a) != ErrAddrFamily {
+			t.Errorf("IPv4 header accepted %v", a)
+		}
+	}
+	if !bytes.Equal(b, before) {
+		t.Error("a refused address was written")
+	}
+	if err := ip4.SetDst(netip.MustParseAddr("::ffff:198.51.100.7")); err != nil || ip4.Dst() != netip.MustParseAddr("198.51.100.7") {
+		t.Errorf("4-in-6 address: %v, %v", err, ip4.Dst())
+	}
+	ip6 := parse(t, build(t, specV6, 0)).IPv6()
+	for _, a := range []netip.Addr{specV4.Src.IP, {}} {
+		if ip6.SetSrc(a) != ErrAddrFamily || ip6.SetDst(a) != ErrAddrFamily {
+			t.Errorf("IPv6 header accepted %v", a)
+		}
+	}
+	if err := ip6.SetSrc(netip.MustParseAddr("2001:db8::9")); err != nil || ip6.Src() != netip.MustParseAddr("2001:db8::9") {
+		t.Errorf("IPv6 address: %v, %v", err, ip6.Src())
+	}
+}
+
 func TestParseMAC(t *testing.T) {
 	m, err := ParseMAC("02:00:00:00:00:0a")
 	if err != nil || m != (MAC{2, 0, 0, 0, 0, 0x0a}) || m.String() != "02:00:00:00:00:0a" {

@@ -79,9 +79,19 @@ func (ip IPv4) SetFlagsFragment(v uint16) { binary.BigEndian.PutUint16(ip[6:8], 
 func (ip IPv4) SetTTL(ttl uint8)          { ip[8] = ttl }
 func (ip IPv4) SetChecksum(c uint16)      { binary.BigEndian.PutUint16(ip[10:12], c) }
 
-// SetSrc and SetDst write an IPv4 address (a 4-in-6 address is unmapped). They leave the header checksum alone.
-func (ip IPv4) SetSrc(a netip.Addr) { b := a.Unmap().As4(); copy(ip[12:16], b[:]) }
-func (ip IPv4) SetDst(a netip.Addr) { b := a.Unmap().As4(); copy(ip[16:20], b[:]) }
+// SetSrc and SetDst write an IPv4 address (a 4-in-6 address is unmapped), or return ErrAddrFamily and write
+// nothing. They leave the header checksum alone.
+func (ip IPv4) SetSrc(a netip.Addr) error { return putIPv4(ip[12:16], a) }
+func (ip IPv4) SetDst(a netip.Addr) error { return putIPv4(ip[16:20], a) }
+
+func putIPv4(dst []byte, a netip.Addr) error {
+	if a = a.Unmap(); !a.Is4() {
+		return ErrAddrFamily
+	}
+	b := a.As4()
+	copy(dst, b[:])
+	return nil
+}
 
 // ComputeChecksum returns the header checksum the header should carry.
 func (ip IPv4) ComputeChecksum() uint16 {
@@ -117,8 +127,19 @@ func (ip IPv6) Dst() netip.Addr        { return netip.AddrFrom16([16]byte(ip[24:
 func (ip IPv6) SetPayloadLen(n uint16) { binary.BigEndian.PutUint16(ip[4:6], n) }
 func (ip IPv6) SetNextHeader(h uint8)  { ip[6] = h }
 func (ip IPv6) SetHopLimit(h uint8)    { ip[7] = h }
-func (ip IPv6) SetSrc(a netip.Addr)    { b := a.As16(); copy(ip[8:24], b[:]) }
-func (ip IPv6) SetDst(a netip.Addr)    { b := a.As16(); copy(ip[24:40], b[:]) }
+
+// SetSrc and SetDst write an IPv6 address, or return ErrAddrFamily and write nothing for an IPv4 or invalid one.
+func (ip IPv6) SetSrc(a netip.Addr) error { return putIPv6(ip[8:24], a) }
+func (ip IPv6) SetDst(a netip.Addr) error { return putIPv6(ip[24:40], a) }
+
+func putIPv6(dst []byte, a netip.Addr) error {
+	if !a.Is6() {
+		return ErrAddrFamily
+	}
+	b := a.As16()
+	copy(dst, b[:])
+	return nil
+}
 
 // pseudoSum is the sum of the UDP pseudo-header (RFC 8200 §8.1) for a datagram of udpLen bytes. Without a
 // Routing header, the final destination is the header's destination.

@@ -107,6 +107,40 @@ func TestReplyRecomputesPartialChecksum(t *testing.T) {
 	}
 }
 
+// The same datagrams as capturedIPv4 and capturedIPv6, captured the same way but with TX checksum offload left
+// on: the veth peer's stack sent CHECKSUM_PARTIAL frames, whose UDP checksum field holds the pseudo-header sum.
+const (
+	capturedPartialIPv4 = "02000000000b02000000000a080045000050361640004011efbe0a6300010a6300029c400009003c15166e6170696c61" +
+		"6220636170747572653a20495076342f5544502c203533206279746573206f66207061796c6f61642c206f646421"
+	capturedPartialIPv6 = "02000000000b02000000000a86dd6007895600291140fd000099000000000000000000000001fd0000990000000000000000" +
+		"000000029c4100090029fb706e6170696c616220636170747572653a20495076362f554450207061796c6f6164"
+)
+
+func TestReplyCapturedPartial(t *testing.T) {
+	for _, c := range []struct {
+		name, partial string
+		full          uint16 // the UDP checksum the kernel wrote for the same datagram with offload off
+	}{{"IPv4", capturedPartialIPv4, 0x4c17}, {"IPv6", capturedPartialIPv6, 0x02c9}} {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustHex(t, c.partial)
+			p := parse(t, b)
+			if p.UDP().Checksum() != p.pseudoSum() {
+				t.Fatalf("captured field %#04x is not the pseudo-header sum %#04x", p.UDP().Checksum(), p.pseudoSum())
+			}
+			if err := p.VerifyChecksums(); !errors.Is(err, ErrUDPChecksum) {
+				t.Fatalf("partial checksum: %v", err)
+			}
+			if !p.Reply(RecomputeChecksums) {
+				t.Error("fix not reported")
+			}
+			// Swapping ends does not change the sum, so the reply carries the kernel's full checksum.
+			if got := p.UDP().Checksum(); got != c.full {
+				t.Errorf("recomputed %#04x, the kernel computes %#04x", got, c.full)
+			}
+		})
+	}
+}
+
 func TestReplyRecomputeIPv4(t *testing.T) {
 	t.Run("bad header checksum", func(t *testing.T) {
 		b := build(t, specV4, 20)

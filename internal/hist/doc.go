@@ -12,8 +12,9 @@
 // xsk_rr's "pN" is not a percentile. It keeps 20000 buckets of 100 ns (the last one takes everything from
 // 1.9999 ms up) and prints, for p = 5, 50, 95 and 99 in turn, the truncated mean bucket of the lowest p % of the
 // samples, clipping its histogram in place as it goes, so each column also depends on the ones before. Its "avg"
-// is a running mean truncated at every sample, which stops rising once it trails the data by about the sample
-// count in ns. XskRR reproduces all of this bit for bit, so that napilab's numbers can sit beside the published
+// is a running mean truncated at every sample: after n samples it falls for any sample below it but rises only
+// for one more than n ns above it, so it sinks toward the fast end (the published sample prints avg below p5).
+// XskRR reproduces all of this bit for bit, so that napilab's numbers can sit beside the published
 // ones; napilab's own reports use Recorder.
 //
 // Nothing here locks. A recorder belongs to the goroutine that measures, which records, rotates intervals and

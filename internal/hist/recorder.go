@@ -137,8 +137,11 @@ func (r *Recorder) Percentile(p float64) int64 {
 	if r.n == 0 {
 		return 0
 	}
+	if !(p > 0) { // also NaN
+		return r.min
+	}
 	// The rank, in integers: p in millionths, ceil(ppm*N/1e6) with a 128-bit product.
-	ppm := uint64(math.Round(math.Min(math.Max(p, 0), 100) * 1e4))
+	ppm := uint64(math.Round(math.Min(p, 100) * 1e4))
 	hi, lo := bits.Mul64(ppm, r.n)
 	rank, rem := bits.Div64(hi, lo, 1e6)
 	if rem != 0 {

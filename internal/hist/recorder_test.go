@@ -61,7 +61,7 @@ func TestPercentileNearestRank(t *testing.T) {
 	for _, c := range []struct {
 		p    float64
 		want int64
-	}{{0, 1}, {1, 1}, {10, 1}, {10.0001, 2}, {50, 5}, {54, 6}, {55, 6}, {90, 9}, {99.99, 10}, {100, 10}, {-3, 1}, {250, 10}} {
+	}{{0, 1}, {1, 1}, {10, 1}, {10.0001, 2}, {50, 5}, {54, 6}, {55, 6}, {90, 9}, {99.99, 10}, {100, 10}, {-3, 1}, {250, 10}, {math.NaN(), 1}, {math.Inf(1), 10}} {
 		if got := r.Percentile(c.p); got != c.want {
 			t.Errorf("p%v of 1..10 = %d, want %d", c.p, got, c.want)
 		}

@@ -27,7 +27,8 @@ var XskRRPercents = [4]uint64{5, 50, 95, 99}
 // XskRR reproduces xsk_rr's client-side statistics: the cumulative min and max, the per-interval truncated
 // running "avg", and the per-interval 100-ns histogram behind its "pN" columns. Record and the report functions
 // follow the C code step for step, including its integer arithmetic, so that a napilab run prints what xsk_rr
-// would have printed for the same samples. XskRR is about 320 KiB; it has no locks, like everything here.
+// would have printed for the same samples. Make one with NewXskRR (the zero value's min is wrong); it is about
+// 320 KiB and has no locks, like everything here.
 type XskRR struct {
 	buckets [XskRRBuckets]uint64
 	scratch [XskRRBuckets]uint64 // the "pN" walk clips a copy, leaving buckets intact
