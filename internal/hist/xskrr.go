@@ -157,6 +157,15 @@ func (x *XskRR) EndInterval() {
 	x.n = 0
 }
 
+// FoldExtremes takes prev's min and max into x. It lets two XskRR take turns: the measuring thread records an
+// interval into one while a reporter prints the other, and folding the previously reported one's extremes into
+// the current one before printing keeps xsk_rr's whole-run min and max without the measuring thread ever doing
+// the report's work.
+func (x *XskRR) FoldExtremes(prev *XskRR) {
+	x.min = min(x.min, prev.min)
+	x.max = max(x.max, prev.max)
+}
+
 // Report writes the interval's block to w (see AppendReport) and ends the interval. Its buffer is reused, so a
 // report allocates nothing once the first has sized it.
 func (x *XskRR) Report(w io.Writer, e XskRRExtras) error {

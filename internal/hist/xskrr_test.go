@@ -244,3 +244,30 @@ func BenchmarkXskRRReport(b *testing.B) {
 		_ = x.Report(io.Discard, XskRRExtras{})
 	}
 }
+
+// TestXskRRTakingTurns checks that two XskRR alternating intervals, with FoldExtremes before each report, print
+// exactly what one XskRR recording everything prints.
+func TestXskRRTakingTurns(t *testing.T) {
+	intervals := [][]uint64{{13000, 14000, 900}, {12000, 50000}, {13500}, {700, 2_000_000_000}}
+	one := NewXskRR(XskRRv2)
+	turns := [2]*XskRR{NewXskRR(XskRRv2), NewXskRR(XskRRv2)}
+	var prev *XskRR
+	for i, iv := range intervals {
+		cur := turns[i%2]
+		for _, rtt := range iv {
+			one.Record(rtt)
+			cur.Record(rtt)
+		}
+		if prev != nil {
+			cur.FoldExtremes(prev)
+		}
+		e := XskRRExtras{Rate: uint64(len(iv))}
+		want := string(one.AppendReport(nil, e))
+		if got := string(cur.AppendReport(nil, e)); got != want {
+			t.Fatalf("interval %d: taking turns printed\n%s\nwant\n%s", i, got, want)
+		}
+		one.EndInterval()
+		cur.EndInterval()
+		prev = cur
+	}
+}
