@@ -146,7 +146,8 @@ func (r *Root) exists(f file) bool {
 }
 
 // Snapshot is the exact text a knob held before napilab changed it. It is a plain value, so a journal can store
-// it and a later process restore it.
+// it and a later process restore it. It does not name the view it came from: restore it through the same kind of
+// Root (a namespace's device knobs through that namespace's NetNS view).
 type Snapshot struct {
 	Knob string `json:"knob"` // e.g. "gro_flush_timeout of eth0"
 	Path string `json:"path"` // e.g. "/sys/class/net/eth0/gro_flush_timeout"
