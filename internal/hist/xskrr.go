@@ -68,9 +68,9 @@ func (x *XskRR) Avg() uint64 { return x.avg }
 
 // XskRRPercentile is one "count: C pP: V" line.
 type XskRRPercentile struct {
-	P     uint64 // 5, 50, 95 or 99
-	Count uint64 // the rank the walk stopped at: floor(total * P / 100) of the histogram as earlier columns left it
-	Value uint64 // ns, a multiple of 100
+	P     uint64 `json:"p"`     // 5, 50, 95 or 99
+	Count uint64 `json:"count"` // the rank the walk stopped at: floor(total * P / 100) of the histogram as earlier columns left it
+	Value uint64 `json:"ns"`    // ns, a multiple of 100
 }
 
 // Percentiles computes the four "pN" columns of the current interval the way xsk_rr's print_percentile does,
@@ -164,6 +164,17 @@ func (x *XskRR) EndInterval() {
 func (x *XskRR) FoldExtremes(prev *XskRR) {
 	x.min = min(x.min, prev.min)
 	x.max = max(x.max, prev.max)
+}
+
+// Merge adds o's interval histogram and sample count to x and folds in its min and max, for a whole-run "pN"
+// column. avg is left alone: xsk_rr's avg is a running mean truncated at every sample, which depends on the
+// order of the samples and cannot be merged.
+func (x *XskRR) Merge(o *XskRR) {
+	for i, c := range o.buckets {
+		x.buckets[i] += c
+	}
+	x.n += o.n
+	x.FoldExtremes(o)
 }
 
 // Report writes the interval's block to w (see AppendReport) and ends the interval. Its buffer is reused, so a

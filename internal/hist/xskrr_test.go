@@ -271,3 +271,20 @@ func TestXskRRTakingTurns(t *testing.T) {
 		prev = cur
 	}
 }
+
+func TestXskRRMerge(t *testing.T) {
+	a, b, all := NewXskRR(XskRRv2), NewXskRR(XskRRv2), NewXskRR(XskRRv2)
+	for i, rtt := range []uint64{13000, 14000, 900, 12000, 50000, 2_000_000_000, 700} {
+		all.Record(rtt)
+		if i%2 == 0 {
+			a.Record(rtt)
+		} else {
+			b.Record(rtt)
+		}
+	}
+	a.Merge(b)
+	if a.Percentiles() != all.Percentiles() || a.Min() != all.Min() || a.Max() != all.Max() || a.IntervalCount() != all.IntervalCount() {
+		t.Fatalf("merged %v min %d max %d n %d; want %v min %d max %d n %d", a.Percentiles(), a.Min(), a.Max(),
+			a.IntervalCount(), all.Percentiles(), all.Min(), all.Max(), all.IntervalCount())
+	}
+}
