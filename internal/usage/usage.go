@@ -102,45 +102,6 @@ func ParseTaskStat(b []byte) (name string, user, system time.Duration, err error
 	return string(b[open+1 : close]), time.Duration(u) * tick, time.Duration(s) * tick, nil
 }
 
-// ParseInterrupts returns the per-CPU counts of the given IRQ lines from /proc/interrupts. Lines that are not
-// asked for are skipped; an IRQ that is absent is simply missing from the result.
-func ParseInterrupts(b []byte, irqs []int) (map[int][]uint64, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() {
-		return nil, errors.New("parse /proc/interrupts: empty")
-	}
-	ncpu := len(strings.Fields(sc.Text()))
-	if ncpu == 0 {
-		return nil, errors.New("parse /proc/interrupts: no CPU header")
-	}
-	want := map[int]bool{}
-	for _, irq := range irqs {
-		want[irq] = true
-	}
-	out := map[int][]uint64{}
-	for sc.Scan() {
-		line := sc.Text()
-		colon := strings.IndexByte(line, ':')
-		if colon < 0 {
-			continue
-		}
-		irq, err := strconv.Atoi(strings.TrimSpace(line[:colon]))
-		if err != nil || !want[irq] {
-			continue // named lines (NMI, LOC, ...) and lines not asked for
-		}
-		f := strings.Fields(line[colon+1:])
-		counts := make([]uint64, ncpu)
-		for i := 0; i < ncpu && i < len(f); i++ {
-			if counts[i], err = strconv.ParseUint(f[i], 10, 64); err != nil {
-				return nil, fmt.Errorf("parse /proc/interrupts: IRQ %d CPU %d: %w", irq, i, err)
-			}
-		}
-		out[irq] = counts
-	}
-	return out, sc.Err()
-}
-
 func truncate(b []byte) []byte {
 	if len(b) > 64 {
 		return b[:64]

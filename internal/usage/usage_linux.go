@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/napilab/napilab/internal/sysknob"
 )
 
 // Take reads the accounting state now. A task that has exited is marked Gone rather than failing the snapshot:
@@ -46,7 +49,7 @@ func Take(spec Spec) (Snapshot, error) {
 		if err != nil {
 			return s, fmt.Errorf("read interrupt counts: %w", err)
 		}
-		if s.IRQs, err = ParseInterrupts(b, spec.IRQs); err != nil {
+		if s.IRQs, err = irqCounts(string(b), spec.IRQs); err != nil {
 			return s, err
 		}
 	}
@@ -80,4 +83,25 @@ func GCCycles() uint64 {
 		return 0
 	}
 	return sample[0].Value.Uint64()
+}
+
+// irqCounts picks the per-CPU counts of the given IRQ lines out of /proc/interrupts, indexed by CPU number.
+func irqCounts(text string, irqs []int) (map[int][]uint64, error) {
+	all, err := sysknob.ParseInterrupts(text)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int][]uint64{}
+	for _, irq := range irqs {
+		perCPU, ok := all.PerCPU(irq)
+		if !ok {
+			continue
+		}
+		counts := make([]uint64, slices.Max(all.CPUs)+1)
+		for cpu, n := range perCPU {
+			counts[cpu] = n
+		}
+		out[irq] = counts
+	}
+	return out, nil
 }
