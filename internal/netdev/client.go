@@ -160,7 +160,7 @@ func (c *Client) Features() (Features, error) {
 	case err != nil:
 		return Features{}, c.failed(op, "", err, "")
 	default:
-		pol, err := parsePolicy(msgs, cmdNAPISet)
+		pol, err := parsePolicy(msgs, cmdNAPISet, ctrlAttrPolicyDo)
 		if err != nil {
 			return Features{}, kernel.NewOpError(op, "", err)
 		}

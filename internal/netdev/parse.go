@@ -167,11 +167,12 @@ type attrPolicy struct {
 	HasMax bool
 }
 
-// parsePolicy reads a CTRL_CMD_GETPOLICY dump for one operation and returns the "do" policy of op by attribute.
+// parsePolicy reads a CTRL_CMD_GETPOLICY dump for one operation and returns the policy of op for kind
+// (ctrlAttrPolicyDo or ctrlAttrPolicyDump) by attribute.
 // The dump first maps operations to policy indexes (CTRL_ATTR_OP_POLICY), then lists every attribute of every
 // policy it referenced, one per message (CTRL_ATTR_POLICY → policy index → attribute → properties).
-func parsePolicy(msgs []genetlink.Message, op uint32) (map[uint16]attrPolicy, error) {
-	doIdx, haveDo := uint32(0), false
+func parsePolicy(msgs []genetlink.Message, op uint32, kind uint16) (map[uint16]attrPolicy, error) {
+	idx, haveIdx := uint32(0), false
 	type entry struct {
 		idx  uint32
 		attr uint16
@@ -188,13 +189,16 @@ func parsePolicy(msgs []genetlink.Message, op uint32) (map[uint16]attrPolicy, er
 			case ctrlAttrOpPolicy:
 				ad.Nested(func(ops *netlink.AttributeDecoder) error {
 					for ops.Next() {
-						if uint32(ops.Type()) != op {
+						// The kernel names a dump-only operation 0 here (it takes the command from the
+						// absent do handler; seen on 6.18 for qstats-get). The request asked for one
+						// operation, so 0 can only be it.
+						if t := uint32(ops.Type()); t != op && t != 0 {
 							continue
 						}
 						ops.Nested(func(kinds *netlink.AttributeDecoder) error {
 							for kinds.Next() {
-								if kinds.Type() == ctrlAttrPolicyDo {
-									doIdx, haveDo = kinds.Uint32(), true
+								if kinds.Type() == kind {
+									idx, haveIdx = kinds.Uint32(), true
 								}
 							}
 							return nil
@@ -205,10 +209,10 @@ func parsePolicy(msgs []genetlink.Message, op uint32) (map[uint16]attrPolicy, er
 			case ctrlAttrPolicy:
 				ad.Nested(func(pols *netlink.AttributeDecoder) error {
 					for pols.Next() {
-						idx := uint32(pols.Type())
+						polIdx := uint32(pols.Type())
 						pols.Nested(func(attrs *netlink.AttributeDecoder) error {
 							for attrs.Next() {
-								e := entry{idx: idx, attr: attrs.Type()}
+								e := entry{idx: polIdx, attr: attrs.Type()}
 								attrs.Nested(func(props *netlink.AttributeDecoder) error {
 									for props.Next() {
 										switch props.Type() {
@@ -233,12 +237,12 @@ func parsePolicy(msgs []genetlink.Message, op uint32) (map[uint16]attrPolicy, er
 			return nil, fmt.Errorf("parse policy dump message %d: %w", i+1, err)
 		}
 	}
-	if !haveDo {
-		return nil, fmt.Errorf("policy dump names no do-policy for operation %d", op)
+	if !haveIdx {
+		return nil, fmt.Errorf("policy dump names no policy of kind %d for operation %d", kind, op)
 	}
 	pol := make(map[uint16]attrPolicy)
 	for _, e := range entries {
-		if e.idx == doIdx {
+		if e.idx == idx {
 			pol[e.attr] = e.p
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -129,17 +130,21 @@ func TestParseCapturedReplies(t *testing.T) {
 	}
 }
 
-func TestParseCapturedPolicy(t *testing.T) {
+func capturedPolicy(t *testing.T, op string) []genetlink.Message {
 	r := captured(t)
 	var payloads [][]byte
 	for i := 0; ; i++ {
-		p, ok := r["policy.napi-set."+string(rune('0'+i))]
+		p, ok := r[fmt.Sprintf("policy.%s.%d", op, i)]
 		if !ok {
-			break
+			return msgs(payloads...)
 		}
 		payloads = append(payloads, p)
 	}
-	pol, err := parsePolicy(msgs(payloads...), cmdNAPISet)
+}
+
+func TestParseCapturedPolicy(t *testing.T) {
+	set := capturedPolicy(t, "napi-set")
+	pol, err := parsePolicy(set, cmdNAPISet, ctrlAttrPolicyDo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +158,33 @@ func TestParseCapturedPolicy(t *testing.T) {
 	if d := cmp.Diff(want, pol); d != "" {
 		t.Errorf("napi-set policy on 6.18 (-want +got):\n%s", d)
 	}
-	if _, err := parsePolicy(msgs(payloads[1:]...), cmdNAPISet); err == nil {
+	if _, err := parsePolicy(set[1:], cmdNAPISet, ctrlAttrPolicyDo); err == nil {
 		t.Error("a policy dump without the operation's index parsed")
+	}
+	if _, err := parsePolicy(set, cmdNAPISet, ctrlAttrPolicyDump); err == nil {
+		t.Error("napi-set has no dump policy, but one parsed")
+	}
+
+	// queue-get has a do policy (index 0) and a dump policy (index 1) that filters on attribute 2.
+	queue := capturedPolicy(t, "queue-get")
+	if pol, err := parsePolicy(queue, cmdQueueGet, ctrlAttrPolicyDump); err != nil || len(pol) != 1 ||
+		pol[attrQueueIfindex].Type != nlAttrTypeU32 {
+		t.Errorf("queue-get dump policy = %+v, %v; want only ifindex (2)", pol, err)
+	}
+	if pol, err := parsePolicy(queue, cmdQueueGet, ctrlAttrPolicyDo); err != nil || len(pol) != 3 {
+		t.Errorf("queue-get do policy = %+v, %v; want id, ifindex, type", pol, err)
+	}
+
+	// qstats-get is dump-only, and the kernel names the operation 0 in CTRL_ATTR_OP_POLICY.
+	pol, err = parsePolicy(capturedPolicy(t, "qstats-get"), cmdQStatsGet, ctrlAttrPolicyDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(map[uint16]attrPolicy{
+		attrQStatsIfindex: {Type: nlAttrTypeU32, Max: math.MaxUint32, HasMax: true},
+		attrQStatsScope:   {Type: nlAttrTypeUint},
+	}, pol); d != "" {
+		t.Errorf("qstats-get dump policy (-want +got):\n%s", d)
 	}
 }
 

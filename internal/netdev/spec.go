@@ -71,6 +71,7 @@ const (
 	ctrlAttrOpPolicy        = 9
 	ctrlAttrOp              = 10
 	ctrlAttrPolicyDo        = 1
+	ctrlAttrPolicyDump      = 2
 	policyTypeAttrType      = 1  // NL_POLICY_TYPE_ATTR_TYPE
 	policyTypeAttrMaxValueU = 5  // NL_POLICY_TYPE_ATTR_MAX_VALUE_U
 	nlAttrTypeU32           = 4  // NL_ATTR_TYPE_U32

@@ -40,8 +40,8 @@ type Queue struct {
 	ID      uint32
 	Ifindex uint32
 	Type    QueueType
-	// NAPIID is the NAPI instance that services the queue, 0 when none does (the kernel hands out NAPI ids
-	// above NR_CPUS, so 0 is never a real one). A veth queue has none until XDP or GRO is enabled.
+	// NAPIID is the NAPI instance that services the queue, 0 when the driver does not say (the kernel hands out
+	// NAPI ids above NR_CPUS, so 0 is never a real one). veth does not tie queues to its NAPIs (6.18).
 	NAPIID  uint32
 	DMABuf  uint32 // id of a bound dmabuf (devmem TCP); 0 when none (dmabuf ids start at 1)
 	IOUring bool   // an io_uring zero-copy receive memory provider is bound

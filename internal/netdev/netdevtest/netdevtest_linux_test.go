@@ -58,20 +58,30 @@ func TestEncodesLikeLinux618(t *testing.T) {
 		}
 	}
 
-	msgs, err := f.getPolicy([]attr{
-		{typ: unix.CTRL_ATTR_FAMILY_ID, data: binary.NativeEndian.AppendUint16(nil, FamilyID)},
-		{typ: unix.CTRL_ATTR_OP, data: binary.NativeEndian.AppendUint32(nil, cmdNAPISet)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range msgs {
-		if d := cmp.Diff(r[fmt.Sprintf("policy.napi-set.%d", i)], m.Data); d != "" {
-			t.Errorf("napi-set policy message %d (-kernel +fake):\n%s", i, d)
+	for _, op := range []struct {
+		name string
+		cmd  uint32
+	}{{"napi-set", cmdNAPISet}, {"queue-get", cmdQueueGet}, {"qstats-get", cmdQStatsGet}} {
+		msgs, err := f.getPolicy([]attr{
+			{typ: unix.CTRL_ATTR_FAMILY_ID, data: binary.NativeEndian.AppendUint16(nil, FamilyID)},
+			{typ: unix.CTRL_ATTR_OP, data: binary.NativeEndian.AppendUint32(nil, op.cmd)},
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(msgs) != 6 {
-		t.Errorf("napi-set policy: %d messages, the kernel sends 6", len(msgs))
+		var got, want []string
+		for i, m := range msgs {
+			got = append(got, hex.EncodeToString(m.Data))
+			if b, ok := r[fmt.Sprintf("policy.%s.%d", op.name, i)]; ok {
+				want = append(want, hex.EncodeToString(b))
+			}
+		}
+		if b, ok := r[fmt.Sprintf("policy.%s.%d", op.name, len(msgs))]; ok {
+			want = append(want, hex.EncodeToString(b))
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s policy dump (-kernel +fake):\n%s", op.name, d)
+		}
 	}
 }
 

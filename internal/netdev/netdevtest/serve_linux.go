@@ -198,15 +198,30 @@ func (f *Family) getPolicy(attrs []attr) ([]genetlink.Message, error) {
 	if !ok {
 		return nil, kernelErr(unix.ENOENT, "", 0)
 	}
+	// Policies are numbered in order of appearance: the do policy (if any) first, then the dump policy.
+	// A dump-only operation is named 0: ctrl_dumppolicy_put_op takes the command from the absent do handler.
+	opType := uint16(cmd)
+	if o.do == nil {
+		opType = 0
+	}
+	type indexed struct {
+		kind, idx uint16
+		pol       *policy
+	}
+	var pols []indexed
+	add := func(kind uint16, p *policy) {
+		if p != nil && len(p.rules) > 0 {
+			pols = append(pols, indexed{kind, uint16(len(pols)), p})
+		}
+	}
+	add(unix.CTRL_ATTR_POLICY_DO, o.do)
+	add(unix.CTRL_ATTR_POLICY_DUMP, o.dump)
 	ae := netlink.NewAttributeEncoder()
 	ae.Uint16(unix.CTRL_ATTR_FAMILY_ID, FamilyID)
 	ae.Nested(unix.CTRL_ATTR_OP_POLICY, func(ops *netlink.AttributeEncoder) error {
-		ops.Nested(uint16(cmd), func(kinds *netlink.AttributeEncoder) error {
-			if o.do != nil && len(o.do.rules) > 0 {
-				kinds.Uint32(unix.CTRL_ATTR_POLICY_DO, 0)
-			}
-			if o.dump != nil && len(o.dump.rules) > 0 {
-				kinds.Uint32(unix.CTRL_ATTR_POLICY_DUMP, 1)
+		ops.Nested(opType, func(kinds *netlink.AttributeEncoder) error {
+			for _, p := range pols {
+				kinds.Uint32(p.kind, uint32(p.idx))
 			}
 			return nil
 		})
@@ -216,13 +231,9 @@ func (f *Family) getPolicy(attrs []attr) ([]genetlink.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var bodies [][]byte
-	bodies = append(bodies, head)
-	if o.do != nil {
-		bodies = append(bodies, o.do.encode(FamilyID, 0)...)
-	}
-	if o.dump != nil {
-		bodies = append(bodies, o.dump.encode(FamilyID, 1)...)
+	bodies := [][]byte{head}
+	for _, p := range pols {
+		bodies = append(bodies, p.pol.encode(FamilyID, p.idx)...)
 	}
 	msgs := make([]genetlink.Message, len(bodies))
 	for i, b := range bodies {
