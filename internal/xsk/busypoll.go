@@ -64,7 +64,8 @@ func (s *Socket) SetBusyPollBudget(n int) error {
 }
 
 // NAPIID reads SO_INCOMING_NAPI_ID: the NAPI instance the kernel busy-polls for this socket, recorded at bind
-// from the queue's NAPI. 0 means there is none and busy polling cannot work; RequireNAPI says why.
+// from the NAPI the driver linked to the queue. 0 means there is none and busy polling (SO_BUSY_POLL, kicks)
+// polls nothing; RequireNAPI says why.
 func (s *Socket) NAPIID() (uint32, error) {
 	id, err := s.getOpt("read SO_INCOMING_NAPI_ID of", optNAPIID)
 	return uint32(id), err
@@ -78,8 +79,9 @@ func (s *Socket) RequireNAPI() (uint32, error) {
 		return id, err
 	}
 	return 0, kernel.WithHint(kernel.NewOpError("busy-poll", s.subject, ErrNoNAPI),
-		"busy polling cannot reach the device: the NAPI id is recorded when the socket binds, so attach the XDP program first "+
-			"(veth has a NAPI only while XDP or GRO is on); Linux 6.13 to early 6.15 never record one for copy-mode sockets (fixed by b95ed5517354)")
+		"busy polling polls nothing without one: the kernel copies it from the queue's NAPI at bind, so attach the XDP program first, "+
+			"on a driver that links its queues to NAPIs (virtio_net and most NIC drivers; not veth as of Linux 6.18, "+
+			"nor copy-mode sockets on Linux 6.13 to early 6.15)")
 }
 
 func (s *Socket) setOpt(op string, o sockopt, v int) error {

@@ -23,7 +23,7 @@ import (
 // zero-copy on a driver without it.
 func Open(ifindex, queue int, cfg Config) (*Socket, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open AF_XDP socket: %w", err)
 	}
 	if ifindex <= 0 {
 		return nil, kernel.WithHint(&kernel.OpError{Op: "open AF_XDP socket", Subject: fmt.Sprintf("on ifindex %d", ifindex), Err: unix.ENODEV},

@@ -15,7 +15,7 @@ var errNotLinux = fmt.Errorf("%w: AF_XDP sockets exist only on Linux, not on %s"
 // Open fails everywhere but on Linux; in-memory sockets (NewInMemory) work on every platform.
 func Open(ifindex, queue int, cfg Config) (*Socket, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open AF_XDP socket: %w", err)
 	}
 	return nil, errNotLinux
 }

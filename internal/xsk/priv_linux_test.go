@@ -1,0 +1,569 @@
+package xsk_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/testenv"
+	"github.com/napilab/napilab/internal/xsk"
+	"github.com/napilab/napilab/internal/xsk/xsktest"
+)
+
+const udpPort = 4791
+
+// openIn opens a socket inside e's namespace and closes it after the test.
+func openIn(t testing.TB, e *end, queue int, cfg xsk.Config) (*xsk.Socket, error) {
+	t.Helper()
+	var s *xsk.Socket
+	err := in(e.ns, func() (err error) {
+		s, err = xsk.Open(e.ifindex, queue, cfg)
+		return err
+	})
+	if s != nil {
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	return s, err
+}
+
+// steered returns a socket on queue 0 of e that e's XDP program feeds.
+func steered(t testing.TB, e *end, cfg xsk.Config) *xsk.Socket {
+	t.Helper()
+	xsks := attachSteering(t, e, udpPort)
+	s, err := openIn(t, e, 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, xsks, 0, s.FD())
+	return s
+}
+
+// wire describes the UDP flow of a test: client a → server b.
+type wire struct {
+	a, b *end
+	ipv6 bool
+}
+
+func (w wire) addrs() (src, dst netip.Addr) {
+	if w.ipv6 {
+		return netip.MustParseAddr("fd00:4e41:5049::1"), netip.MustParseAddr("fd00:4e41:5049::2")
+	}
+	return netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
+}
+
+const (
+	payloadLen = 32
+	fromClient = 'c'
+	fromServer = 's'
+)
+
+// l3 is the offset of the UDP header.
+func (w wire) l4() int {
+	if w.ipv6 {
+		return 14 + 40
+	}
+	return 14 + 20
+}
+
+// build writes an Ethernet/IP/UDP frame from a to b carrying seq, with valid checksums.
+func (w wire) build(b []byte, seq int) int {
+	src, dst := w.addrs()
+	l4 := w.l4()
+	n := l4 + 8 + payloadLen
+	copy(b[0:6], w.b.mac)
+	copy(b[6:12], w.a.mac)
+	p := b[l4+8 : n]
+	binary.BigEndian.PutUint64(p, uint64(seq))
+	p[8] = fromClient
+	for i := 9; i < payloadLen; i++ {
+		p[i] = byte(seq*7 + i)
+	}
+	udp := b[l4 : l4+8]
+	binary.BigEndian.PutUint16(udp[0:], udpPort)
+	binary.BigEndian.PutUint16(udp[2:], udpPort)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+payloadLen))
+	udp[6], udp[7] = 0, 0
+	if w.ipv6 {
+		binary.BigEndian.PutUint16(b[12:], 0x86dd)
+		ip := b[14:54]
+		clear(ip)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(8+payloadLen))
+		ip[6], ip[7] = 17, 64
+		s16, d16 := src.As16(), dst.As16()
+		copy(ip[8:24], s16[:])
+		copy(ip[24:40], d16[:])
+		binary.BigEndian.PutUint16(udp[6:], udpChecksum(ip[8:40], b[l4:n]))
+	} else {
+		binary.BigEndian.PutUint16(b[12:], 0x0800)
+		ip := b[14:34]
+		clear(ip)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+8+payloadLen))
+		binary.BigEndian.PutUint16(ip[4:], uint16(seq))
+		ip[8], ip[9] = 64, 17
+		s4, d4 := src.As4(), dst.As4()
+		copy(ip[12:16], s4[:])
+		copy(ip[16:20], d4[:])
+		binary.BigEndian.PutUint16(ip[10:], ^sum(0, ip))
+		binary.BigEndian.PutUint16(udp[6:], udpChecksum(ip[12:20], b[l4:n]))
+	}
+	return n
+}
+
+// reply turns a request around in place, as an echo server does: swap MACs, addresses and ports (which keeps
+// the checksums valid) and mark it as answered, patching the UDP checksum for the mark (RFC 1624).
+func (w wire) reply(b []byte) {
+	var tmp [16]byte
+	swap := func(x, y []byte) { copy(tmp[:], x); copy(x, y); copy(y, tmp[:len(x)]) }
+	swap(b[0:6], b[6:12])
+	l4 := w.l4()
+	if w.ipv6 {
+		swap(b[22:38], b[38:54])
+	} else {
+		swap(b[26:30], b[30:34])
+	}
+	swap(b[l4:l4+2], b[l4+2:l4+4])
+	mark := b[l4+8+8 : l4+8+10] // a 16-bit word of the UDP segment
+	old := binary.BigEndian.Uint16(mark)
+	mark[0] = fromServer
+	csum := binary.BigEndian.Uint16(b[l4+6:])
+	binary.BigEndian.PutUint16(b[l4+6:], ^sum(uint32(^csum)+uint32(^old), mark))
+}
+
+// check validates a reply at the client and returns its sequence number.
+func (w wire) check(b []byte) (int, error) {
+	l4 := w.l4()
+	if len(b) != l4+8+payloadLen {
+		return 0, fmt.Errorf("reply of %d bytes, want %d", len(b), l4+8+payloadLen)
+	}
+	if !bytes.Equal(b[0:6], w.a.mac) || !bytes.Equal(b[6:12], w.b.mac) {
+		return 0, fmt.Errorf("reply from %x to %x, want from the server's %s to the client's %s", b[6:12], b[0:6], w.b.mac, w.a.mac)
+	}
+	src, dst := w.addrs()
+	var pseudo []byte
+	if w.ipv6 {
+		s16, d16 := dst.As16(), src.As16()
+		if !bytes.Equal(b[22:38], s16[:]) || !bytes.Equal(b[38:54], d16[:]) {
+			return 0, errors.New("IPv6 addresses not swapped")
+		}
+		pseudo = b[22:54]
+	} else {
+		s4, d4 := dst.As4(), src.As4()
+		if !bytes.Equal(b[26:30], s4[:]) || !bytes.Equal(b[30:34], d4[:]) {
+			return 0, errors.New("IPv4 addresses not swapped")
+		}
+		if sum(0, b[14:34]) != 0xffff {
+			return 0, errors.New("bad IPv4 header checksum")
+		}
+		pseudo = b[26:34]
+	}
+	if sum(pseudoSum(pseudo, len(b)-l4), b[l4:]) != 0xffff {
+		return 0, errors.New("bad UDP checksum")
+	}
+	p := b[l4+8:]
+	seq := int(binary.BigEndian.Uint64(p))
+	if p[8] != fromServer {
+		return seq, fmt.Errorf("frame %d was not echoed by the server (marker %q)", seq, p[8])
+	}
+	for i := 9; i < payloadLen; i++ {
+		if p[i] != byte(seq*7+i) {
+			return seq, fmt.Errorf("frame %d: payload byte %d changed", seq, i)
+		}
+	}
+	return seq, nil
+}
+
+// sum is the ones' complement sum of b added to acc, folded to 16 bits.
+func sum(acc uint32, b []byte) uint16 {
+	for len(b) >= 2 {
+		acc += uint32(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		acc += uint32(b[0]) << 8
+	}
+	for acc > 0xffff {
+		acc = acc>>16 + acc&0xffff
+	}
+	return uint16(acc)
+}
+
+func pseudoSum(addrs []byte, udpLen int) uint32 {
+	return uint32(sum(0, addrs)) + 17 + uint32(udpLen)
+}
+
+// udpChecksum computes the UDP checksum over the pseudo header (source and destination addresses, protocol,
+// length) and the datagram whose checksum field is zero.
+func udpChecksum(addrs, udp []byte) uint16 {
+	c := ^sum(pseudoSum(addrs, len(udp)), udp)
+	if c == 0 {
+		c = 0xffff
+	}
+	return c
+}
+
+func fdCount(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestPrivCopyModeOnVeth binds both ends in copy mode, checks that the kernel reports copy mode, sends one
+// frame over the wire and compares it byte for byte; kicks on the real socket must not allocate.
+func TestPrivCopyModeOnVeth(t *testing.T) {
+	testenv.RequirePriv(t)
+	a, b := newVethPair(t)
+	cfg := xsk.DefaultConfig()
+	cfg.Mode = xsk.ModeCopy
+	client, server := steered(t, a, cfg), steered(t, b, cfg)
+	if client.ZeroCopy() || server.ZeroCopy() {
+		t.Fatal("copy-mode sockets report zero-copy")
+	}
+	server.FillAll(server.FramePool(0, cfg.FillSize))
+
+	w := wire{a: a, b: b}
+	addr := client.FrameAddr(cfg.FrameCount - 1)
+	n := w.build(client.Frame(addr, cfg.FrameSize), 42)
+	sent := bytes.Clone(client.Frame(addr, uint32(n)))
+	client.TX().Reserve(1)
+	client.TX().Set(0, xsk.Desc{Addr: addr, Len: uint32(n)})
+	client.TX().Submit(1)
+	if err := client.KickTX(); err != nil {
+		t.Fatal(err)
+	}
+	if client.TX().Pending() != 0 {
+		t.Fatal("the kernel did not take the frame from the TX ring during the kick")
+	}
+	got := waitFrame(t, server)
+	if !bytes.Equal(server.Frame(got.Addr, got.Len), sent) {
+		t.Fatalf("received %x\nsent     %x", server.Frame(got.Addr, got.Len), sent)
+	}
+	if want := server.FrameAddr(server.FrameIndex(got.Addr)) + xsk.XDPPacketHeadroom; got.Addr != want {
+		t.Fatalf("received frame at %d, want its frame start + %d = %d", got.Addr, xsk.XDPPacketHeadroom, want)
+	}
+	if c := client.Completion().Peek(1); c != 1 || client.Completion().Get(0) != addr {
+		t.Fatalf("completion ring: %d entries, want the sent frame %d", c, addr)
+	}
+
+	allocs := testing.AllocsPerRun(100, func() {
+		client.KickTX()
+		client.KickRX()
+		client.KickTXIfNeeded()
+		server.WaitRX(0)
+	})
+	if allocs != 0 {
+		t.Fatalf("kicks on a kernel socket: %v allocations, want 0", allocs)
+	}
+}
+
+func waitFrame(t testing.TB, s *xsk.Socket) xsk.Desc {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.WaitRX(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if s.RX().Peek(1) == 1 {
+			d := s.RX().Get(0)
+			s.RX().Release(1)
+			return d
+		}
+	}
+	t.Fatal("no frame arrived in 10 s")
+	return xsk.Desc{}
+}
+
+// TestPrivEcho sends 10 000 frames through XDP → XSK → in-place echo → XSK on the other side of a veth pair,
+// for IPv4 and IPv6 with need_wakeup on and off. Every frame must come back once and intact, every TX frame
+// must come back from the completion ring, and XDP_STATISTICS must count no loss on either socket.
+func TestPrivEcho(t *testing.T) {
+	testenv.RequirePriv(t)
+	testenv.Exclusive(t)
+	for _, ipv6 := range []bool{false, true} {
+		for _, wakeup := range []bool{true, false} {
+			t.Run(fmt.Sprintf("ipv6=%v/need_wakeup=%v", ipv6, wakeup), func(t *testing.T) {
+				res := echo(t, ipv6, wakeup, 10000, 64)
+				t.Logf("%d round trips in %v: %.0f frames/s each way", res.Received, res.Elapsed, res.Rate())
+			})
+		}
+	}
+}
+
+func echo(t testing.TB, ipv6, wakeup bool, frames, window int) xsktest.Result {
+	a, b := newVethPair(t)
+	cfg := xsk.DefaultConfig()
+	cfg.NeedWakeup = wakeup
+	client, server := steered(t, a, cfg), steered(t, b, cfg)
+	w := wire{a: a, b: b, ipv6: ipv6}
+	stop := xsktest.StartEcho(server, w.reply)
+	res, err := xsktest.Exchange{Frames: frames, Window: window, Build: w.build, Check: w.check}.Run(client)
+	echoed, echoErr := stop()
+	if err != nil {
+		t.Fatalf("client: %v (%d sent, %d received)", err, res.Sent, res.Received)
+	}
+	if echoErr != nil || echoed != frames {
+		t.Fatalf("server echoed %d of %d frames: %v", echoed, frames, echoErr)
+	}
+	for name, s := range map[string]*xsk.Socket{"client": client, "server": server} {
+		st, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.RxDropped != 0 || st.RxRingFull != 0 || st.RxInvalidDescs != 0 || st.TxInvalidDescs != 0 || st.RxFillRingEmptyDescs != 0 {
+			t.Errorf("%s: XDP_STATISTICS count losses although every frame arrived: %+v", name, st)
+		}
+		if s.ZeroCopy() {
+			t.Errorf("%s: auto mode on veth bound zero-copy; veth has only copy mode", name)
+		}
+		if k := s.KickStats(); k.Busy != 0 {
+			t.Errorf("%s: the device dropped %d frames on transmit", name, k.Busy)
+		}
+	}
+	return res
+}
+
+// BenchmarkPrivEcho measures round trips through the copy-mode echo path on veth (IPv4, need_wakeup); each
+// iteration is one frame there and back. window=1 is one frame in flight (a latency), window=64 a pipeline (a
+// rate). Both ends wait in poll(2), so the numbers include two wake-ups per round trip.
+func BenchmarkPrivEcho(b *testing.B) {
+	testenv.RequirePriv(b)
+	testenv.Exclusive(b)
+	for _, window := range []int{1, 64} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			res := echo(b, false, true, max(b.N, 64), window)
+			b.ReportMetric(res.Rate(), "frames/s")
+			b.ReportMetric(float64(res.Elapsed.Nanoseconds())/float64(res.Received), "ns/roundtrip")
+		})
+	}
+}
+
+// openFails opens a socket in e's namespace that must fail, and checks that the failure leaves no descriptor
+// behind and that the error matches target and contains each of the phrases.
+func openFails(t *testing.T, e *end, queue int, cfg xsk.Config, target error, phrases ...string) error {
+	t.Helper()
+	before := fdCount(t)
+	s, err := openIn(t, e, queue, cfg)
+	if err == nil {
+		t.Fatalf("Open succeeded on %v", s)
+	}
+	t.Log(err)
+	if after := fdCount(t); after != before {
+		t.Errorf("a failed Open left %d file descriptors open", after-before)
+	}
+	if target != nil && !errors.Is(err, target) {
+		t.Errorf("error %q does not match %v", err, target)
+	}
+	for _, p := range phrases {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not say %q", err, p)
+		}
+	}
+	return err
+}
+
+// TestPrivOpenErrors checks that each way Open fails says what to do and unwinds everything.
+func TestPrivOpenErrors(t *testing.T) {
+	testenv.RequirePriv(t)
+	a, _ := newVethPair(t)
+	cfg := xsk.DefaultConfig()
+
+	t.Run("zero-copy on veth", func(t *testing.T) {
+		zc := cfg
+		zc.Mode = xsk.ModeZeroCopy
+		openFails(t, a, 0, zc, kernel.ErrNotSupported, "zero-copy", "use copy or auto mode")
+	})
+	t.Run("unknown interface", func(t *testing.T) {
+		openFails(t, &end{ns: a.ns, ifindex: 9999}, 0, cfg, os.ErrNotExist, "ifindex 9999", "no interface has index 9999")
+	})
+	t.Run("ifindex 0", func(t *testing.T) {
+		openFails(t, &end{ns: a.ns}, 0, cfg, os.ErrNotExist, "interface indexes start at 1")
+	})
+	t.Run("queue out of range", func(t *testing.T) {
+		openFails(t, a, 5, cfg, nil, "xa queue 5", "queue 5 is probably out of range", "channels")
+	})
+	t.Run("queue taken", func(t *testing.T) {
+		if _, err := openIn(t, a, 0, cfg); err != nil {
+			t.Fatal(err)
+		}
+		openFails(t, a, 0, cfg, nil, "already has an AF_XDP socket")
+	})
+	t.Run("UMEM too small", func(t *testing.T) {
+		small := cfg
+		small.FrameCount = 64
+		err := openFails(t, a, 0, small, nil)
+		if want := "open AF_XDP socket: UMEM too small: 64 frames cannot cover the fill ring (512) plus the TX ring (512); use at least 1024 frames"; err.Error() != want {
+			t.Errorf("got %q, want %q", err, want)
+		}
+	})
+}
+
+// withoutCaps runs fn inside ns on a thread whose effective capabilities lack drop. Capabilities belong to the
+// thread, and the thread is never unlocked, so it dies with its goroutine: nothing else ever runs with the
+// reduced set, and new runtime threads are cloned from a clean template thread, not from this one.
+func withoutCaps(t *testing.T, ns netns.NsHandle, drop []int, fn func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see above
+		if err := netns.Set(ns); err != nil {
+			errc <- err
+			return
+		}
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		for _, c := range drop {
+			data[c/32].Effective &^= 1 << (c % 32)
+		}
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		fn()
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("drop capabilities: %v", err)
+	}
+}
+
+// TestPrivMissingPrivileges opens sockets on threads without the needed capabilities: the errors must say which
+// privilege is missing and how to get it, match os.ErrPermission, and leave no descriptor open.
+func TestPrivMissingPrivileges(t *testing.T) {
+	testenv.RequirePriv(t)
+	a, _ := newVethPair(t)
+
+	t.Run("no CAP_NET_RAW", func(t *testing.T) {
+		before := fdCount(t)
+		var err error
+		withoutCaps(t, a.ns, []int{unix.CAP_NET_RAW}, func() {
+			var s *xsk.Socket
+			if s, err = xsk.Open(a.ifindex, 0, xsk.DefaultConfig()); s != nil {
+				s.Close()
+			}
+		})
+		t.Log(err)
+		if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "CAP_NET_RAW") {
+			t.Errorf("got %v, want a permission error naming CAP_NET_RAW", err)
+		}
+		if after := fdCount(t); after != before {
+			t.Errorf("%d file descriptors leaked", after-before)
+		}
+	})
+
+	t.Run("UMEM over RLIMIT_MEMLOCK without CAP_IPC_LOCK", func(t *testing.T) {
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+			t.Fatal(err)
+		}
+		if lim.Cur > 64<<20 { // lower the soft limit for this test only; the hard limit stays, so it can go back
+			orig := lim
+			lim.Cur = 8 << 20
+			if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Setrlimit(unix.RLIMIT_MEMLOCK, &orig)
+		}
+		cfg := xsk.DefaultConfig()
+		for cfg.UMEMSize() <= lim.Cur {
+			cfg.FrameCount *= 2
+		}
+		before := fdCount(t)
+		var err error
+		withoutCaps(t, a.ns, []int{unix.CAP_IPC_LOCK}, func() {
+			var s *xsk.Socket
+			if s, err = xsk.Open(a.ifindex, 0, cfg); s != nil {
+				s.Close()
+			}
+		})
+		t.Log(err)
+		if !errors.Is(err, os.ErrPermission) || !errors.Is(err, unix.ENOBUFS) {
+			t.Errorf("got %v, want a permission error wrapping ENOBUFS", err)
+		}
+		for _, p := range []string{"RLIMIT_MEMLOCK", "CAP_IPC_LOCK", "ulimit -l"} {
+			if err != nil && !strings.Contains(err.Error(), p) {
+				t.Errorf("error does not mention %s", p)
+			}
+		}
+		if after := fdCount(t); after != before {
+			t.Errorf("%d file descriptors leaked", after-before)
+		}
+	})
+}
+
+// TestPrivNAPIAndBusyPoll checks SO_INCOMING_NAPI_ID and RequireNAPI on veth, and that the busy-poll options
+// set and read back.
+//
+// Measured on Linux 6.18: an XSK on veth has NAPI id 0 even when bound after XDP was attached, because
+// xsk_bind takes the id from the RX queue's NAPI link (netif_queue_set_napi), which veth never sets, although
+// it runs a NAPI while XDP is on. Busy polling an XSK on veth therefore polls nothing; drivers that link their
+// queues (virtio_net in the qemu lab) give a non-zero id.
+func TestPrivNAPIAndBusyPoll(t *testing.T) {
+	testenv.RequirePriv(t)
+	a, b := newVethPair(t)
+
+	bare, err := openIn(t, b, 0, xsk.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := bare.NAPIID(); err != nil || id != 0 {
+		t.Fatalf("socket on a veth without XDP: NAPI id %d, %v; want 0 (veth has no NAPI then)", id, err)
+	}
+	_, err = bare.RequireNAPI()
+	t.Log(err)
+	if !errors.Is(err, xsk.ErrNoNAPI) || !strings.Contains(err.Error(), "attach the XDP program first") {
+		t.Fatalf("RequireNAPI without a NAPI: %v, want ErrNoNAPI saying to attach XDP first", err)
+	}
+
+	s := steered(t, a, xsk.DefaultConfig()) // XDP attached before bind
+	id, err := s.NAPIID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("NAPI id of an XSK bound to veth after XDP was attached: %d", id)
+	if got, err := s.RequireNAPI(); got != id || (id == 0) != errors.Is(err, xsk.ErrNoNAPI) || (id != 0 && err != nil) {
+		t.Fatalf("RequireNAPI = %d, %v; NAPIID = %d", got, err, id)
+	}
+
+	if err := s.SetBusyPoll(50 * time.Microsecond); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.BusyPoll(); err != nil || d != 50*time.Microsecond {
+		t.Fatalf("SO_BUSY_POLL read back %v, %v; want 50µs", d, err)
+	}
+	if err := s.SetPreferBusyPoll(true); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := s.PreferBusyPoll(); err != nil || !on {
+		t.Fatalf("SO_PREFER_BUSY_POLL read back %v, %v; want true", on, err)
+	}
+	if err := s.SetBusyPollBudget(64); err != nil {
+		t.Fatal(err)
+	}
+	// With busy polling on, a kick polls the NAPI; it must still be a plain, allocation-free system call.
+	if allocs := testing.AllocsPerRun(100, func() { s.KickRX() }); allocs != 0 {
+		t.Fatalf("busy-polling KickRX: %v allocations", allocs)
+	}
+}
