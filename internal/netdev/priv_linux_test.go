@@ -15,80 +15,42 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/netlink"
-	vnl "github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/testbed"
+	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
 )
 
-// Privileged tests run on the real kernel, each in a fresh unnamed network namespace holding a veth pair
+// Privileged tests run on the real kernel in an Ephemeral testbed (package testbed):
 //
-//	[ va ] <----> [ vb ]   (both ends in the test's namespace; XDP_PASS on vb gives vb a NAPI instance)
+//	netns A [ veth-a ] <---- veth ----> [ veth-b ] netns B      (XDP_PASS on veth-b gives it a NAPI instance)
 //
-// The namespace is held only by file descriptors, so it and its devices disappear when the test ends or the
-// process dies: nothing is left behind and no name can collide. No traffic is sent.
+// The namespaces are held only by file descriptors, so they and their devices disappear when the test ends or
+// the process dies: nothing is left behind and no name can collide. No traffic is sent.
 
-// vethNS is the test topology and a client dialled into it.
+// vethNS is the testbed and a client dialled into host B's namespace.
 type vethNS struct {
-	ns     netns.NsHandle
-	nl     *vnl.Handle
-	a, b   vnl.Link
+	bed    *testbed.Testbed
 	client *Client
 }
 
 func newVethNS(t *testing.T) *vethNS {
 	t.Helper()
-	ns := newNetNS(t)
-	h, err := vnl.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("rtnetlink handle in the test namespace: %v", err)
-	}
-	t.Cleanup(h.Close)
-	if err := h.LinkAdd(&vnl.Veth{LinkAttrs: vnl.LinkAttrs{Name: "va"}, PeerName: "vb"}); err != nil {
-		t.Fatalf("create veth pair: %v", err)
-	}
-	v := &vethNS{ns: ns, nl: h}
-	up := func(name string) vnl.Link {
-		l, err := h.LinkByName(name)
-		if err == nil {
-			err = h.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatalf("bring %s up: %v", name, err)
-		}
-		return l
-	}
-	v.a, v.b = up("va"), up("vb")
-	c, err := Dial(&Options{NetNS: int(ns)})
+	bed := testbedtest.New(t, testbed.Topology{})
+	return &vethNS{bed: bed, client: dialIn(t, bed.B)}
+}
+
+// dialIn dials a client in h's namespace, from any thread.
+func dialIn(t *testing.T, h *testbed.Host) *Client {
+	t.Helper()
+	c, err := Dial(&Options{NetNS: h.NetNS()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	v.client = c
-	return v
-}
-
-// newNetNS creates a network namespace on a throwaway thread (see inNetNS).
-func newNetNS(t *testing.T) netns.NsHandle {
-	t.Helper()
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.New()
-		ch <- result{ns, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("create network namespace: %v", r.err)
-	}
-	t.Cleanup(func() { r.ns.Close() })
-	return r.ns
+	return c
 }
 
 // dialHere dials a client in the test process's own network namespace, for read-only queries.
@@ -102,13 +64,13 @@ func dialHere(t *testing.T) *Client {
 	return c
 }
 
-// ifindex returns the link's ifindex in the form the netdev family uses.
-func ifindex(l vnl.Link) uint32 { return uint32(l.Attrs().Index) }
+// vb is the ifindex of veth-b in host B's namespace.
+func (v *vethNS) vb() uint32 { return uint32(v.bed.B.Ifindex) }
 
-// attachXDP attaches an XDP_PASS program to l; veth creates its NAPI instances only while XDP (or GRO) is on.
-// The bpf_link is created from a thread inside the test namespace (ifindexes are per namespace) and detaches
-// when closed or when the process exits.
-func (v *vethNS) attachXDP(t *testing.T, l vnl.Link) {
+// attachXDP attaches an XDP_PASS program to veth-b; veth creates its NAPI instances only while XDP (or GRO) is
+// on. The bpf_link is created inside host B's namespace (ifindexes are per namespace) and detaches when closed
+// or when the process exits.
+func (v *vethNS) attachXDP(t *testing.T) {
 	t.Helper()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "napilab_pass", Type: ebpf.XDP, License: "MIT",
@@ -119,23 +81,24 @@ func (v *vethNS) attachXDP(t *testing.T, l vnl.Link) {
 	}
 	t.Cleanup(func() { prog.Close() })
 	var xdp link.Link
-	err = inNetNS(v.ns, func() (err error) {
-		xdp, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: l.Attrs().Index})
+	err = v.bed.B.Do(func() (err error) {
+		xdp, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: v.bed.B.Ifindex})
 		return err
 	})
 	if err != nil {
-		t.Fatalf("attach XDP to %s: %v", l.Attrs().Name, err)
+		t.Fatalf("attach XDP to %s: %v", v.bed.B.Link, err)
 	}
 	t.Cleanup(func() { xdp.Close() })
 }
 
-// inNetNS runs fn on a throwaway thread inside ns. The goroutine exits still locked, so Go destroys the thread
+// inNetNS runs fn on a throwaway thread inside the namespace nsfd. Unlike Host.Do, which returns its thread
+// to the scheduler, it never reuses the thread: the goroutine exits still locked, so Go destroys the thread
 // and no other goroutine ever runs in the namespace (or with whatever else fn changed about the thread).
-func inNetNS(ns netns.NsHandle, fn func() error) error {
+func inNetNS(nsfd int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("enter network namespace: %w", err)
 			return
 		}
@@ -144,16 +107,16 @@ func inNetNS(ns netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
-// napiOf attaches XDP to vb and returns its only NAPI instance.
+// napiOf attaches XDP to veth-b and returns its only NAPI instance.
 func (v *vethNS) napiOf(t *testing.T) NAPI {
 	t.Helper()
-	v.attachXDP(t, v.b)
-	ns, err := v.client.NAPIs(ifindex(v.b))
+	v.attachXDP(t)
+	ns, err := v.client.NAPIs(v.vb())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ns) != 1 {
-		t.Fatalf("vb has %d NAPI instances after XDP attach, want 1: %+v", len(ns), ns)
+		t.Fatalf("veth-b has %d NAPI instances after XDP attach, want 1: %+v", len(ns), ns)
 	}
 	return ns[0]
 }
@@ -175,67 +138,73 @@ func TestPrivQueries(t *testing.T) {
 	v := newVethNS(t)
 	c := v.client
 
-	devs, err := c.Devices()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[uint32]Device{}
-	for _, d := range devs {
-		seen[d.Ifindex] = d
-	}
-	if len(devs) != 3 || len(seen) != 3 {
-		t.Fatalf("a fresh namespace with a veth pair lists %+v; want lo, va and vb", devs)
-	}
-	for _, l := range []vnl.Link{v.a, v.b} {
-		d, err := c.Device(ifindex(l))
+	// Each client sees its own namespace: lo and one veth end.
+	for _, h := range []*testbed.Host{v.bed.A, v.bed.B} {
+		hc := dialIn(t, h)
+		devs, err := hc.Devices()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d != seen[ifindex(l)] || !d.XDPFeatures.Has(XDPBasic|XDPRedirect) {
-			t.Errorf("%s: dev-get %+v, dump %+v; want equal, with basic|redirect XDP", l.Attrs().Name, d,
-				seen[ifindex(l)])
+		var veth *Device
+		for i, d := range devs {
+			if d.Ifindex == uint32(h.Ifindex) {
+				veth = &devs[i]
+			}
+		}
+		if len(devs) != 2 || veth == nil {
+			t.Fatalf("namespace %s lists %+v; want lo and %s (ifindex %d)", h.Namespace, devs, h.Link, h.Ifindex)
+		}
+		d, err := hc.Device(uint32(h.Ifindex))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != *veth || !d.XDPFeatures.Has(XDPBasic|XDPRedirect) {
+			t.Errorf("%s: dev-get %+v, dump %+v; want equal, with basic|redirect XDP", h.Link, d, *veth)
 		}
 	}
 
-	qs, err := c.Queues(ifindex(v.b))
+	qs, err := c.Queues(v.vb())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rx0 *Queue
 	for i, q := range qs {
-		if q.Ifindex != ifindex(v.b) {
-			t.Errorf("queue dump filtered on vb returned %+v", q)
+		if q.Ifindex != v.vb() {
+			t.Errorf("queue dump filtered on veth-b returned %+v", q)
 		}
 		if q.Type == QueueRX && q.ID == 0 {
 			rx0 = &qs[i]
 		}
 	}
-	if rx0 == nil || rx0.NAPIID != 0 {
-		t.Fatalf("vb queues before XDP: %+v; want rx 0 without a NAPI", qs)
+	if rx0 == nil || rx0.NAPIID != 0 || len(qs) != 2 {
+		t.Fatalf("veth-b queues before XDP: %+v; want rx 0 without a NAPI and tx 0", qs)
 	}
-	if ns, err := c.NAPIs(ifindex(v.b)); err != nil || len(ns) != 0 {
-		t.Fatalf("vb NAPIs before XDP: %+v, %v; want none (gotcha 7)", ns, err)
+	if ns, err := c.NAPIs(v.vb()); err != nil || len(ns) != 0 {
+		t.Fatalf("veth-b NAPIs before XDP: %+v, %v; want none (gotcha 7)", ns, err)
 	}
 
 	n := v.napiOf(t)
-	if n.Ifindex != ifindex(v.b) || n.ID == 0 || n.HasPID || n.Threaded != ThreadedDisabled {
-		t.Errorf("vb NAPI after XDP: %+v; want an idle softirq NAPI of vb", n)
+	if n.Ifindex != v.vb() || n.ID == 0 || n.HasPID || n.Threaded != ThreadedDisabled {
+		t.Errorf("veth-b NAPI after XDP: %+v; want an idle softirq NAPI of veth-b", n)
 	}
 	if got, err := c.NAPI(n.ID); err != nil || got != n {
 		t.Errorf("napi-get %d = %+v, %v; the dump said %+v", n.ID, got, err, n)
 	}
-	q, err := c.Queue(ifindex(v.b), QueueRX, 0)
+	q, err := c.Queue(v.vb(), QueueRX, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// veth does not tie its queues to its NAPI instances on 6.18 (no netif_queue_set_napi), so the queue may
-	// name no NAPI; if it names one, it must be vb's.
-	if (q.NAPIID != 0 && q.NAPIID != n.ID) || q.XSK || q.Ifindex != ifindex(v.b) {
-		t.Errorf("vb rx 0 after XDP: %+v; want vb's queue, NAPI %d or none, and no AF_XDP socket", q, n.ID)
+	// name no NAPI; if it names one, it must be veth-b's.
+	if (q.NAPIID != 0 && q.NAPIID != n.ID) || q.XSK || q.Ifindex != v.vb() {
+		t.Errorf("veth-b rx 0 after XDP: %+v; want veth-b's queue, NAPI %d or none, and no AF_XDP socket", q, n.ID)
 	}
 	all, err := c.NAPIs(0)
 	if err != nil || len(all) != 1 || all[0] != n {
-		t.Errorf("napi dump of the whole namespace: %+v, %v; want only %+v", all, err, n)
+		t.Errorf("napi dump of host B's namespace: %+v, %v; want only %+v", all, err, n)
+	}
+	if ns, err := dialIn(t, v.bed.A).NAPIs(0); err != nil || len(ns) != 0 {
+		t.Errorf("host A's namespace lists NAPIs %+v, %v; XDP is on veth-b only", ns, err)
 	}
 }
 
@@ -249,7 +218,7 @@ func TestPrivNotFound(t *testing.T) {
 		"dev-get of an unused ifindex":               func() error { _, err := c.Device(9999); return err },
 		"queue dump of an unused ifindex":            func() error { _, err := c.Queues(9999); return err },
 		"napi dump of an unused ifindex":             func() error { _, err := c.NAPIs(9999); return err },
-		"rx queue beyond vb's count":                 func() error { _, err := c.Queue(ifindex(v.b), QueueRX, 50); return err },
+		"rx queue beyond veth-b's count":             func() error { _, err := c.Queue(v.vb(), QueueRX, 50); return err },
 	} {
 		if err := call(); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "in this network namespace") {
 			t.Errorf("%s: %v; want os.ErrNotExist with a sentence naming what is missing", name, err)
@@ -297,7 +266,11 @@ func TestPrivThreaded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the NAPI kthread: %v", err)
 	}
-	if want := fmt.Sprintf("napi/vb-%d", n.ID); strings.TrimSpace(string(comm)) != want {
+	want := fmt.Sprintf("napi/%s-%d", v.bed.B.Link, n.ID)
+	if len(want) > 15 {
+		want = want[:15] // TASK_COMM_LEN
+	}
+	if strings.TrimSpace(string(comm)) != want {
 		t.Errorf("kthread %d is %q, want %q", on.PID, strings.TrimSpace(string(comm)), want)
 	}
 
@@ -480,7 +453,7 @@ func TestPrivPermissionDenied(t *testing.T) {
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	n := v.napiOf(t)
-	err := inNetNS(v.ns, func() error {
+	err := inNetNS(v.bed.B.NetNS(), func() error {
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var data [2]unix.CapUserData
 		if err := unix.Capget(&hdr, &data[0]); err != nil {
