@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/testbed"
+	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
 	"github.com/napilab/napilab/internal/xsk"
 	"github.com/napilab/napilab/internal/xsk/xsktest"
@@ -23,12 +24,19 @@ import (
 
 const udpPort = 4791
 
-// openIn opens a socket inside e's namespace and closes it after the test.
-func openIn(t testing.TB, e *end, queue int, cfg xsk.Config) (*xsk.Socket, error) {
+// newVethPair builds a throwaway testbed and returns its two hosts: A (client) and B (server).
+func newVethPair(t testing.TB) (a, b *testbed.Host) {
+	t.Helper()
+	bed := testbedtest.New(t, testbed.Topology{})
+	return bed.A, bed.B
+}
+
+// openIn opens a socket on queue of device ifindex inside h's namespace and closes it after the test.
+func openIn(t testing.TB, h *testbed.Host, ifindex, queue int, cfg xsk.Config) (*xsk.Socket, error) {
 	t.Helper()
 	var s *xsk.Socket
-	err := in(e.ns, func() (err error) {
-		s, err = xsk.Open(e.ifindex, queue, cfg)
+	err := h.Do(func() (err error) {
+		s, err = xsk.Open(ifindex, queue, cfg)
 		return err
 	})
 	if s != nil {
@@ -41,11 +49,11 @@ func openIn(t testing.TB, e *end, queue int, cfg xsk.Config) (*xsk.Socket, error
 	return s, err
 }
 
-// steered returns a socket on queue 0 of e that e's XDP program feeds.
-func steered(t testing.TB, e *end, cfg xsk.Config) *xsk.Socket {
+// steered returns a socket on queue 0 of h's veth end, fed by an XDP program attached before the bind.
+func steered(t testing.TB, h *testbed.Host, cfg xsk.Config) *xsk.Socket {
 	t.Helper()
-	xsks := attachSteering(t, e, udpPort)
-	s, err := openIn(t, e, 0, cfg)
+	xsks := attachSteering(t, h, udpPort)
+	s, err := openIn(t, h, h.Ifindex, 0, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,15 +63,15 @@ func steered(t testing.TB, e *end, cfg xsk.Config) *xsk.Socket {
 
 // wire describes the UDP flow of a test: client a → server b.
 type wire struct {
-	a, b *end
+	a, b *testbed.Host
 	ipv6 bool
 }
 
 func (w wire) addrs() (src, dst netip.Addr) {
 	if w.ipv6 {
-		return netip.MustParseAddr("fd00:4e41:5049::1"), netip.MustParseAddr("fd00:4e41:5049::2")
+		return w.a.IPv6.Addr(), w.b.IPv6.Addr()
 	}
-	return netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.2")
+	return w.a.IPv4.Addr(), w.b.IPv4.Addr()
 }
 
 const (
@@ -85,8 +93,8 @@ func (w wire) build(b []byte, seq int) int {
 	src, dst := w.addrs()
 	l4 := w.l4()
 	n := l4 + 8 + payloadLen
-	copy(b[0:6], w.b.mac)
-	copy(b[6:12], w.a.mac)
+	copy(b[0:6], w.b.MAC)
+	copy(b[6:12], w.a.MAC)
 	p := b[l4+8 : n]
 	binary.BigEndian.PutUint64(p, uint64(seq))
 	p[8] = fromClient
@@ -152,8 +160,8 @@ func (w wire) check(b []byte) (int, error) {
 	if len(b) != l4+8+payloadLen {
 		return 0, fmt.Errorf("reply of %d bytes, want %d", len(b), l4+8+payloadLen)
 	}
-	if !bytes.Equal(b[0:6], w.a.mac) || !bytes.Equal(b[6:12], w.b.mac) {
-		return 0, fmt.Errorf("reply from %x to %x, want from the server's %s to the client's %s", b[6:12], b[0:6], w.b.mac, w.a.mac)
+	if !bytes.Equal(b[0:6], w.a.MAC) || !bytes.Equal(b[6:12], w.b.MAC) {
+		return 0, fmt.Errorf("reply from %x to %x, want from the server's %s to the client's %s", b[6:12], b[0:6], w.b.MAC, w.a.MAC)
 	}
 	src, dst := w.addrs()
 	var pseudo []byte
@@ -358,10 +366,10 @@ func BenchmarkPrivEcho(b *testing.B) {
 
 // openFails opens a socket in e's namespace that must fail, and checks that the failure leaves no descriptor
 // behind and that the error matches target and contains each of the phrases.
-func openFails(t *testing.T, e *end, queue int, cfg xsk.Config, target error, phrases ...string) error {
+func openFails(t *testing.T, h *testbed.Host, ifindex, queue int, cfg xsk.Config, target error, phrases ...string) error {
 	t.Helper()
 	before := fdCount(t)
-	s, err := openIn(t, e, queue, cfg)
+	s, err := openIn(t, h, ifindex, queue, cfg)
 	if err == nil {
 		t.Fatalf("Open succeeded on %v", s)
 	}
@@ -389,27 +397,27 @@ func TestPrivOpenErrors(t *testing.T) {
 	t.Run("zero-copy on veth", func(t *testing.T) {
 		zc := cfg
 		zc.Mode = xsk.ModeZeroCopy
-		openFails(t, a, 0, zc, kernel.ErrNotSupported, "zero-copy", "use copy or auto mode")
+		openFails(t, a, a.Ifindex, 0, zc, kernel.ErrNotSupported, "zero-copy", "use copy or auto mode")
 	})
 	t.Run("unknown interface", func(t *testing.T) {
-		openFails(t, &end{ns: a.ns, ifindex: 9999}, 0, cfg, os.ErrNotExist, "ifindex 9999", "no interface has index 9999")
+		openFails(t, a, 9999, 0, cfg, os.ErrNotExist, "ifindex 9999", "no interface has index 9999")
 	})
 	t.Run("ifindex 0", func(t *testing.T) {
-		openFails(t, &end{ns: a.ns}, 0, cfg, os.ErrNotExist, "interface indexes start at 1")
+		openFails(t, a, 0, 0, cfg, os.ErrNotExist, "interface indexes start at 1")
 	})
 	t.Run("queue out of range", func(t *testing.T) {
-		openFails(t, a, 5, cfg, nil, "xa queue 5", "queue 5 is probably out of range", "channels")
+		openFails(t, a, a.Ifindex, 5, cfg, nil, testbed.LinkA+" queue 5", "queue 5 is probably out of range", "channels")
 	})
 	t.Run("queue taken", func(t *testing.T) {
-		if _, err := openIn(t, a, 0, cfg); err != nil {
+		if _, err := openIn(t, a, a.Ifindex, 0, cfg); err != nil {
 			t.Fatal(err)
 		}
-		openFails(t, a, 0, cfg, nil, "already has an AF_XDP socket")
+		openFails(t, a, a.Ifindex, 0, cfg, nil, "already has an AF_XDP socket")
 	})
 	t.Run("UMEM too small", func(t *testing.T) {
 		small := cfg
 		small.FrameCount = 64
-		err := openFails(t, a, 0, small, nil)
+		err := openFails(t, a, a.Ifindex, 0, small, nil)
 		if want := "open AF_XDP socket: UMEM too small: 64 frames cannot cover the fill ring (512) plus the TX ring (512); use at least 1024 frames"; err.Error() != want {
 			t.Errorf("got %q, want %q", err, want)
 		}
@@ -419,12 +427,12 @@ func TestPrivOpenErrors(t *testing.T) {
 // withoutCaps runs fn inside ns on a thread whose effective capabilities lack drop. Capabilities belong to the
 // thread, and the thread is never unlocked, so it dies with its goroutine: nothing else ever runs with the
 // reduced set, and new runtime threads are cloned from a clean template thread, not from this one.
-func withoutCaps(t *testing.T, ns netns.NsHandle, drop []int, fn func()) {
+func withoutCaps(t *testing.T, h *testbed.Host, drop []int, fn func()) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: see above
-		if err := netns.Set(ns); err != nil {
+		if err := unix.Setns(h.NetNS(), unix.CLONE_NEWNET); err != nil {
 			errc <- err
 			return
 		}
@@ -458,9 +466,9 @@ func TestPrivMissingPrivileges(t *testing.T) {
 	t.Run("no CAP_NET_RAW", func(t *testing.T) {
 		before := fdCount(t)
 		var err error
-		withoutCaps(t, a.ns, []int{unix.CAP_NET_RAW}, func() {
+		withoutCaps(t, a, []int{unix.CAP_NET_RAW}, func() {
 			var s *xsk.Socket
-			if s, err = xsk.Open(a.ifindex, 0, xsk.DefaultConfig()); s != nil {
+			if s, err = xsk.Open(a.Ifindex, 0, xsk.DefaultConfig()); s != nil {
 				s.Close()
 			}
 		})
@@ -492,9 +500,9 @@ func TestPrivMissingPrivileges(t *testing.T) {
 		}
 		before := fdCount(t)
 		var err error
-		withoutCaps(t, a.ns, []int{unix.CAP_IPC_LOCK}, func() {
+		withoutCaps(t, a, []int{unix.CAP_IPC_LOCK}, func() {
 			var s *xsk.Socket
-			if s, err = xsk.Open(a.ifindex, 0, cfg); s != nil {
+			if s, err = xsk.Open(a.Ifindex, 0, cfg); s != nil {
 				s.Close()
 			}
 		})
@@ -524,7 +532,7 @@ func TestPrivNAPIAndBusyPoll(t *testing.T) {
 	testenv.RequirePriv(t)
 	a, b := newVethPair(t)
 
-	bare, err := openIn(t, b, 0, xsk.DefaultConfig())
+	bare, err := openIn(t, b, b.Ifindex, 0, xsk.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
