@@ -16,7 +16,10 @@ package netdevtest
 
 import (
 	"cmp"
+	"encoding/binary"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -57,6 +60,52 @@ type Request struct {
 	Flags   netlink.HeaderFlags
 	Attrs   []byte // the attribute payload after the generic netlink header
 }
+
+// String renders the request for test failure messages, e.g. "napi-set ack 2=257 8=2": the command, "dump"
+// and "ack" when those flags are set, and each top-level attribute as type=value (4- and 8-byte values as
+// numbers, others as hex).
+func (r Request) String() string {
+	var b strings.Builder
+	name, ok := commandNames[r.Command]
+	switch {
+	case r.Family == ctrlFamily && r.Command == ctrlGetPolicy:
+		name = "ctrl getpolicy"
+	case r.Family == ctrlFamily || !ok:
+		name = fmt.Sprintf("family %d command %d", r.Family, r.Command)
+	}
+	b.WriteString(name)
+	if r.Flags&netlink.Dump == netlink.Dump {
+		b.WriteString(" dump")
+	}
+	if r.Flags&netlink.Acknowledge != 0 {
+		b.WriteString(" ack")
+	}
+	for data := r.Attrs; len(data) >= 4; {
+		n := int(binary.NativeEndian.Uint16(data))
+		if n < 4 || n > len(data) {
+			fmt.Fprintf(&b, " malformed:%x", data)
+			break
+		}
+		typ, v := binary.NativeEndian.Uint16(data[2:])&^(netlink.Nested|netlink.NetByteOrder), data[4:n]
+		switch len(v) {
+		case 4:
+			fmt.Fprintf(&b, " %d=%d", typ, binary.NativeEndian.Uint32(v))
+		case 8:
+			fmt.Fprintf(&b, " %d=%d", typ, binary.NativeEndian.Uint64(v))
+		default:
+			fmt.Fprintf(&b, " %d=%x", typ, v)
+		}
+		data = data[min((n+3)&^3, len(data)):]
+	}
+	return b.String()
+}
+
+const (
+	ctrlFamily    = 0x10
+	ctrlGetPolicy = 10
+)
+
+var commandNames = map[uint8]string{1: "dev-get", 10: "queue-get", 11: "napi-get", 12: "qstats-get", 14: "napi-set"}
 
 // Family is the fake. Its methods are safe for concurrent use.
 type Family struct {

@@ -226,6 +226,14 @@ func TestRecordsRequests(t *testing.T) {
 	if d := cmp.Diff(want, f.Requests()); d != "" {
 		t.Errorf("requests (-want +got):\n%s", d)
 	}
+	if got, want := f.Requests()[0].String(), "napi-get dump 1=4"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got, want := (Request{Family: FamilyID, Command: cmdNAPISet, Flags: netlink.Request | netlink.Acknowledge,
+		Attrs: []byte{8, 0, 2, 0, 1, 1, 0, 0, 12, 0, 6, 0, 0, 0xf2, 5, 0x2a, 1, 0, 0, 0, 7, 0, 5, 0, 1, 2, 3, 0}}).String(),
+		"napi-set ack 2=257 6=5000000000 5=010203"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
 	f.ResetRequests()
 	if got := f.Requests(); len(got) != 0 {
 		t.Errorf("after ResetRequests: %v", got)
