@@ -18,6 +18,7 @@ import (
 // cli lists the subcommands; each lives in its own file.
 type cli struct {
 	Version versionCmd `cmd:"" help:"Print the napilab version, Go toolchain and kernel."`
+	Lab     labCmd     `cmd:"" help:"Run programs on a current kernel with virtio NICs under qemu (no reboot, no host changes)."`
 }
 
 const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,

@@ -1,9 +1,11 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -329,4 +331,44 @@ func TestLabUnknownModule(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "module no_such_module is neither built into") {
 		t.Fatalf("Run = %v, want an error naming the module", err)
 	}
+}
+
+// TestLabShell drives `lab shell` through its stdin: once init has opened the serial console and says so, the
+// test types a command and exit; the shell's exit code becomes the verdict.
+func TestLabShell(t *testing.T) {
+	requireLab(t)
+	in, typist := io.Pipe()
+	defer typist.Close()
+	spec := labSpec(t)
+	spec.Shell, spec.Stdin, spec.Watchdog = true, in, -1
+	spec.Console = &onText{text: "napilab lab shell:", then: func() {
+		go io.WriteString(typist, "echo shell-says-$((6*7)); exit 7\n")
+	}}
+	res, err := Run(context.Background(), spec)
+	assertNothingLeft(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 7 || !strings.Contains(string(res.Console), "shell-says-42") {
+		t.Errorf("exit code %d; console:\n%s", res.ExitCode, res.Console)
+	}
+}
+
+// onText calls then once, when text first appears in what is written to it.
+type onText struct {
+	text string
+	then func()
+	seen bytes.Buffer
+	done bool
+}
+
+func (o *onText) Write(p []byte) (int, error) {
+	if !o.done {
+		o.seen.Write(p)
+		if strings.Contains(o.seen.String(), o.text) {
+			o.done = true
+			o.then()
+		}
+	}
+	return len(p), nil
 }

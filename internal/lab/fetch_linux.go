@@ -115,6 +115,36 @@ func FetchKernel(ctx context.Context, ks KernelSpec, cache string, progress io.W
 	return nil, fmt.Errorf("lab: %s: %s; pick a listed version or another suite", want, strings.Join(missing, "; "))
 }
 
+// ResolveKernel says which release FetchKernel would download for ks, and from which suite, without
+// downloading it (package lists are refreshed when older than six hours).
+func ResolveKernel(ctx context.Context, ks KernelSpec, cache string, progress io.Writer) (release, suite string, err error) {
+	if err := (&Spec{Kernel: ks, Shell: true}).Validate(); err != nil {
+		return "", "", err
+	}
+	cache, err = cacheDir(cache)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", "", fmt.Errorf("lab: create cache %s: %w", cache, err)
+	}
+	unlock, err := lockFile(filepath.Join(cache, "lock"))
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
+	var problems []string
+	for _, suite := range ks.suites() {
+		a := &aptDir{root: filepath.Join(cache, "apt", suite), suite: suite, mirror: ks.mirror()}
+		kver, err := a.resolve(ctx, ks, progress)
+		if err == nil {
+			return kver, suite, nil
+		}
+		problems = append(problems, err.Error())
+	}
+	return "", "", fmt.Errorf("lab: no %s kernel matching %q: %s", ks.flavour(), ks.Version, strings.Join(problems, "; "))
+}
+
 func orDiscard(w io.Writer) io.Writer {
 	if w == nil {
 		return io.Discard

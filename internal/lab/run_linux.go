@@ -178,8 +178,21 @@ func runQemu(ctx context.Context, s *Spec, p qemuPaths, nonce string) (*boot, er
 	// Its own process group so that a kill reaches everything qemu started; Pdeathsig covers the host
 	// process dying without running its cleanup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if s.Stdin != nil {
-		cmd.Stdin = s.Stdin
+	switch in := s.Stdin.(type) {
+	case nil:
+	case *os.File:
+		cmd.Stdin = in // a terminal: qemu sets it to raw mode itself
+	default:
+		// os/exec would make Wait wait for its copier, which may block reading in long after qemu exited;
+		// copy through our own pipe instead. The copier ends at in's next read or EOF.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+		defer pr.Close()
+		defer pw.Close()
+		cmd.Stdin = pr
+		go func() { _, _ = io.Copy(pw, in) }()
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}

@@ -22,3 +22,8 @@ func FetchKernel(ctx context.Context, ks KernelSpec, cache string, progress io.W
 
 // CheckHostTools needs Linux.
 func CheckHostTools() error { return fmt.Errorf("lab: %w on this OS", kernel.ErrNotSupported) }
+
+// ResolveKernel needs a Debian host with apt.
+func ResolveKernel(ctx context.Context, ks KernelSpec, cache string, progress io.Writer) (string, string, error) {
+	return "", "", fmt.Errorf("lab: resolving kernels %w on this OS", kernel.ErrNotSupported)
+}
