@@ -190,9 +190,8 @@ func newConsumer[T Entry](r ring[T]) *Consumer[T] {
 	return &Consumer[T]{ring: r, cachedProd: atomic.LoadUint32(r.producer), next: cons, released: cons, batch: cons}
 }
 
-// SetFlags stores the ring's flags word. The kernel's end uses it to ask for a wakeup (XDP_RING_NEED_WAKEUP = 1);
-// only fake kernels need it.
-func (r *ring[T]) SetFlags(v uint32) { atomic.StoreUint32(r.flags, v) }
+// setFlags stores the ring's flags word, as the kernel does to ask for a wakeup.
+func (r *ring[T]) setFlags(v uint32) { atomic.StoreUint32(r.flags, v) }
 
 // detachedRing is a one-slot ring in its own memory: Close points a socket's rings at one so that a use after
 // Close touches harmless Go memory instead of an unmapped page.

@@ -178,7 +178,7 @@ func TestNeedsWakeup(t *testing.T) {
 	if p.NeedsWakeup() || c.NeedsWakeup() {
 		t.Fatal("a new ring asks for a wakeup")
 	}
-	p.SetFlags(ringNeedWakeup)
+	p.setFlags(ringNeedWakeup)
 	if !p.NeedsWakeup() || !c.NeedsWakeup() {
 		t.Fatal("NEED_WAKEUP set but not reported on both ends")
 	}

@@ -86,7 +86,12 @@ func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
 // KickStats returns the backpressure answers counted so far.
 func (s *Socket) KickStats() KickStats { return s.kicks }
 
-func (s *Socket) String() string { return "AF_XDP socket on " + s.subject }
+func (s *Socket) String() string {
+	if s.backend != nil {
+		return "in-memory AF_XDP socket"
+	}
+	return "AF_XDP socket on " + s.subject
+}
 
 // Frame returns n bytes of UMEM starting at addr, a descriptor address as the kernel writes it in aligned mode
 // (frame start + XDPPacketHeadroom + Config.Headroom for received frames) or any address inside a frame. The
@@ -328,7 +333,7 @@ func NewInMemory(cfg Config, b Backend) (*Socket, *KernelRings, error) {
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, nil, fmt.Errorf("in-memory socket: %w", err) // unreachable after Validate
 	}
-	s.tx.SetFlags(ringNeedWakeup)
+	s.tx.setFlags(ringNeedWakeup)
 	return s, &k, nil
 }
 
