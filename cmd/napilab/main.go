@@ -19,6 +19,7 @@ import (
 type cli struct {
 	Version versionCmd `cmd:"" help:"Print the napilab version, Go toolchain and kernel."`
 	Lab     labCmd     `cmd:"" help:"Run programs on a current kernel with virtio NICs under qemu (no reboot, no host changes)."`
+	Testbed testbedCmd `cmd:"" help:"Two network namespaces joined by a veth pair, for running napilab (or anything) on one machine."`
 }
 
 const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,

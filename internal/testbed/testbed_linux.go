@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
@@ -184,12 +183,15 @@ func (tb *Testbed) build() error {
 }
 
 func handleAt(h *Host) (*netlink.Handle, error) {
-	// Only NETLINK_ROUTE: the default set includes XFRM, which kernels without XFRM_USER refuse (lab.md §10).
-	nl, err := netlink.NewHandleAt(netns.NsHandle(h.nsfd), unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, kernel.NewOpError("open rtnetlink in", h.Namespace, err)
-	}
-	return nl, nil
+	// The socket is opened on a thread moved into the namespace here, rather than by NewHandleAt, whose
+	// setns error loses its errno (and with it os.ErrPermission). Only NETLINK_ROUTE: the default set includes
+	// XFRM, which kernels without XFRM_USER refuse (lab.md §10).
+	var nl *netlink.Handle
+	err := h.Do(func() (err error) {
+		nl, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return kernel.NewOpError("open rtnetlink in", h.Namespace, err)
+	})
+	return nl, err
 }
 
 // configure brings lo and the veth end up, adds the addresses, sets the NAPI features and reads the link back.
@@ -341,7 +343,9 @@ func (tb *Testbed) Close() error {
 	}
 	tb.closed = true
 	for _, h := range []*Host{tb.A, tb.B} {
-		h.close()
+		if h != nil {
+			h.close()
+		}
 	}
 	return nil
 }
