@@ -18,6 +18,7 @@ import (
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
+	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 	"github.com/napilab/napilab/internal/xsk/xsktest"
 )
@@ -49,15 +50,25 @@ func openIn(t testing.TB, h *testbed.Host, ifindex, queue int, cfg xsk.Config) (
 	return s, err
 }
 
-// steered returns a socket on queue 0 of h's veth end, fed by an XDP program attached before the bind.
+// steered returns a socket on queue 0 of h's veth end, fed by napilab's steering program, which is attached
+// before the bind (a veth has a NAPI only while XDP is on) and detached after the test.
 func steered(t testing.TB, h *testbed.Host, cfg xsk.Config) *xsk.Socket {
 	t.Helper()
-	xsks := attachSteering(t, h, udpPort)
+	prog, err := xdp.Load(xdp.Spec{Port: udpPort, Queues: h.RxQueues})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	if err := h.Do(func() error { _, err := prog.Attach(h.Ifindex, xdp.ModeAuto); return err }); err != nil {
+		t.Fatal(err)
+	}
 	s, err := openIn(t, h, h.Ifindex, 0, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	register(t, xsks, 0, s.FD())
+	if err := prog.Register(0, s.FD()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
