@@ -571,6 +571,7 @@ func TestFailingTestCleansUp(t *testing.T) {
 }
 
 func TestConcurrentTestbedsAreDistinct(t *testing.T) {
+	testenv.RequirePriv(t)
 	var mu sync.Mutex
 	names := map[string]bool{}
 	inodes := map[uint64]bool{}
@@ -628,5 +629,34 @@ func TestWithoutPrivilegesSaysSo(t *testing.T) {
 	}
 	if !strings.Contains(msg, "run as root") {
 		t.Fatalf("unprivileged Up error %q does not say how to fix it", msg)
+	}
+}
+
+// BenchmarkUpDown measures building and removing an Ephemeral testbed: the fixed cost every network test pays.
+func BenchmarkUpDown(b *testing.B) {
+	testenv.RequirePriv(b)
+	for _, napi := range []bool{false, true} {
+		b.Run(fmt.Sprint("napi=", napi), func(b *testing.B) {
+			for b.Loop() {
+				bed, err := testbed.Up(b.Context(), testbed.Topology{Prefix: testbedtest.Prefix, NAPI: napi})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := bed.Down(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDo measures entering a host's namespace and coming back (a locked thread, two setns calls).
+func BenchmarkDo(b *testing.B) {
+	bed := testbedtest.New(b, testbed.Topology{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bed.A.Do(func() error { return nil }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
