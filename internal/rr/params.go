@@ -113,8 +113,14 @@ type Params struct {
 	// Delay is the client's simulated application processing after each reply (busy-wait), or the server's
 	// delay between receiving a request and replying.
 	Delay time.Duration `json:"delay_ns"`
+	// DelaySleeps makes the server sleep for Delay instead of busy-waiting, as xsk_rr's usleep does.
+	DelaySleeps bool `json:"delay_sleeps,omitempty"`
 
 	Poll PollDriver `json:"poll"`
+
+	// Colocated is the number of spinning threads of other processes on this machine (a server in the same
+	// testbed): the client counts them when it places its own.
+	Colocated int `json:"colocated_spinners,omitempty"`
 
 	Count    uint64        `json:"count,omitempty"`    // stop after this many measured requests (0: no limit)
 	Duration time.Duration `json:"duration_ns"`        // stop after this long (0: no limit)

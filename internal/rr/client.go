@@ -1,0 +1,415 @@
+package rr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/usage"
+	"github.com/napilab/napilab/internal/xsk"
+)
+
+// rxBatch is how many replies the receive loop takes off the RX ring at once when no processing delay applies.
+const rxBatch = 64
+
+// sendBurst bounds how many overdue requests the inline sender sends before it looks at the RX ring again.
+const sendBurst = 32
+
+// trackerWindow is how far (in requests) a napilab-format reply may arrive out of order and still be paired.
+const trackerWindow = 1 << 16
+
+// fifoWindow is the xsk_rr format's outstanding-request window: the original's 1024.
+const fifoWindow = 1024
+
+// ErrBadPacket is xsk_rr's "bad packet content": with Verify set, an xsk_rr-format reply failed the check.
+var ErrBadPacket = errors.New("bad packet content: a reply failed verification (ethertype, UDP port, length or payload)")
+
+// ErrOutstandingFull is xsk_rr's "outstanding array full": 1024 xsk_rr-format requests are unanswered, so the
+// first-in-first-out pairing cannot go on.
+var ErrOutstandingFull = errors.New("outstanding array full: 1024 requests unanswered (the load exceeds what the server answers)")
+
+// ClientOptions are the parts of a client run that are not the benchmark's parameters.
+type ClientOptions struct {
+	Local, Peer frame.Endpoint // the flow as it appears on the wire (see Resolve)
+	// UsableCPUs is the number of CPUs the process may run on; with Params.Colocated it decides the sender
+	// placement.
+	UsableCPUs int
+	// OnInterval, if set, receives each interval report on the reporter goroutine.
+	OnInterval func(Interval)
+	// Account lists tasks and IRQs whose CPU cost belongs to the run (a NAPI kthread, the queue's IRQ).
+	Account usage.Spec
+	// XskRRVersion selects the spelling of the xsk_rr report lines.
+	XskRRVersion hist.XskRRVersion
+}
+
+// ClientResult is everything a client run measured.
+type ClientResult struct {
+	Placement Placement `json:"placement"`
+
+	Sent       uint64 `json:"sent"`       // requests handed to the TX ring (warm-up included)
+	Answered   uint64 `json:"answered"`   // requests answered (warm-up included)
+	Lost       uint64 `json:"lost"`       // sent and never answered in time
+	Measured   uint64 `json:"measured"`   // replies recorded in the latency histograms (after warm-up)
+	Duplicates uint64 `json:"duplicates"` // extra replies to an answered request (napilab format)
+	Reordered  uint64 `json:"reordered"`  // replies that overtook a later request's reply (napilab format)
+	Late       uint64 `json:"late"`       // replies beyond the reorder window (napilab format; counted as lost)
+	Stray      uint64 `json:"stray"`      // replies from another run, or with nothing outstanding
+	Malformed  uint64 `json:"malformed"`  // frames that failed to parse or check
+	Skipped    uint64 `json:"skipped"`    // due times dropped under --catch-up skip
+	NoTXFrame  uint64 `json:"no_tx_frame"`
+
+	TargetRate   float64       `json:"target_rate"` // requests/s; 0 for the closed loop
+	SendRate     float64       `json:"send_rate"`   // requests/s achieved over the measured window
+	ReplyRate    float64       `json:"reply_rate"`  // measured replies/s
+	Window       time.Duration `json:"window_ns"`   // the measured window
+	Elapsed      time.Duration `json:"elapsed_ns"`  // the whole run, warm-up and drain included
+	StoppedEarly bool          `json:"stopped_early,omitempty"`
+
+	Latency         hist.Summary            `json:"latency"`           // from the scheduled send time
+	LatencyFromSend hist.Summary            `json:"latency_from_send"` // from the actual send time
+	SenderLateness  hist.Summary            `json:"sender_lateness"`   // actual minus scheduled send time
+	XskRRPN         [4]hist.XskRRPercentile `json:"xsk_rr_pn"`         // the original's "pN" over the run
+	Intervals       []Interval              `json:"intervals,omitempty"`
+	Usage           *usage.Usage            `json:"usage,omitempty"`
+	CPUPerRequest   time.Duration           `json:"cpu_per_request_ns"`
+	GCCycles        uint64                  `json:"gc_cycles"`
+	XSK             xsk.Statistics          `json:"xsk_stats"`
+	Kicks           xsk.KickStats           `json:"xsk_kicks"`
+	Warnings        []string                `json:"warnings,omitempty"`
+}
+
+// shared is the state the client's threads exchange. Everything else belongs to exactly one thread.
+type shared struct {
+	sent      atomic.Uint64 // requests submitted; the next napilab sequence number
+	sendDone  atomic.Bool   // the sender has sent its last request
+	lastSend  atomic.Int64  // nanotime of the latest send
+	stop      atomic.Bool   // end the run now (signal or fatal error)
+	fatal     atomic.Pointer[error]
+	threadErr chan error // spinning helper threads report failures here
+}
+
+func (sh *shared) fail(err error) {
+	if sh.fatal.CompareAndSwap(nil, &err) {
+		sh.stop.Store(true)
+	}
+}
+
+// Client measures round trips over one AF_XDP socket.
+type Client struct {
+	p    Params
+	o    ClientOptions
+	sock *xsk.Socket
+}
+
+// NewClient checks p and prepares a client on sock, which must be bound and steered (an XDP program redirects
+// replies to it). The client owns sock's rings until Run returns.
+func NewClient(sock *xsk.Socket, p Params, o ClientOptions) (*Client, error) {
+	if p.Role != RoleClient {
+		return nil, fmt.Errorf("rr client: params are for the %s", p.Role)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if p.Sender == SenderThread && !p.OpenLoop() {
+		return nil, errors.New("rr client: the closed loop sends from the receive loop; drop --sender thread or set --period/--rate")
+	}
+	cfg := sock.Config()
+	if cfg.FrameCount < cfg.FillSize+cfg.TXSize {
+		return nil, fmt.Errorf("rr client: the UMEM's %d frames cannot cover the fill ring (%d) and the TX ring (%d)",
+			cfg.FrameCount, cfg.FillSize, cfg.TXSize)
+	}
+	if o.Local.IP.Is4() != o.Peer.IP.Is4() || !o.Local.IP.IsValid() || !o.Peer.IP.IsValid() {
+		return nil, errors.New("rr client: local and peer need IP addresses of one family")
+	}
+	spec := frame.Spec{Src: o.Local, Dst: o.Peer, PayloadLen: p.Payload}
+	if uint32(spec.FrameLen()) > cfg.MaxRXLen() {
+		return nil, fmt.Errorf("rr client: a %d-byte frame does not fit the socket's %d-byte receive frames; use a smaller payload",
+			spec.FrameLen(), cfg.MaxRXLen())
+	}
+	if o.UsableCPUs < 1 {
+		o.UsableCPUs = 1
+	}
+	return &Client{p: p, o: o, sock: sock}, nil
+}
+
+// Placement returns where Run will put the spinning threads, and a warning when they outnumber the CPUs.
+func (c *Client) Placement() Placement { return place(&c.p, c.o.UsableCPUs, c.p.Colocated) }
+
+// timeline is the run's schedule on the nanotime clock.
+type timeline struct {
+	t0           int64 // first request due
+	measureStart int64 // first measured request due (t0 + warm-up)
+	sendEnd      int64 // no request is due at or after this (math.MaxInt64: count-limited)
+}
+
+// Run sends requests and measures replies until the count or duration is reached, ctx is cancelled, or the
+// peer stops answering for the reply timeout. A peer that never answers ends the run after the timeout with
+// every request lost; that is a result, not an error.
+func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
+	pl := c.Placement()
+	res := &ClientResult{Placement: pl, TargetRate: c.p.Rate()}
+	if pl.Warning != "" {
+		res.Warnings = append(res.Warnings, pl.Warning)
+	}
+
+	tx, err := c.prepareFrames()
+	if err != nil {
+		return nil, err
+	}
+
+	// GC must not run while measuring; the per-packet path allocates nothing, so turning it off costs nothing.
+	gcBefore := usage.GCCycles()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+
+	sh := &shared{threadErr: make(chan error, 3)}
+	now := nanotime()
+	tl := timeline{t0: now, measureStart: now + int64(c.p.Warmup), sendEnd: 1<<63 - 1}
+	if c.p.Duration > 0 {
+		tl.sendEnd = tl.measureStart + int64(c.p.Duration)
+	}
+
+	rep, err := newReporter(c.p, c.o, tl.measureStart)
+	if err != nil {
+		return nil, err
+	}
+	snd := &sender{sock: c.sock, pool: tx.pool, frameLen: tx.frameLen, p: &c.p, sh: sh, tl: tl,
+		run: rand.Uint32(), lateness: rep.lateness}
+	if c.p.Format == FormatXskRR {
+		snd.fifo = newFIFO(fifoWindow)
+	}
+	rcv := &receiver{sock: c.sock, p: &c.p, sh: sh, tl: tl, snd: snd, rep: rep, run: snd.run,
+		port: c.o.Local.Port, payloadLen: c.p.Payload}
+	if c.p.Format == FormatNapilab {
+		rcv.tracker = NewTracker(trackerWindow)
+	}
+
+	// Stop on cancellation without touching the spinning threads: they poll sh.stop.
+	stopWatch := context.AfterFunc(ctx, func() { sh.stop.Store(true) })
+	defer stopWatch()
+
+	var wg sync.WaitGroup
+	var tids threadIDs
+	if pl.Sender == SenderThread {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tid, err := lockThread(pinFor(c.p.CPUs, 1), c.p.FIFO)
+			tids.set("sender", tid)
+			if err != nil {
+				sh.fail(fmt.Errorf("sender thread: %w", err))
+				return
+			}
+			snd.loop()
+		}()
+	}
+	if c.p.Poll == PollSeparate {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tid, err := lockThread(pinFor(c.p.CPUs, 2), c.p.FIFO)
+			tids.set("poller", tid)
+			if err != nil {
+				sh.fail(fmt.Errorf("poller thread: %w", err))
+				return
+			}
+			poll(c.sock, sh)
+		}()
+	}
+
+	// The receive loop runs on its own locked thread; this goroutine takes the CPU snapshots around the
+	// measured window, so the measuring threads never read /proc.
+	rcvDone := make(chan struct{})
+	go func() {
+		defer close(rcvDone)
+		tid, err := lockThread(pinFor(c.p.CPUs, 0), c.p.FIFO)
+		tids.set("receiver", tid)
+		if err != nil {
+			sh.fail(fmt.Errorf("receive thread: %w", err))
+			return
+		}
+		rcv.loop(pl.Sender == SenderInline)
+	}()
+
+	before, after := c.accountWindow(sh, tl, &tids, rcvDone)
+	<-rcvDone
+	sh.stop.Store(true) // the receive loop is done: end the helper threads
+	wg.Wait()
+	rep.finish(rcv.cur)
+
+	if errp := sh.fatal.Load(); errp != nil && !errors.Is(*errp, context.Canceled) {
+		return nil, *errp
+	}
+
+	end := nanotime()
+	res.Elapsed = time.Duration(end - tl.t0)
+	res.StoppedEarly = ctx.Err() != nil
+	res.Sent = sh.sent.Load()
+	res.Skipped = snd.pacer.Skipped
+	res.NoTXFrame = snd.noFrame
+	res.Stray, res.Malformed = rcv.stray, rcv.malformed
+	if rcv.tracker != nil {
+		t := rcv.tracker
+		res.Answered, res.Duplicates, res.Reordered, res.Late = t.Answered, t.Duplicates, t.Reordered, t.Late
+	} else {
+		res.Answered = snd.fifo.done.Load()
+	}
+	res.Lost = res.Sent - min(res.Answered, res.Sent)
+	res.Measured = rep.cumScheduled.Count()
+	res.Latency = rep.cumScheduled.Summary()
+	res.LatencyFromSend = rep.cumSent.Summary()
+	res.SenderLateness = rep.lateness.Summary()
+	res.XskRRPN = rep.cumCompat.Percentiles()
+	res.Intervals = rep.intervals
+	res.GCCycles = usage.GCCycles() - gcBefore
+
+	window := tl.sendEnd
+	if snd.lastMeasured > 0 && (window == 1<<63-1 || res.StoppedEarly) {
+		window = snd.lastMeasured
+	}
+	if w := window - tl.measureStart; w > 0 {
+		res.Window = time.Duration(w)
+		res.SendRate = float64(snd.measuredSent) / res.Window.Seconds()
+		res.ReplyRate = float64(res.Measured) / res.Window.Seconds()
+	}
+	if before != nil && after != nil {
+		u := usage.Sub(*before, *after)
+		res.Usage = &u
+		res.CPUPerRequest = u.CPUPerOp(res.Measured)
+	}
+	if st, err := c.sock.Stats(); err == nil {
+		res.XSK = st
+	}
+	res.Kicks = c.sock.KickStats()
+	if res.GCCycles > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d GC cycles ran during the run: latencies may include GC pauses", res.GCCycles))
+	}
+	return res, nil
+}
+
+// accountWindow takes CPU snapshots when the measured window starts and when sending ends. It runs on the
+// calling goroutine, which sleeps in between and so does not compete with the spinning threads.
+func (c *Client) accountWindow(sh *shared, tl timeline, tids *threadIDs, rcvDone <-chan struct{}) (before, after *usage.Snapshot) {
+	take := func() *usage.Snapshot {
+		spec := c.o.Account
+		spec.Threads = tids.snapshot()
+		s, err := usage.Take(spec)
+		if err != nil {
+			return nil
+		}
+		return &s
+	}
+	if !waitUntil(tl.measureStart, sh, rcvDone) {
+		return nil, nil
+	}
+	before = take()
+	for !sh.sendDone.Load() && !sh.stop.Load() {
+		select {
+		case <-rcvDone:
+			return before, take()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return before, take()
+}
+
+// waitUntil sleeps until nanotime t, or returns false if the run ends first.
+func waitUntil(t int64, sh *shared, done <-chan struct{}) bool {
+	for {
+		d := t - nanotime()
+		if d <= 0 {
+			return true
+		}
+		if sh.stop.Load() {
+			return false
+		}
+		select {
+		case <-done:
+			return false
+		case <-time.After(min(time.Duration(d), 10*time.Millisecond)):
+		}
+	}
+}
+
+type txFrames struct {
+	pool     *xsk.FrameStack
+	frameLen uint32
+}
+
+// prepareFrames gives the first FillSize frames to the fill ring and writes the request template into the
+// next TXSize frames, which become the TX pool.
+func (c *Client) prepareFrames() (txFrames, error) {
+	cfg := c.sock.Config()
+	spec := frame.Spec{Src: c.o.Local, Dst: c.o.Peer, PayloadLen: c.p.Payload}
+	tpl := make([]byte, spec.FrameLen())
+	FillPad(tpl[spec.PayloadOffset():])
+	if c.p.Format == FormatNapilab {
+		clear(tpl[spec.PayloadOffset() : spec.PayloadOffset()+HeaderLen]) // stamped per request
+	}
+	n, err := frame.Build(tpl, spec)
+	if err != nil {
+		return txFrames{}, fmt.Errorf("rr client: build request template: %w", err)
+	}
+	rx := c.sock.FramePool(0, cfg.FillSize)
+	if got := c.sock.FillAll(rx); got != cfg.FillSize {
+		return txFrames{}, fmt.Errorf("rr client: the fill ring took %d of %d frames", got, cfg.FillSize)
+	}
+	pool := c.sock.FramePool(cfg.FillSize, cfg.TXSize)
+	for i := uint32(0); i < cfg.TXSize; i++ {
+		copy(c.sock.Frame(c.sock.FrameAddr(cfg.FillSize+i), uint32(n)), tpl[:n])
+	}
+	return txFrames{pool: pool, frameLen: uint32(n)}, nil
+}
+
+// threadIDs collects the kernel thread ids of the spinning loops, for CPU accounting per thread.
+type threadIDs struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func (t *threadIDs) set(role string, tid int) {
+	if tid <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ids == nil {
+		t.ids = map[string]int{}
+	}
+	t.ids[role] = tid
+}
+
+func (t *threadIDs) snapshot() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]int, len(t.ids))
+	for k, v := range t.ids {
+		out[k] = v
+	}
+	return out
+}
+
+// pinFor returns the CPU for the i-th spinning thread (receiver, sender, poller), or -1 for no pinning.
+func pinFor(cpus []int, i int) int {
+	if i < len(cpus) {
+		return cpus[i]
+	}
+	return -1
+}
+
+// poll kicks the socket continuously from a dedicated thread (xsk_rr -t): with busy polling enabled on the
+// socket each kick is one busy-poll pass over the device's NAPI.
+func poll(s *xsk.Socket, sh *shared) {
+	for !sh.stop.Load() {
+		if err := s.KickRX(); err != nil {
+			sh.fail(err)
+			return
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package rr
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/testenv"
+	"github.com/napilab/napilab/internal/xsk"
+	"github.com/napilab/napilab/internal/xsk/xsktest"
+)
+
+func endpoints(v6 bool) (client, server frame.Endpoint) {
+	client = frame.Endpoint{MAC: frame.MAC{2, 0, 0, 0, 0, 1}, IP: netip.MustParseAddr("10.77.0.1"), Port: 54321}
+	server = frame.Endpoint{MAC: frame.MAC{2, 0, 0, 0, 0, 2}, IP: netip.MustParseAddr("10.77.0.2"), Port: 54321}
+	if v6 {
+		client.IP, server.IP = netip.MustParseAddr("fd00:77::1"), netip.MustParseAddr("fd00:77::2")
+	}
+	return
+}
+
+// memConfig sizes the receive rings above the largest request count a test sends, so every request can wait in
+// a ring however long the scheduler keeps the other side off the CPU: a zero-loss assertion then cannot depend
+// on timing.
+func memConfig() xsk.Config {
+	c := xsk.DefaultConfig()
+	c.FrameSize, c.FrameCount = 2048, 4096
+	c.FillSize, c.RXSize, c.CompletionSize, c.TXSize = 2048, 2048, 256, 256
+	return c
+}
+
+type memRun struct {
+	client, server Params
+	srvOpts        ServerOptions
+}
+
+func newMemRun(v6 bool) memRun {
+	ce, se := endpoints(v6)
+	c := DefaultParams(RoleClient)
+	c.Dev, c.PeerIP, c.LocalIP = "mem0", se.IP, ce.IP
+	c.Period, c.Duration, c.Warmup, c.Count = 20*time.Microsecond, 0, 0, 2000
+	c.Interval = 0
+	c.Sender = SenderInline
+	s := DefaultParams(RoleServer)
+	s.Dev = "mem1"
+	return memRun{client: c, server: s, srvOpts: ServerOptions{Local: se, Peer: ce}}
+}
+
+// run starts the server on the pair's B side and runs the client on A.
+func (m memRun) run(t *testing.T) (*ClientResult, ServerStats) {
+	t.Helper()
+	testenv.Exclusive(t) // two spinning loops
+	pair, err := xsktest.NewPair(memConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pair.Close()
+	m.server.Format = m.client.Format
+	m.server.Payload = m.client.Payload
+	srv, err := NewServer(pair.B, m.server, m.srvOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce, se := m.srvOpts.Peer, m.srvOpts.Local
+	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: ce, Peer: se, UsableCPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var st ServerStats
+	var srvErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); st, srvErr = srv.Run(ctx) }()
+	<-srv.Ready()
+	res, err := cli.Run(context.Background())
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if srvErr != nil {
+		t.Fatalf("server: %v", srvErr)
+	}
+	return res, st
+}
+
+func checkClean(t *testing.T, res *ClientResult, want uint64) {
+	t.Helper()
+	if res.Sent != want || res.Answered != want || res.Lost != 0 || res.Measured != want {
+		t.Fatalf("sent %d answered %d lost %d measured %d; want %d each and no loss\nclient %+v %+v stray %d malformed %d duplicates %d no TX frame %d",
+			res.Sent, res.Answered, res.Lost, res.Measured, want, res.XSK, res.Kicks, res.Stray, res.Malformed, res.Duplicates, res.NoTXFrame)
+	}
+	if res.Duplicates != 0 || res.Stray != 0 || res.Malformed != 0 || res.Reordered != 0 {
+		t.Fatalf("duplicates %d stray %d malformed %d reordered %d on a clean wire", res.Duplicates, res.Stray, res.Malformed, res.Reordered)
+	}
+	l := res.Latency
+	if !(l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) || l.Min <= 0 {
+		t.Fatalf("latency percentiles out of order: %+v", l)
+	}
+	if res.GCCycles != 0 {
+		t.Fatalf("%d GC cycles during the run", res.GCCycles)
+	}
+}
+
+func TestMemEveryDriverAndFormat(t *testing.T) {
+	for _, format := range []Format{FormatNapilab, FormatXskRR} {
+		for _, poll := range []PollDriver{PollInline, PollNone, PollSeparate} {
+			for _, v6 := range []bool{false, true} {
+				name := string(format) + "/" + string(poll)
+				if v6 {
+					name += "/ipv6"
+				}
+				t.Run(name, func(t *testing.T) {
+					m := newMemRun(v6)
+					m.client.Format, m.client.Poll, m.server.Poll = format, poll, poll
+					m.client.Count = 1000
+					res, st := m.run(t)
+					checkClean(t, res, 1000)
+					if st.Replied != 1000 || st.Malformed != 0 {
+						t.Fatalf("server %+v", st)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestMemTemplateReplies(t *testing.T) {
+	for _, format := range []Format{FormatNapilab, FormatXskRR} {
+		t.Run(string(format), func(t *testing.T) {
+			m := newMemRun(false)
+			m.client.Format = format
+			m.server.Reply = ReplyTemplate
+			m.server.LocalMAC, m.server.PeerMAC = []byte{2, 0, 0, 0, 0, 2}, []byte{2, 0, 0, 0, 0, 1}
+			m.server.LocalIP, m.server.PeerIP = m.srvOpts.Local.IP, m.srvOpts.Peer.IP
+			res, st := m.run(t)
+			checkClean(t, res, 2000)
+			if st.Replied != 2000 || st.TXFull != 0 {
+				t.Fatalf("server %+v", st)
+			}
+		})
+	}
+}
+
+func TestMemClosedLoopAndThreadedSender(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		m := newMemRun(false)
+		m.client.Period, m.client.Outstanding = 0, 4
+		res, _ := m.run(t)
+		checkClean(t, res, 2000)
+	})
+	t.Run("thread", func(t *testing.T) {
+		m := newMemRun(false)
+		m.client.Sender = SenderThread
+		res, _ := m.run(t)
+		if res.Placement.Sender != SenderThread {
+			t.Fatalf("placement %+v", res.Placement)
+		}
+		checkClean(t, res, 2000)
+	})
+}
+
+func TestMemDelayAndIntervals(t *testing.T) {
+	m := newMemRun(false)
+	m.client.Count, m.client.Delay = 0, 10*time.Microsecond
+	m.client.Period = 50 * time.Microsecond // at most 1400 requests: below the 2048-frame receive rings
+	m.client.Duration, m.client.Warmup, m.client.Interval = 60*time.Millisecond, 10*time.Millisecond, 20*time.Millisecond
+	res, _ := m.run(t)
+	if res.Lost != 0 || res.Measured == 0 || res.Measured > res.Answered {
+		t.Fatalf("sent %d answered %d measured %d lost %d", res.Sent, res.Answered, res.Measured, res.Lost)
+	}
+	if len(res.Intervals) < 2 {
+		t.Fatalf("%d intervals in a 60 ms run with 20 ms intervals", len(res.Intervals))
+	}
+	var sum uint64
+	for _, iv := range res.Intervals {
+		sum += iv.Replies
+		if iv.XskRR == "" || iv.Latency.Count != iv.Replies {
+			t.Fatalf("interval %+v", iv)
+		}
+	}
+	if sum != res.Measured {
+		t.Fatalf("intervals hold %d replies, the run measured %d", sum, res.Measured)
+	}
+}
+
+// TestMemPeerNeverAnswers: a server that never replies ends the run after the timeout with every request lost.
+func TestMemPeerNeverAnswers(t *testing.T) {
+	pair, err := xsktest.NewPair(memConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pair.Close()
+	m := newMemRun(false)
+	m.client.Count, m.client.Timeout = 100, 50*time.Millisecond
+	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cli.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 100 || res.Answered != 0 || res.Lost != 100 || res.Measured != 0 {
+		t.Fatalf("sent %d answered %d lost %d", res.Sent, res.Answered, res.Lost)
+	}
+}

@@ -1,0 +1,316 @@
+package rr
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/xsk"
+)
+
+// ServerStats counts what a server did.
+type ServerStats struct {
+	Received      uint64         `json:"received"`       // frames taken off the RX ring
+	Replied       uint64         `json:"replied"`        // replies handed to the TX ring
+	Malformed     uint64         `json:"malformed"`      // frames that failed to parse, or were for another port or size
+	BadPayload    uint64         `json:"bad_payload"`    // with Verify: payloads that failed the check
+	ChecksumFixed uint64         `json:"checksum_fixed"` // requests whose checksums had to be recomputed (veth stack senders)
+	TXFull        uint64         `json:"tx_full"`        // times no TX slot or frame was free (requests dropped)
+	EmptyPolls    uint64         `json:"empty_polls"`    // RX ring peeks that found nothing
+	MaxBatch      uint32         `json:"max_batch"`      // largest number of requests waiting at once (xsk_rr's max_desc)
+	XSK           xsk.Statistics `json:"xsk_stats"`
+	Kicks         xsk.KickStats  `json:"xsk_kicks"`
+}
+
+// ServerOptions are the parts of a server run that are not the benchmark's parameters.
+type ServerOptions struct {
+	// Template addresses the server's own replies (ReplyTemplate): Local is this end, Peer the client.
+	Local, Peer frame.Endpoint
+	// OnMaxBatch, if set, is called from the server thread whenever the RX backlog reaches a new maximum, as
+	// xsk_rr prints "max_desc: N". It must not block.
+	OnMaxBatch func(n uint32)
+	// Checksums says whether replies get their checksums recomputed; Keep is right when every client is an
+	// AF_XDP sender that writes full checksums (napilab, xsk_rr), Recompute when kernel stacks send requests.
+	Checksums frame.ChecksumPolicy
+}
+
+// Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
+// a request and handing its reply to the TX ring.
+type Server struct {
+	p     Params
+	o     ServerOptions
+	sock  *xsk.Socket
+	st    ServerStats
+	stop  atomic.Bool
+	ready chan struct{}
+	once  sync.Once
+
+	pool     *xsk.FrameStack // template replies: frames carrying the pre-built reply
+	tplLen   uint32
+	tplPayld int
+}
+
+// NewServer checks p and prepares a server on sock, which must be bound and steered.
+func NewServer(sock *xsk.Socket, p Params, o ServerOptions) (*Server, error) {
+	if p.Role != RoleServer {
+		return nil, fmt.Errorf("rr server: params are for the %s", p.Role)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := sock.Config()
+	if cfg.FrameCount < cfg.FillSize+cfg.TXSize {
+		return nil, fmt.Errorf("rr server: the UMEM's %d frames cannot cover the fill ring (%d) and the TX ring (%d)",
+			cfg.FrameCount, cfg.FillSize, cfg.TXSize)
+	}
+	return &Server{p: p, o: o, sock: sock, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the server's receive frames are on the fill ring and it is polling (requests sent before
+// then find no frame to land in and are dropped by the kernel), or once Run has returned.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+func (s *Server) markReady() { s.once.Do(func() { close(s.ready) }) }
+
+// Run answers requests until ctx is cancelled, then returns what it did. The calling goroutine becomes the
+// server thread: it is locked to its OS thread, pinned and made real-time as Params ask.
+func (s *Server) Run(ctx context.Context) (ServerStats, error) {
+	defer s.markReady()
+	if err := s.prepare(); err != nil {
+		return ServerStats{}, err
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	stopWatch := context.AfterFunc(ctx, func() { s.stop.Store(true) })
+	defer stopWatch()
+
+	errc := make(chan error, 1)
+	go func() { // a fresh goroutine, so the thread it locks and pins dies with it
+		if _, err := lockThread(pinFor(s.p.CPUs, 0), s.p.FIFO); err != nil {
+			errc <- fmt.Errorf("server thread: %w", err)
+			return
+		}
+		if s.p.Poll == PollSeparate {
+			go s.poller()
+		}
+		s.markReady()
+		errc <- s.loop()
+	}()
+	err := <-errc
+	s.stop.Store(true)
+	if st, serr := s.sock.Stats(); serr == nil {
+		s.st.XSK = st
+	}
+	s.st.Kicks = s.sock.KickStats()
+	return s.st, err
+}
+
+func (s *Server) poller() {
+	if _, err := lockThread(pinFor(s.p.CPUs, 1), s.p.FIFO); err != nil {
+		s.stop.Store(true)
+		return
+	}
+	for !s.stop.Load() {
+		if err := s.sock.KickRX(); err != nil {
+			s.stop.Store(true)
+			return
+		}
+	}
+}
+
+// prepare gives receive frames to the fill ring and, for template replies, builds the reply into a TX pool.
+func (s *Server) prepare() error {
+	cfg := s.sock.Config()
+	if got := s.sock.FillAll(s.sock.FramePool(0, cfg.FillSize)); got != cfg.FillSize {
+		return fmt.Errorf("rr server: the fill ring took %d of %d frames", got, cfg.FillSize)
+	}
+	if s.p.Reply != ReplyTemplate {
+		return nil
+	}
+	spec := frame.Spec{Src: s.o.Local, Dst: s.o.Peer, PayloadLen: s.p.Payload}
+	tpl := make([]byte, spec.FrameLen())
+	FillPad(tpl[spec.PayloadOffset():])
+	n, err := frame.Build(tpl, spec)
+	if err != nil {
+		return fmt.Errorf("rr server: build reply template: %w", err)
+	}
+	s.pool = s.sock.FramePool(cfg.FillSize, cfg.TXSize)
+	for i := uint32(0); i < cfg.TXSize; i++ {
+		copy(s.sock.Frame(s.sock.FrameAddr(cfg.FillSize+i), uint32(n)), tpl[:n])
+	}
+	s.tplLen, s.tplPayld = uint32(n), spec.PayloadOffset()
+	return nil
+}
+
+// loop is the server thread.
+func (s *Server) loop() error {
+	rx, tx := s.sock.RX(), s.sock.TX()
+	batch := uint32(rxBatch)
+	if s.p.Delay > 0 {
+		batch = 1 // one request, one delay, one reply: as xsk_rr
+	}
+	for !s.stop.Load() {
+		n := rx.Peek(batch)
+		if n == 0 {
+			s.st.EmptyPolls++
+			if err := s.idle(); err != nil {
+				return err
+			}
+			continue
+		}
+		if n > s.st.MaxBatch {
+			s.st.MaxBatch = n
+			if s.o.OnMaxBatch != nil {
+				s.o.OnMaxBatch(n)
+			}
+		}
+		got := tx.Reserve(n)
+		if got < n {
+			// Make room and reserve the batch again as a whole: Set indexes from the latest reservation's start.
+			tx.Cancel(got)
+			s.reclaim()
+			if err := s.sock.KickTX(); err != nil {
+				return err
+			}
+			got = tx.Reserve(n)
+		}
+		replies := uint32(0)
+		for i := uint32(0); i < n; i++ {
+			d := rx.Get(i)
+			s.st.Received++
+			if replies == got || !s.answer(d, replies) {
+				if replies == got {
+					s.st.TXFull++
+				}
+				s.recycle(d.Addr)
+				continue
+			}
+			replies++
+		}
+		rx.Release(n)
+		tx.Cancel(got - replies)
+		tx.Submit(replies)
+		s.st.Replied += uint64(replies)
+		if replies > 0 {
+			if err := s.kickTX(); err != nil {
+				return err
+			}
+		}
+		s.reclaim()
+	}
+	return nil
+}
+
+// idle runs when the RX ring is empty: the poll driver's kick, replies the kernel left on the TX ring (a
+// copy-mode kick sends at most 32 and answers EAGAIN for the rest), and completions back into circulation.
+func (s *Server) idle() error {
+	if s.p.Poll == PollInline {
+		if err := s.sock.KickRX(); err != nil {
+			return err
+		}
+	}
+	if s.sock.TX().Pending() > 0 {
+		if err := s.kickTX(); err != nil {
+			return err
+		}
+	}
+	s.reclaim()
+	return nil
+}
+
+// answer turns the request in d into the i-th slot of the current TX reservation, or reports false when the
+// request is dropped (the caller then recycles its frame).
+func (s *Server) answer(d xsk.Desc, i uint32) bool {
+	pkt, err := frame.Parse(s.sock.Frame(d.Addr, d.Len))
+	if err != nil || pkt.UDP().DstPort() != s.p.Port || len(pkt.Payload()) != s.p.Payload {
+		s.st.Malformed++
+		return false
+	}
+	if s.p.Verify && !s.payloadOK(pkt.Payload()) {
+		s.st.BadPayload++
+		return false
+	}
+	s.delay()
+	if s.p.Reply == ReplyTemplate {
+		addr, ok := s.pool.Pop()
+		if !ok {
+			// Every template frame is on the TX or completion ring: push the TX ring and take back what was sent.
+			if err := s.sock.KickTX(); err != nil {
+				s.st.TXFull++
+				return false
+			}
+			s.reclaim()
+			if addr, ok = s.pool.Pop(); !ok {
+				s.st.TXFull++
+				return false
+			}
+		}
+		reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
+		if err == nil {
+			err = reply.WritePayload(0, pkt.Payload())
+		}
+		if err != nil { // the template parsed when built; cannot happen
+			s.pool.Push(addr)
+			s.st.Malformed++
+			return false
+		}
+		s.recycle(d.Addr)
+		s.sock.TX().Set(i, xsk.Desc{Addr: addr, Len: s.tplLen})
+		return true
+	}
+	if pkt.Reply(s.o.Checksums) {
+		s.st.ChecksumFixed++
+	}
+	s.sock.TX().Set(i, xsk.Desc{Addr: d.Addr, Len: uint32(pkt.Len())})
+	return true
+}
+
+func (s *Server) payloadOK(pl []byte) bool {
+	if s.p.Format == FormatNapilab {
+		_, err := ParseHeader(pl)
+		return err == nil && CheckPad(pl[HeaderLen:]) == nil
+	}
+	return CheckPad(pl) == nil
+}
+
+// delay is the server's simulated processing time before each reply: a busy-wait, or with DelaySleeps a sleep
+// as xsk_rr's usleep.
+func (s *Server) delay() {
+	if s.p.Delay <= 0 {
+		return
+	}
+	if s.p.DelaySleeps {
+		time.Sleep(s.p.Delay)
+		return
+	}
+	for end := nanotime() + int64(s.p.Delay); nanotime() < end; {
+	}
+}
+
+// recycle puts a receive frame straight back on the fill ring.
+func (s *Server) recycle(addr uint64) {
+	f := s.sock.Fill()
+	if f.Reserve(1) == 1 { // the fill ring always has room for the frames it gave out
+		f.Set(0, s.sock.FrameAddr(s.sock.FrameIndex(addr)))
+		f.Submit(1)
+	}
+}
+
+// reclaim returns sent frames: echoed request frames to the fill ring, template frames to their pool.
+func (s *Server) reclaim() {
+	if s.pool != nil {
+		s.sock.ReclaimCompletions(s.pool)
+		return
+	}
+	s.sock.RefillFromCompletion()
+}
+
+func (s *Server) kickTX() error {
+	if s.sock.Config().NeedWakeup {
+		return s.sock.KickTXIfNeeded()
+	}
+	return s.sock.KickTX()
+}

@@ -1,0 +1,35 @@
+package rr
+
+import (
+	"runtime"
+	"syscall"
+
+	"github.com/napilab/napilab/internal/sysknob"
+)
+
+// lockThread locks the calling goroutine to its OS thread for good (the thread exits with the goroutine, so a
+// pinned or real-time thread is never handed back to the Go scheduler), pins it to cpu (-1: leave it) and makes it
+// SCHED_FIFO at prio (0: leave it). It returns the thread's id for CPU accounting.
+func lockThread(cpu, prio int) (int, error) {
+	runtime.LockOSThread()
+	tid := syscall.Gettid()
+	if cpu < 0 && prio == 0 {
+		return tid, nil
+	}
+	host, err := sysknob.Host()
+	if err != nil {
+		return tid, err
+	}
+	defer host.Close()
+	if cpu >= 0 {
+		if err := host.SetAffinity(tid, sysknob.CPUs(cpu)); err != nil {
+			return tid, err
+		}
+	}
+	if prio > 0 {
+		if err := host.SetFIFO(tid, prio); err != nil {
+			return tid, err
+		}
+	}
+	return tid, nil
+}

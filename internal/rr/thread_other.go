@@ -1,0 +1,18 @@
+//go:build !linux
+
+package rr
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/napilab/napilab/internal/kernel"
+)
+
+func lockThread(cpu, prio int) (int, error) {
+	runtime.LockOSThread()
+	if cpu >= 0 || prio > 0 {
+		return 0, fmt.Errorf("pinning threads on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
+	}
+	return 0, nil
+}
