@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
@@ -72,169 +73,93 @@ func steered(t testing.TB, h *testbed.Host, cfg xsk.Config) *xsk.Socket {
 	return s
 }
 
-// wire describes the UDP flow of a test: client a → server b.
+// wire is the UDP flow of a test, client a → server b, built and checked with internal/frame.
 type wire struct {
 	a, b *testbed.Host
 	ipv6 bool
-}
-
-func (w wire) addrs() (src, dst netip.Addr) {
-	if w.ipv6 {
-		return w.a.IPv6.Addr(), w.b.IPv6.Addr()
-	}
-	return w.a.IPv4.Addr(), w.b.IPv4.Addr()
 }
 
 const (
 	payloadLen = 32
 	fromClient = 'c'
 	fromServer = 's'
+	markAt     = 8 // payload: 8-byte sequence number, the mark, then a pattern
 )
 
-// l3 is the offset of the UDP header.
-func (w wire) l4() int {
+var serverMark = []byte{fromServer}
+
+func (w wire) spec() frame.Spec {
+	src, dst := w.a.IPv4.Addr(), w.b.IPv4.Addr()
 	if w.ipv6 {
-		return 14 + 40
+		src, dst = w.a.IPv6.Addr(), w.b.IPv6.Addr()
 	}
-	return 14 + 20
+	return frame.Spec{
+		Src:        frame.Endpoint{MAC: frame.MAC(w.a.MAC), IP: src, Port: udpPort},
+		Dst:        frame.Endpoint{MAC: frame.MAC(w.b.MAC), IP: dst, Port: udpPort},
+		PayloadLen: payloadLen,
+	}
 }
 
-// build writes an Ethernet/IP/UDP frame from a to b carrying seq, with valid checksums.
+// build writes request seq into b: the payload first, then the headers, which Build checksums over it.
 func (w wire) build(b []byte, seq int) int {
-	src, dst := w.addrs()
-	l4 := w.l4()
-	n := l4 + 8 + payloadLen
-	copy(b[0:6], w.b.MAC)
-	copy(b[6:12], w.a.MAC)
-	p := b[l4+8 : n]
+	spec := w.spec()
+	p := b[spec.PayloadOffset():spec.FrameLen()]
 	binary.BigEndian.PutUint64(p, uint64(seq))
-	p[8] = fromClient
-	for i := 9; i < payloadLen; i++ {
+	p[markAt] = fromClient
+	for i := markAt + 1; i < payloadLen; i++ {
 		p[i] = byte(seq*7 + i)
 	}
-	udp := b[l4 : l4+8]
-	binary.BigEndian.PutUint16(udp[0:], udpPort)
-	binary.BigEndian.PutUint16(udp[2:], udpPort)
-	binary.BigEndian.PutUint16(udp[4:], uint16(8+payloadLen))
-	udp[6], udp[7] = 0, 0
-	if w.ipv6 {
-		binary.BigEndian.PutUint16(b[12:], 0x86dd)
-		ip := b[14:54]
-		clear(ip)
-		ip[0] = 0x60
-		binary.BigEndian.PutUint16(ip[4:], uint16(8+payloadLen))
-		ip[6], ip[7] = 17, 64
-		s16, d16 := src.As16(), dst.As16()
-		copy(ip[8:24], s16[:])
-		copy(ip[24:40], d16[:])
-		binary.BigEndian.PutUint16(udp[6:], udpChecksum(ip[8:40], b[l4:n]))
-	} else {
-		binary.BigEndian.PutUint16(b[12:], 0x0800)
-		ip := b[14:34]
-		clear(ip)
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+8+payloadLen))
-		binary.BigEndian.PutUint16(ip[4:], uint16(seq))
-		ip[8], ip[9] = 64, 17
-		s4, d4 := src.As4(), dst.As4()
-		copy(ip[12:16], s4[:])
-		copy(ip[16:20], d4[:])
-		binary.BigEndian.PutUint16(ip[10:], ^sum(0, ip))
-		binary.BigEndian.PutUint16(udp[6:], udpChecksum(ip[12:20], b[l4:n]))
+	n, err := frame.Build(b, spec)
+	if err != nil {
+		return 0 // a zero-length descriptor: the kernel counts it invalid and the exchange fails
 	}
 	return n
 }
 
-// reply turns a request around in place, as an echo server does: swap MACs, addresses and ports (which keeps
-// the checksums valid) and mark it as answered, patching the UDP checksum for the mark (RFC 1624).
+// reply turns a request around in place as an echo server does (swapping keeps the checksums valid) and marks
+// it answered, updating the UDP checksum for the mark.
 func (w wire) reply(b []byte) {
-	var tmp [16]byte
-	swap := func(x, y []byte) { copy(tmp[:], x); copy(x, y); copy(y, tmp[:len(x)]) }
-	swap(b[0:6], b[6:12])
-	l4 := w.l4()
-	if w.ipv6 {
-		swap(b[22:38], b[38:54])
-	} else {
-		swap(b[26:30], b[30:34])
+	if p, err := frame.Parse(b); err == nil {
+		p.Reply(frame.KeepChecksums)
+		p.WritePayload(markAt, serverMark)
 	}
-	swap(b[l4:l4+2], b[l4+2:l4+4])
-	mark := b[l4+8+8 : l4+8+10] // a 16-bit word of the UDP segment
-	old := binary.BigEndian.Uint16(mark)
-	mark[0] = fromServer
-	csum := binary.BigEndian.Uint16(b[l4+6:])
-	binary.BigEndian.PutUint16(b[l4+6:], ^sum(uint32(^csum)+uint32(^old), mark))
 }
 
 // check validates a reply at the client and returns its sequence number.
 func (w wire) check(b []byte) (int, error) {
-	l4 := w.l4()
-	if len(b) != l4+8+payloadLen {
-		return 0, fmt.Errorf("reply of %d bytes, want %d", len(b), l4+8+payloadLen)
+	p, err := frame.Parse(b)
+	if err != nil {
+		return 0, err
 	}
-	if !bytes.Equal(b[0:6], w.a.MAC) || !bytes.Equal(b[6:12], w.b.MAC) {
-		return 0, fmt.Errorf("reply from %x to %x, want from the server's %s to the client's %s", b[6:12], b[0:6], w.b.MAC, w.a.MAC)
+	if err := p.VerifyChecksums(); err != nil {
+		return 0, err
 	}
-	src, dst := w.addrs()
-	var pseudo []byte
-	if w.ipv6 {
-		s16, d16 := dst.As16(), src.As16()
-		if !bytes.Equal(b[22:38], s16[:]) || !bytes.Equal(b[38:54], d16[:]) {
-			return 0, errors.New("IPv6 addresses not swapped")
-		}
-		pseudo = b[22:54]
+	spec := w.spec()
+	var src, dst netip.Addr
+	if ip := p.IPv4(); ip != nil {
+		src, dst = ip.Src(), ip.Dst()
 	} else {
-		s4, d4 := dst.As4(), src.As4()
-		if !bytes.Equal(b[26:30], s4[:]) || !bytes.Equal(b[30:34], d4[:]) {
-			return 0, errors.New("IPv4 addresses not swapped")
-		}
-		if sum(0, b[14:34]) != 0xffff {
-			return 0, errors.New("bad IPv4 header checksum")
-		}
-		pseudo = b[26:34]
+		src, dst = p.IPv6().Src(), p.IPv6().Dst()
 	}
-	if sum(pseudoSum(pseudo, len(b)-l4), b[l4:]) != 0xffff {
-		return 0, errors.New("bad UDP checksum")
+	eth, udp := p.Ethernet(), p.UDP()
+	if eth.Src() != spec.Dst.MAC || eth.Dst() != spec.Src.MAC || src != spec.Dst.IP || dst != spec.Src.IP ||
+		udp.SrcPort() != udpPort || udp.DstPort() != udpPort {
+		return 0, fmt.Errorf("reply %s %s → %s %s is not the request turned around", eth.Src(), src, eth.Dst(), dst)
 	}
-	p := b[l4+8:]
-	seq := int(binary.BigEndian.Uint64(p))
-	if p[8] != fromServer {
-		return seq, fmt.Errorf("frame %d was not echoed by the server (marker %q)", seq, p[8])
+	pl := p.Payload()
+	if len(pl) != payloadLen {
+		return 0, fmt.Errorf("reply payload of %d bytes, want %d", len(pl), payloadLen)
 	}
-	for i := 9; i < payloadLen; i++ {
-		if p[i] != byte(seq*7+i) {
+	seq := int(binary.BigEndian.Uint64(pl))
+	if pl[markAt] != fromServer {
+		return seq, fmt.Errorf("frame %d was not echoed by the server (mark %q)", seq, pl[markAt])
+	}
+	for i := markAt + 1; i < payloadLen; i++ {
+		if pl[i] != byte(seq*7+i) {
 			return seq, fmt.Errorf("frame %d: payload byte %d changed", seq, i)
 		}
 	}
 	return seq, nil
-}
-
-// sum is the ones' complement sum of b added to acc, folded to 16 bits.
-func sum(acc uint32, b []byte) uint16 {
-	for len(b) >= 2 {
-		acc += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return uint16(acc)
-}
-
-func pseudoSum(addrs []byte, udpLen int) uint32 {
-	return uint32(sum(0, addrs)) + 17 + uint32(udpLen)
-}
-
-// udpChecksum computes the UDP checksum over the pseudo header (source and destination addresses, protocol,
-// length) and the datagram whose checksum field is zero.
-func udpChecksum(addrs, udp []byte) uint16 {
-	c := ^sum(pseudoSum(addrs, len(udp)), udp)
-	if c == 0 {
-		c = 0xffff
-	}
-	return c
 }
 
 func fdCount(t testing.TB) int {
@@ -333,6 +258,9 @@ func echo(t testing.TB, ipv6, wakeup bool, frames, window int) xsktest.Result {
 	cfg.NeedWakeup = wakeup
 	client, server := steered(t, a, cfg), steered(t, b, cfg)
 	w := wire{a: a, b: b, ipv6: ipv6}
+	if err := w.spec().Validate(); err != nil {
+		t.Fatal(err)
+	}
 	stop := xsktest.StartEcho(server, w.reply)
 	res, err := xsktest.Exchange{Frames: frames, Window: window, Build: w.build, Check: w.check}.Run(client)
 	echoed, echoErr := stop()
