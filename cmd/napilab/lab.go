@@ -23,6 +23,7 @@ type labCmd struct {
 	Run     labRunCmd     `cmd:"" help:"Boot a current kernel under qemu and run a program in it: napilab lab run -- BINARY [ARGS]."`
 	Shell   labShellCmd   `cmd:"" help:"Boot a current kernel under qemu with an interactive shell on its console."`
 	Kernels labKernelsCmd `cmd:"" help:"List cached lab kernels and the newest one the archive offers."`
+	Test    labTestCmd    `cmd:"" help:"Compile Go packages' tests and run them all in one lab boot (NAPILAB_LAB=1)."`
 	Fetch   labFetchCmd   `cmd:"" help:"Download and cache a lab kernel (e.g. to warm a CI machine)."`
 }
 
@@ -196,5 +197,67 @@ func (c *labFetchCmd) Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("%s %s\n", k.Release, k.Dir)
+	return nil
+}
+
+type labTestCmd struct {
+	labKernelFlags `embed:""`
+	labVMFlags     `embed:""`
+	Timeout        time.Duration `help:"Hard limit for the whole VM, boot included." default:"20m"`
+	Match          string        `name:"run" help:"Run only tests matching this regular expression (go test -run)."`
+	Verbose        bool          `short:"v" help:"Verbose test output (go test -v)."`
+	RequirePriv    bool          `help:"Set NAPILAB_REQUIRE_PRIV=1 in the guest so a skipped privileged test fails." default:"true" negatable:""`
+	Packages       []string      `arg:"" optional:"" help:"Package patterns, as for go test (default ./...)."`
+}
+
+func (c *labTestCmd) Run(ctx context.Context) error {
+	out, err := os.MkdirTemp("", "napilab-labtest-")
+	if err != nil {
+		return fmt.Errorf("lab test: %w", err)
+	}
+	defer os.RemoveAll(out)
+	var args []string
+	if c.Verbose {
+		args = append(args, "-test.v")
+	}
+	if c.Match != "" {
+		args = append(args, "-test.run="+c.Match)
+	}
+	fmt.Fprintln(os.Stderr, "lab: compiling test binaries")
+	steps, files, err := lab.GoTestSteps(ctx, ".", out, c.Packages, args)
+	if err != nil {
+		return err
+	}
+	spec := lab.Spec{Kernel: c.spec(), CacheDir: c.Cache, Timeout: c.Timeout, Steps: steps, KeepGoing: true,
+		Console: os.Stdout, Progress: os.Stderr}
+	if err := c.apply(&spec); err != nil {
+		return err
+	}
+	spec.Files = append(spec.Files, files...)
+	if c.RequirePriv {
+		spec.Env = append(spec.Env, "NAPILAB_REQUIRE_PRIV=1")
+	}
+	res, err := lab.Run(ctx, spec)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for i, st := range steps {
+		verdict := "not run"
+		if i < len(res.Steps) {
+			verdict = "ok"
+			if rc := res.Steps[i].ExitCode; rc != 0 {
+				verdict = fmt.Sprintf("FAIL (exit %d)", rc)
+			}
+		}
+		if verdict != "ok" {
+			failed++
+		}
+		fmt.Printf("%-8s %s\n", verdict, st.Name)
+	}
+	fmt.Printf("lab: kernel %s: %d passed, %d failed\n", res.KernelRelease, len(steps)-failed, failed)
+	if failed > 0 {
+		return fmt.Errorf("lab test: %d of %d packages failed on kernel %s", failed, len(steps), res.KernelRelease)
+	}
 	return nil
 }

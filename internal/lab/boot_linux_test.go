@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -371,4 +372,36 @@ func (o *onText) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// TestLabGoTests compiles a package's tests with GoTestSteps and runs them in the guest in their package
+// directory: the fuzz seed corpus under testdata must be found there (its entries run as subtests).
+func TestLabGoTests(t *testing.T) {
+	requireLab(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go toolchain on PATH")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, files, err := GoTestSteps(context.Background(), root, t.TempDir(),
+		[]string{"./internal/lab/guest"}, []string{"-test.v", "-test.run=FuzzParseStat|TestMarkerLines"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 1 || len(files) == 0 {
+		t.Fatalf("steps %+v files %+v", steps, files)
+	}
+	spec := labSpec(t, steps...)
+	spec.Files = files
+	res, err := Run(context.Background(), spec)
+	assertNothingLeft(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := string(res.Console)
+	if res.ExitCode != 0 || !strings.Contains(con, "--- PASS: FuzzParseStat/kthread") || !strings.Contains(con, "--- PASS: TestMarkerLines") {
+		t.Errorf("exit %d; console:\n%s", res.ExitCode, con)
+	}
 }

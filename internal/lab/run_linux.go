@@ -149,7 +149,7 @@ func newPlan(s *Spec) (*guest.Plan, error) {
 		if name == "" {
 			name = filepath.Base(args[0])
 		}
-		p.Steps = append(p.Steps, guest.Step{Name: name, Args: args, Env: st.Env})
+		p.Steps = append(p.Steps, guest.Step{Name: name, Args: args, Env: st.Env, Dir: st.Dir})
 	}
 	return p, p.Validate()
 }
@@ -201,7 +201,9 @@ func runQemu(ctx context.Context, s *Spec, p qemuPaths, nonce string) (*boot, er
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	if s.queues() > 1 {
-		err = startInPrivateNetns(cmd, s.NICs)
+		exited := make(chan struct{})
+		defer close(exited)
+		err = startInPrivateNetns(cmd, s.NICs, exited)
 	} else {
 		err = cmd.Start()
 	}
@@ -296,10 +298,11 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 }
 
 // startInPrivateNetns starts qemu inside a new network namespace that holds a bridge and one multi-queue tap
-// per NIC. The namespace is made on a locked thread that never returns to the Go scheduler (the goroutine exits
-// with it locked, so the runtime discards the thread); qemu inherits it at fork and it disappears, with the taps
-// and the bridge, when qemu exits. The host's own namespaces are never touched.
-func startInPrivateNetns(cmd *exec.Cmd, nics int) error {
+// per NIC; qemu inherits the namespace at fork, and it disappears with the taps and the bridge when qemu exits.
+// The namespace is made on a locked thread that is never handed back to the Go scheduler: the goroutine stays
+// until qemu has exited (Pdeathsig fires when the thread that forked qemu ends) and then exits locked, so the
+// runtime discards the thread. The host's own namespaces are never touched.
+func startInPrivateNetns(cmd *exec.Cmd, nics int, exited <-chan struct{}) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -311,7 +314,11 @@ func startInPrivateNetns(cmd *exec.Cmd, nics int) error {
 			errc <- err
 			return
 		}
-		errc <- cmd.Start()
+		err := cmd.Start()
+		errc <- err
+		if err == nil {
+			<-exited
+		}
 	}()
 	return <-errc
 }

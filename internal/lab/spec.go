@@ -43,6 +43,7 @@ type Step struct {
 	Path string   // host file copied into the guest and run; empty means Args[0] is a guest command (busybox)
 	Args []string // arguments; when Path is empty, Args[0] is the command
 	Env  []string // KEY=VALUE for this step only
+	Dir  string   // guest working directory (absolute); empty is /
 }
 
 // File is an extra host file placed into the guest.
@@ -132,6 +133,9 @@ func (s *Spec) Validate() error {
 	for i, st := range s.Steps {
 		if st.Path == "" && (len(st.Args) == 0 || st.Args[0] == "") {
 			return fmt.Errorf("lab: step %d has no program; set Path to a host binary or Args[0] to a guest command", i)
+		}
+		if st.Dir != "" && (!path.IsAbs(st.Dir) || path.Clean(st.Dir) != st.Dir) {
+			return fmt.Errorf("lab: step %d: working directory %q is not a clean absolute guest path", i, st.Dir)
 		}
 		if err := checkEnv(st.Env); err != nil {
 			return fmt.Errorf("lab: step %d: %w", i, err)

@@ -218,6 +218,14 @@ func resultsPort() string {
 func runStep(s Step, env []string, deadline <-chan time.Time, budget time.Duration) int {
 	cmd := exec.Command(s.Args[0], s.Args[1:]...)
 	cmd.Env = append(append([]string(nil), env...), s.Env...)
+	if s.Dir != "" {
+		// A package without testdata has no directory in the initramfs; its tests still expect to run there.
+		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+			say("napilab-init: step %q: %v", s.Name, err)
+			return 127
+		}
+		cmd.Dir = s.Dir
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
 	// Its own process group, so the watchdog can stop everything the step started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

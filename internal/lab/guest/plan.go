@@ -66,6 +66,7 @@ type Step struct {
 	Name string   `json:"name"`
 	Args []string `json:"args"` // Args[0] is an absolute guest path or a name looked up in PATH
 	Env  []string `json:"env"`  // KEY=VALUE added for this step only
+	Dir  string   `json:"dir"`  // working directory; empty is /
 }
 
 // Validate checks what init relies on; the host checks a richer spec before it builds a plan.
