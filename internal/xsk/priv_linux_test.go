@@ -278,6 +278,7 @@ func echo(t testing.TB, ipv6, wakeup bool, frames, window int) xsktest.Result {
 		if st.RxDropped != 0 || st.RxRingFull != 0 || st.RxInvalidDescs != 0 || st.TxInvalidDescs != 0 || st.RxFillRingEmptyDescs != 0 {
 			t.Errorf("%s: XDP_STATISTICS count losses although every frame arrived: %+v", name, st)
 		}
+		t.Logf("%s: %+v, kicks %+v", name, st, s.KickStats())
 		if s.ZeroCopy() {
 			t.Errorf("%s: auto mode on veth bound zero-copy; veth has only copy mode", name)
 		}

@@ -70,7 +70,7 @@ func (s *Socket) TX() *TXRing { return s.tx }
 // in-memory socket.
 func (s *Socket) FD() int { return s.fd }
 
-// Ifindex and Queue say where the socket is bound.
+// Ifindex is the index of the device the socket is bound to (0 for an in-memory socket).
 func (s *Socket) Ifindex() int { return s.ifindex }
 
 // Queue is the device queue the socket is bound to.
