@@ -2,7 +2,6 @@ package xdp
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/mdlayher/netlink"
@@ -30,6 +29,20 @@ const (
 type linkXDP struct {
 	Attached                           uint8
 	ProgID, DrvProgID, SkbProgID, HwID uint32
+}
+
+// Link flags (linux/if.h) that say a device can carry traffic.
+const (
+	iffUp      = 0x1
+	iffRunning = 0x40
+)
+
+// parseLinkHeader returns the ifindex and flags from the struct ifinfomsg at the start of a link message.
+func parseLinkHeader(body []byte) (ifindex int, flags uint32, err error) {
+	if len(body) < ifinfomsgLen {
+		return 0, 0, fmt.Errorf("xdp: rtnetlink link message of %d bytes is shorter than its %d-byte header", len(body), ifinfomsgLen)
+	}
+	return int(int32(binary.NativeEndian.Uint32(body[4:]))), binary.NativeEndian.Uint32(body[8:]), nil
 }
 
 // getLinkRequest is the body of an RTM_GETLINK request for one ifindex: a struct ifinfomsg.
@@ -103,5 +116,3 @@ func (x linkXDP) attachment() (Attachment, bool) {
 	}
 	return Attachment{}, false
 }
-
-var errNoLinkMessage = errors.New("xdp: rtnetlink answered without a link message")

@@ -59,9 +59,10 @@ func loadError(op string, err error) error {
 	return err
 }
 
-// Attach attaches the program to the device with ifindex in the calling thread's network namespace, through a
-// bpf_link, and returns the mode it runs in. ModeAuto tries native mode and falls back to generic mode only
-// when the driver has no native XDP. A program is attached to one device at a time.
+// Attach attaches the program to the device with ifindex in the calling thread's network namespace (for a
+// testbed host, call it inside Host.Do), through a bpf_link, and returns the mode it runs in. ModeAuto tries
+// native mode and falls back to generic mode only when the driver has no native XDP. A program is attached to
+// one device at a time. Some drivers reset the link to attach XDP: call WaitRunning before sending.
 func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -3,6 +3,7 @@ package xdp_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -444,5 +445,57 @@ func TestRegisterErrors(t *testing.T) {
 	}
 	if err := p.Unregister(-1); err == nil {
 		t.Fatal("Unregister(-1) succeeded")
+	}
+}
+
+func setLink(t *testing.T, h *testbed.Host, up bool) {
+	t.Helper()
+	err := h.Do(func() error {
+		link, err := netlink.LinkByIndex(h.Ifindex)
+		if err != nil {
+			return err
+		}
+		if up {
+			return netlink.LinkSetUp(link)
+		}
+		return netlink.LinkSetDown(link)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWaitRunning takes B's carrier away by setting its peer down: WaitRunning must wait for it to come back,
+// give up when its context ends, and return at once for a running device.
+func TestWaitRunning(t *testing.T) {
+	bed := testbedtest.New(t, testbed.Topology{})
+	b := bed.B
+	wait := func(ctx context.Context) error {
+		return b.Do(func() error { return xdp.WaitRunning(ctx, b.Ifindex) })
+	}
+	if err := wait(t.Context()); err != nil {
+		t.Fatalf("WaitRunning on a running device = %v", err)
+	}
+	setLink(t, bed.A, false)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := wait(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitRunning without carrier and a cancelled context = %v, want context.Canceled", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wait(t.Context()) }()
+	setLink(t, bed.A, true)
+	if err := <-done; err != nil {
+		t.Fatalf("WaitRunning while the peer comes up = %v", err)
+	}
+	var flags net.Flags
+	if err := b.Do(func() error { i, err := net.InterfaceByIndex(b.Ifindex); flags = i.Flags; return err }); err != nil {
+		t.Fatal(err)
+	}
+	if flags&net.FlagRunning == 0 {
+		t.Fatalf("WaitRunning returned but %s is not running (flags %v)", b.Link, flags)
+	}
+	if err := b.Do(func() error { return xdp.WaitRunning(t.Context(), 999) }); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("WaitRunning(999) = %v, want os.ErrNotExist", err)
 	}
 }

@@ -3,6 +3,7 @@
 package xdp
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 
@@ -37,3 +38,6 @@ func (p *Program) Close() error { return nil }
 
 // AttachedProgram needs Linux.
 func AttachedProgram(int) (Attachment, bool, error) { return Attachment{}, false, errOS }
+
+// WaitRunning needs Linux.
+func WaitRunning(context.Context, int) error { return errOS }

@@ -146,6 +146,9 @@ func FuzzParseLinkXDP(f *testing.F) {
 	}))
 	f.Add(linkMessage(f, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, _, err := parseLinkHeader(b); (err == nil) != (len(b) >= ifinfomsgLen) {
+			t.Fatalf("parseLinkHeader of %d bytes: %v", len(b), err)
+		}
 		x, err := parseLinkXDP(b)
 		if err != nil {
 			return
