@@ -32,6 +32,7 @@ var labKernel struct {
 
 func requireLab(t *testing.T) {
 	t.Helper()
+	skipInLab(t)
 	testenv.RequirePriv(t)
 	for _, tool := range []hostTool{toolQemu, toolBusybox, toolAptGet, toolDpkgDeb} {
 		if _, err := tool.path(); err != nil {

@@ -13,6 +13,7 @@ import (
 const unreachableMirror = "http://127.0.0.1:9/debian"
 
 func requireApt(t *testing.T) {
+	skipInLab(t)
 	if _, err := toolAptGet.path(); err != nil {
 		testenv.Skip(t, "%v", err)
 	}
