@@ -24,6 +24,16 @@ import (
 // the Debian archive (or the cache), and CI (NAPILAB_REQUIRE_PRIV=1) fails rather than skips without them. The
 // kernel is fetched once and shared.
 
+// TestMain lets this test binary be the lab's guest init (PID 1 started as /init) and a guest-side helper
+// program (NAPILAB_LAB_HELPER), so the boot tests need no binary besides the one under test.
+func TestMain(m *testing.M) {
+	guest.MaybeRunInit()
+	if h := os.Getenv("NAPILAB_LAB_HELPER"); h != "" {
+		os.Exit(runHelper(h))
+	}
+	os.Exit(m.Run())
+}
+
 var labKernel struct {
 	once sync.Once
 	k    *Kernel

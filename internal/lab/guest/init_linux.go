@@ -15,9 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ExitInitFailed is reported when init itself could not prepare the guest; no step ran.
-const ExitInitFailed = 125
-
 // MaybeRunInit turns the process into the lab's init when it is PID 1 started as /init, and otherwise returns at
 // once. Call it first in main (or TestMain) of any binary the lab boots as its init. It never returns in the guest.
 func MaybeRunInit() {

@@ -47,6 +47,9 @@ const (
 	MarkExit  = "NAPILAB_LAB_EXIT="
 )
 
+// ExitInitFailed is reported when init itself could not prepare the guest; no step ran.
+const ExitInitFailed = 125
+
 // ExitWatchdog is the exit code a step gets when the guest watchdog stops it (timeout(1) uses the same number).
 const ExitWatchdog = 124
 
