@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,25 +34,29 @@ type Socket struct {
 	backend  Backend // nil for a kernel socket
 	maps     [][]byte
 	closed   bool
-	kicks    KickStats
+	kicks    kickCounters
 }
+
+// kickCounters are KickStats as atomics: a separate polling thread kicks RX while the sending thread kicks TX.
+// They are touched only when the kernel pushes back, never on the normal path.
+type kickCounters struct{ again, busy, noBufs atomic.Uint64 }
 
 // Statistics are the kernel's per-socket counters (XDP_STATISTICS).
 type Statistics struct {
-	RxDropped            uint64 // received frames dropped: no frame on the fill ring, or longer than MaxRXLen
-	RxInvalidDescs       uint64 // invalid descriptors on the RX ring
-	TxInvalidDescs       uint64 // TX descriptors skipped as invalid (bad address, length or options)
-	RxRingFull           uint64 // received frames dropped because the RX ring was full
-	RxFillRingEmptyDescs uint64 // times the kernel wanted a frame and found the fill ring empty
-	TxRingEmptyDescs     uint64 // times the kernel looked for frames to send and found the TX ring empty
+	RxDropped            uint64 `json:"rx_dropped"`               // received frames dropped: no frame on the fill ring, or longer than MaxRXLen
+	RxInvalidDescs       uint64 `json:"rx_invalid_descs"`         // invalid descriptors on the RX ring
+	TxInvalidDescs       uint64 `json:"tx_invalid_descs"`         // TX descriptors skipped as invalid (bad address, length or options)
+	RxRingFull           uint64 `json:"rx_ring_full"`             // received frames dropped because the RX ring was full
+	RxFillRingEmptyDescs uint64 `json:"rx_fill_ring_empty_descs"` // times the kernel wanted a frame and found the fill ring empty
+	TxRingEmptyDescs     uint64 `json:"tx_ring_empty_descs"`      // times the kernel looked for frames to send and found the TX ring empty
 }
 
 // KickStats counts kicks the kernel answered with backpressure rather than an error. Each is normal under load
 // and makes the kick return nil; see KickTX.
 type KickStats struct {
-	Again  uint64 // EAGAIN: TX budget spent, completion ring or socket send buffer full, or device queue busy
-	Busy   uint64 // EBUSY: the device dropped a frame; its address still appears on the completion ring
-	NoBufs uint64 // ENOBUFS: the kernel could not allocate a buffer for a frame; it stays on the TX ring
+	Again  uint64 `json:"eagain"`  // EAGAIN: TX budget spent, completion ring or socket send buffer full, or device queue busy
+	Busy   uint64 `json:"ebusy"`   // EBUSY: the device dropped a frame; its address still appears on the completion ring
+	NoBufs uint64 `json:"enobufs"` // ENOBUFS: the kernel could not allocate a buffer for a frame; it stays on the TX ring
 }
 
 // Fill is the ring of free frames the application hands to the kernel for receiving.
@@ -84,7 +89,9 @@ func (s *Socket) Config() Config { return s.cfg }
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
 
 // KickStats returns the backpressure answers counted so far.
-func (s *Socket) KickStats() KickStats { return s.kicks }
+func (s *Socket) KickStats() KickStats {
+	return KickStats{Again: s.kicks.again.Load(), Busy: s.kicks.busy.Load(), NoBufs: s.kicks.noBufs.Load()}
+}
 
 func (s *Socket) String() string {
 	if s.backend != nil {
@@ -219,13 +226,13 @@ func (s *Socket) kickResult(op string, err error) error {
 	case nil:
 		return nil
 	case syscall.EAGAIN:
-		s.kicks.Again++
+		s.kicks.again.Add(1)
 		return nil
 	case syscall.EBUSY:
-		s.kicks.Busy++
+		s.kicks.busy.Add(1)
 		return nil
 	case syscall.ENOBUFS:
-		s.kicks.NoBufs++
+		s.kicks.noBufs.Add(1)
 		return nil
 	}
 	return kernel.NewOpError(op, s.subject, err)
