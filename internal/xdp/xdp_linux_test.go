@@ -499,3 +499,58 @@ func TestWaitRunning(t *testing.T) {
 		t.Fatalf("WaitRunning(999) = %v, want os.ErrNotExist", err)
 	}
 }
+
+// TestSteeringFollowsRxQueue gives each of four rx queues of B its own socket and sends datagrams of many flows,
+// which veth spreads over the queues: every datagram must arrive, on the socket of the queue it came in on (a
+// socket bound to another queue would make the kernel drop it).
+func TestSteeringFollowsRxQueue(t *testing.T) {
+	const queues, flows = 4, 64
+	bed := testbedtest.New(t, testbed.Topology{Queues: queues, Neighbours: true})
+	a, b := bed.A, bed.B
+	p, _ := load(t, b, xdp.ModeNative)
+	cfg := xsk.Config{FrameSize: 2048, FrameCount: 256, FillSize: 128, CompletionSize: 64, RXSize: 128, TXSize: 64,
+		Mode: xsk.ModeCopy}
+	socks := make([]*xsk.Socket, queues)
+	fds := make([]unix.PollFd, queues)
+	for q := range queues {
+		err := b.Do(func() (err error) { socks[q], err = xsk.Open(b.Ifindex, q, cfg); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { socks[q].Close() })
+		socks[q].FillAll(socks[q].FramePool(0, cfg.FillSize))
+		if err := p.Register(q, socks[q].FD()); err != nil {
+			t.Fatal(err)
+		}
+		fds[q] = unix.PollFd{Fd: int32(socks[q].FD()), Events: unix.POLLIN}
+	}
+	for i := range flows {
+		c := testbedtest.ListenUDP(t, a, netip.AddrPortFrom(a.IPv4.Addr(), 0))
+		if _, err := c.WriteToUDPAddrPort([]byte{byte(i)}, netip.AddrPortFrom(b.IPv4.Addr(), port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perQueue := make([]int, queues)
+	got := 0
+	for deadline := time.Now().Add(hangGuard); got < flows && time.Now().Before(deadline); {
+		if _, err := unix.Poll(fds, 1000); err != nil && !errors.Is(err, unix.EINTR) {
+			t.Fatal(err)
+		}
+		for q, s := range socks {
+			n := s.RX().Peek(flows)
+			s.RX().Release(n)
+			perQueue[q] += int(n)
+			got += int(n)
+		}
+	}
+	used := 0
+	for _, n := range perQueue {
+		if n > 0 {
+			used++
+		}
+	}
+	if got != flows || used < 2 {
+		t.Fatalf("frames per queue %v: want all %d datagrams, spread over at least 2 queues", perQueue, flows)
+	}
+	t.Logf("datagrams per rx queue: %v", perQueue)
+}
