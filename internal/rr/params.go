@@ -133,7 +133,20 @@ type Params struct {
 	BusyPollUsec   int  `json:"busy_poll_usec,omitzero"` // SO_BUSY_POLL; 0 leaves the socket's default
 	PreferBusyPoll bool `json:"prefer_busy_poll"`        // SO_PREFER_BUSY_POLL
 	BusyPollBudget int  `json:"busy_poll_budget,omitzero"`
+
+	// The AF_XDP socket and the steering program.
+	Bind       string `json:"bind"`        // auto (zero-copy where the driver has it), copy or zero-copy
+	XDPMode    string `json:"xdp_mode"`    // auto (native, else generic), native or generic
+	NeedWakeup bool   `json:"need_wakeup"` // bind with XDP_USE_NEED_WAKEUP: kick only when the kernel asks
+	Ring       int    `json:"ring"`        // fill and RX ring entries (a power of two); the UMEM holds Ring+TXRing frames
 }
+
+// Bind modes and XDP attach modes as Params names them.
+const (
+	BindAuto     = "auto"
+	BindCopy     = "copy"
+	BindZeroCopy = "zero-copy"
+)
 
 // DefaultParams returns the defaults of `napilab rr` for a role.
 func DefaultParams(role Role) Params {
@@ -147,6 +160,11 @@ func DefaultParams(role Role) Params {
 		CatchUp:  CatchUpSend,
 		Interval: time.Second,
 		Timeout:  time.Second,
+
+		Bind:       BindAuto,
+		XDPMode:    "auto",
+		NeedWakeup: true,
+		Ring:       2048,
 	}
 	if role == RoleServer {
 		p.Reply = ReplyEcho
@@ -215,6 +233,19 @@ func (p *Params) Validate() error {
 	}
 	if p.BusyPollUsec < 0 || p.BusyPollBudget < 0 || p.BusyPollBudget > 65535 {
 		bad("busy-poll settings out of range: SO_BUSY_POLL takes microseconds >= 0, the budget 0 to 65535")
+	}
+	switch p.Bind {
+	case BindAuto, BindCopy, BindZeroCopy:
+	default:
+		bad("bind mode %q is unknown: use auto, copy or zero-copy", p.Bind)
+	}
+	switch p.XDPMode {
+	case "auto", "native", "generic", "drv", "skb":
+	default:
+		bad("XDP attach mode %q is unknown: use auto, native or generic", p.XDPMode)
+	}
+	if p.Ring < 64 || p.Ring > 1<<15 || p.Ring&(p.Ring-1) != 0 {
+		bad("ring size %d is not a power of two from 64 to 32768", p.Ring)
 	}
 	for _, c := range p.CPUs {
 		if c < 0 {

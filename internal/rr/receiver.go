@@ -79,8 +79,17 @@ func (r *receiver) loop(inline bool) {
 			}
 			continue
 		}
+		// Each received frame goes straight back to the fill ring. The kernel publishes a frame on the RX ring
+		// before it releases the fill slot the frame came from, so the fill ring may have room for fewer than
+		// n: take only as many replies now, the rest stay on the RX ring for the next round.
+		got := fill.Reserve(n)
+		if got < n {
+			rx.Cancel(n - got)
+			if n = got; n == 0 {
+				continue
+			}
+		}
 		t := nanotime()
-		got := fill.Reserve(n) // always n: the fill ring has room for every receive frame
 		for i := uint32(0); i < n; i++ {
 			d := rx.Get(i)
 			if err := r.handle(r.sock.Frame(d.Addr, d.Len), t); err != nil {
@@ -89,7 +98,7 @@ func (r *receiver) loop(inline bool) {
 			fill.Set(i, r.sock.FrameAddr(r.sock.FrameIndex(d.Addr)))
 		}
 		rx.Release(n)
-		fill.Submit(got)
+		fill.Submit(n)
 		r.lastReply = t
 		if r.p.Delay > 0 {
 			r.delayUntil = t + int64(r.p.Delay)

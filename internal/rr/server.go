@@ -50,6 +50,7 @@ type Server struct {
 	once  sync.Once
 
 	pool     *xsk.FrameStack // template replies: frames carrying the pre-built reply
+	spill    *xsk.FrameStack // receive frames the fill ring had no room for yet
 	tplLen   uint32
 	tplPayld int
 }
@@ -127,6 +128,7 @@ func (s *Server) prepare() error {
 	if got := s.sock.FillAll(s.sock.FramePool(0, cfg.FillSize)); got != cfg.FillSize {
 		return fmt.Errorf("rr server: the fill ring took %d of %d frames", got, cfg.FillSize)
 	}
+	s.spill = xsk.NewFrameStack(int(cfg.FillSize))
 	if s.p.Reply != ReplyTemplate {
 		return nil
 	}
@@ -290,17 +292,25 @@ func (s *Server) delay() {
 	}
 }
 
-// recycle puts a receive frame straight back on the fill ring.
+// recycle puts a receive frame back on the fill ring, or aside until the ring has room: the kernel publishes a
+// frame on the RX ring before it releases the fill slot the frame came from.
 func (s *Server) recycle(addr uint64) {
+	addr = s.sock.FrameAddr(s.sock.FrameIndex(addr))
 	f := s.sock.Fill()
-	if f.Reserve(1) == 1 { // the fill ring always has room for the frames it gave out
-		f.Set(0, s.sock.FrameAddr(s.sock.FrameIndex(addr)))
+	if f.Reserve(1) == 1 {
+		f.Set(0, addr)
 		f.Submit(1)
+		return
 	}
+	s.spill.Push(addr) // cannot overflow: it holds at most the frames of the fill ring
 }
 
-// reclaim returns sent frames: echoed request frames to the fill ring, template frames to their pool.
+// reclaim returns sent frames: echoed request frames to the fill ring, template frames to their pool; and frames
+// set aside for the fill ring.
 func (s *Server) reclaim() {
+	if s.spill.Len() > 0 {
+		s.sock.FillAll(s.spill)
+	}
 	if s.pool != nil {
 		s.sock.ReclaimCompletions(s.pool)
 		return

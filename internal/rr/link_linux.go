@@ -1,0 +1,332 @@
+package rr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/xdp"
+	"github.com/napilab/napilab/internal/xsk"
+)
+
+// Link is one end's AF_XDP datapath: a socket bound to a device queue, the steering program attached to the
+// device and pointing at it, and the flow's addresses. Open it in the network namespace of the device; once
+// open, it may be used from any thread.
+type Link struct {
+	Sock *xsk.Socket
+	Prog *xdp.Program
+	Info LinkInfo
+}
+
+// LinkInfo is what opening a link resolved, for the record of a run.
+type LinkInfo struct {
+	Dev      string         `json:"dev"`
+	Ifindex  int            `json:"ifindex"`
+	Queue    int            `json:"queue"`
+	XDPMode  string         `json:"xdp_mode"`  // as attached: native or generic
+	ZeroCopy bool           `json:"zero_copy"` // as bound
+	NAPIID   uint32         `json:"napi_id"`   // SO_INCOMING_NAPI_ID; 0: busy polling cannot reach the device
+	Local    frame.Endpoint `json:"-"`
+	Peer     frame.Endpoint `json:"-"` // zero for an echo server
+	LocalMAC string         `json:"local_mac"`
+	LocalIP  string         `json:"local_ip,omitempty"`
+	PeerMAC  string         `json:"peer_mac,omitempty"`
+	PeerIP   string         `json:"peer_ip,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+}
+
+// OpenLink opens the datapath p describes in the calling thread's network namespace. A client resolves its
+// addresses first: the local ones from the device, the peer's MAC from the neighbour table, probing the peer
+// when the table has no entry yet.
+func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
+	ifc, err := net.InterfaceByName(p.Dev)
+	if err != nil {
+		return nil, kernel.WithHint(fmt.Errorf("device %q: %w", p.Dev, os.ErrNotExist),
+			"name an existing interface (ip link shows them; run inside the device's network namespace)")
+	}
+	info := LinkInfo{Dev: p.Dev, Ifindex: ifc.Index, Queue: p.Queue}
+	if err := resolveAddrs(ctx, &p, ifc, &info); err != nil {
+		return nil, err
+	}
+
+	cfg, err := socketConfig(p)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := xsk.Open(ifc.Index, p.Queue, cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{Sock: sock}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	info.ZeroCopy = sock.ZeroCopy()
+	if err := setBusyPoll(sock, p); err != nil {
+		return nil, err
+	}
+
+	mode, err := xdp.ParseMode(p.XDPMode)
+	if err != nil {
+		return nil, err
+	}
+	if l.Prog, err = xdp.Load(xdp.Spec{Port: p.Port}); err != nil {
+		return nil, err
+	}
+	if err := l.Prog.Register(p.Queue, sock.FD()); err != nil {
+		return nil, err
+	}
+	active, err := l.Prog.Attach(ifc.Index, mode)
+	if err != nil {
+		return nil, err
+	}
+	info.XDPMode = active.String()
+	if err := waitRunning(ctx, ifc.Index); err != nil {
+		return nil, err
+	}
+	// The kernel copies the queue's NAPI id into the socket when it binds; read it now for the record and for
+	// the warning that busy polling would poll nothing.
+	if id, err := sock.NAPIID(); err == nil {
+		info.NAPIID = id
+	}
+	if info.NAPIID == 0 && (p.BusyPollUsec > 0 || p.PreferBusyPoll || p.Poll == PollSeparate) {
+		info.Warnings = append(info.Warnings, fmt.Sprintf("the socket on %s queue %d has no NAPI id, so busy polling "+
+			"cannot reach the device: the numbers will not show busy polling (the driver does not link its queues "+
+			"to NAPIs; veth does not as of Linux 6.18)", p.Dev, p.Queue))
+	}
+	l.Info = info
+	return l, nil
+}
+
+// Close detaches the program and closes the socket. It is idempotent.
+func (l *Link) Close() error {
+	var errs []error
+	if l.Prog != nil {
+		errs = append(errs, l.Prog.Close())
+	}
+	if l.Sock != nil {
+		errs = append(errs, l.Sock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func socketConfig(p Params) (xsk.Config, error) {
+	cfg := xsk.DefaultConfig()
+	switch p.Bind {
+	case BindCopy:
+		cfg.Mode = xsk.ModeCopy
+	case BindZeroCopy:
+		cfg.Mode = xsk.ModeZeroCopy
+	default:
+		cfg.Mode = xsk.ModeAuto
+	}
+	cfg.NeedWakeup = p.NeedWakeup
+	ring := uint32(p.Ring)
+	cfg.FillSize, cfg.RXSize = ring, ring
+	cfg.TXSize, cfg.CompletionSize = min(ring, 512), min(ring, 512)
+	cfg.FrameSize = 2048
+	cfg.FrameCount = ceilPow2(cfg.FillSize + cfg.TXSize)
+	return cfg, cfg.Validate()
+}
+
+func ceilPow2(n uint32) uint32 {
+	p := uint32(1)
+	for p < n {
+		p <<= 1
+	}
+	return p
+}
+
+func setBusyPoll(s *xsk.Socket, p Params) error {
+	if p.BusyPollUsec > 0 {
+		if err := s.SetBusyPoll(time.Duration(p.BusyPollUsec) * time.Microsecond); err != nil {
+			return err
+		}
+	}
+	if p.PreferBusyPoll {
+		if err := s.SetPreferBusyPoll(true); err != nil {
+			return err
+		}
+	}
+	if p.BusyPollBudget > 0 {
+		if err := s.SetBusyPollBudget(p.BusyPollBudget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitRunning waits for the device to report its carrier after the XDP attach: some drivers reset the device to
+// attach a program (xsk_rr waits on /sys/class/net/<dev>/carrier for the same reason).
+func waitRunning(ctx context.Context, ifindex int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ifc, err := net.InterfaceByIndex(ifindex)
+		if err != nil {
+			return fmt.Errorf("device %d disappeared after the XDP attach: %w", ifindex, err)
+		}
+		if ifc.Flags&net.FlagRunning != 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("device %s has no carrier 5 s after the XDP attach: bring it (and its peer) up", ifc.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// resolveAddrs fills in the flow's addresses: what p gives, else the device's own, and for a client the peer's
+// MAC from the neighbour table.
+func resolveAddrs(ctx context.Context, p *Params, ifc *net.Interface, info *LinkInfo) error {
+	local := frame.Endpoint{Port: p.Port}
+	mac := p.LocalMAC
+	if mac == nil {
+		mac = ifc.HardwareAddr
+	}
+	if len(mac) != 6 {
+		return fmt.Errorf("device %s has no Ethernet address: AF_XDP benchmarks need an Ethernet device", p.Dev)
+	}
+	local.MAC = frame.MAC(mac)
+	info.LocalMAC = net.HardwareAddr(mac).String()
+
+	if p.Role == RoleServer && p.Reply == ReplyEcho {
+		info.Local = local
+		return nil // an echo server answers whoever asks: it needs no addresses
+	}
+	local.IP = p.LocalIP
+	if !local.IP.IsValid() {
+		ip, err := deviceAddr(ifc, p.PeerIP)
+		if err != nil {
+			return err
+		}
+		local.IP = ip
+	}
+	peer := frame.Endpoint{IP: p.PeerIP, Port: p.Port}
+	if p.PeerMAC != nil {
+		peer.MAC = frame.MAC(p.PeerMAC)
+	} else {
+		m, err := neighbour(ctx, ifc, p.PeerIP)
+		if err != nil {
+			return err
+		}
+		peer.MAC = m
+	}
+	info.Local, info.Peer = local, peer
+	info.LocalIP, info.PeerIP, info.PeerMAC = local.IP.String(), peer.IP.String(), peer.MAC.String()
+	return nil
+}
+
+// deviceAddr picks the device's address of the peer's family, preferring one on the peer's subnet.
+func deviceAddr(ifc *net.Interface, peer netip.Addr) (netip.Addr, error) {
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifc.Name, err)
+	}
+	var fallback netip.Addr
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(n.IP)
+		ip = ip.Unmap()
+		if ip.Is4() != peer.Is4() || ip.IsLinkLocalUnicast() && !peer.IsLinkLocalUnicast() {
+			continue
+		}
+		ones, _ := n.Mask.Size()
+		if netip.PrefixFrom(ip, ones).Contains(peer) {
+			return ip, nil
+		}
+		if !fallback.IsValid() {
+			fallback = ip
+		}
+	}
+	if fallback.IsValid() {
+		return fallback, nil
+	}
+	fam := "IPv4"
+	if peer.Is6() {
+		fam = "IPv6"
+	}
+	return netip.Addr{}, fmt.Errorf("device %s has no %s address to send from: add one, or give --local-ip", ifc.Name, fam)
+}
+
+// neighbour returns the peer's MAC from the kernel's neighbour table, asking the kernel to resolve it first
+// (a datagram to the discard port makes it send an ARP request or neighbour solicitation) when it is missing.
+func neighbour(ctx context.Context, ifc *net.Interface, peer netip.Addr) (frame.MAC, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	probed := false
+	for {
+		neighs, err := netlink.NeighList(ifc.Index, family(peer))
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return frame.MAC{}, fmt.Errorf("read the neighbour table of %s: %w", ifc.Name, err)
+		}
+		for _, n := range neighs {
+			ip, _ := netip.AddrFromSlice(n.IP)
+			usable := n.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT|netlink.NUD_NOARP) != 0
+			if ip.Unmap() == peer && usable && len(n.HardwareAddr) == 6 {
+				return frame.MAC(n.HardwareAddr), nil
+			}
+		}
+		if !probed {
+			probe(ifc, peer)
+			probed = true
+		}
+		if time.Now().After(deadline) {
+			return frame.MAC{}, kernel.WithHint(fmt.Errorf("peer %s does not answer ARP or neighbour solicitation on %s", peer, ifc.Name),
+				"check that it is up and on this link, or give its MAC with --peer-mac")
+		}
+		select {
+		case <-ctx.Done():
+			return frame.MAC{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func family(ip netip.Addr) int {
+	if ip.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
+// probe sends one datagram to the peer's discard port from a socket bound to the device, so the kernel resolves
+// the peer's link-layer address.
+func probe(ifc *net.Interface, peer netip.Addr) {
+	network := "udp4"
+	if peer.Is6() {
+		network = "udp6"
+	}
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), ifc.Name) })
+		return errors.Join(err, serr)
+	}}
+	addr := netip.AddrPortFrom(peer, 9)
+	if peer.Is6() && peer.IsLinkLocalUnicast() {
+		addr = netip.AddrPortFrom(peer.WithZone(ifc.Name), 9)
+	}
+	conn, err := d.Dial(network, addr.String())
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("napilab neighbour probe"))
+}

@@ -1,0 +1,33 @@
+//go:build !linux
+
+package rr
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/xsk"
+)
+
+// Link is one end's AF_XDP datapath; AF_XDP exists only on Linux.
+type Link struct {
+	Sock *xsk.Socket
+	Info LinkInfo
+}
+
+// LinkInfo is what opening a link resolved.
+type LinkInfo struct {
+	Dev         string
+	Local, Peer frame.Endpoint
+}
+
+// OpenLink is only implemented on Linux.
+func OpenLink(context.Context, Params) (*Link, error) {
+	return nil, fmt.Errorf("AF_XDP on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
+}
+
+// Close does nothing.
+func (l *Link) Close() error { return nil }
