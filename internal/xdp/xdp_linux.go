@@ -75,33 +75,34 @@ func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
 	ifi, err := net.InterfaceByIndex(ifindex)
 	if err != nil {
 		// link_create answers EINVAL for an unknown ifindex; say what is wrong instead.
-		return 0, fmt.Errorf("xdp: no device with ifindex %d in this network namespace (%v): %w", ifindex, err, os.ErrNotExist)
+		return 0, fmt.Errorf("xdp: no device with ifindex %d in this network namespace: %w", ifindex, os.ErrNotExist)
 	}
-	dev := ifi.Name
-	try := []Mode{mode}
+	m := mode
 	switch mode {
 	case ModeAuto:
-		try = []Mode{ModeNative, ModeGeneric}
+		m = ModeNative
 	case ModeNative, ModeGeneric:
 	default:
 		return 0, fmt.Errorf("xdp: cannot attach in %s mode: use auto, native or generic", mode)
 	}
-	for i, m := range try {
-		flags := link.XDPDriverMode
-		if m == ModeGeneric {
-			flags = link.XDPGenericMode
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: flags})
-		if err == nil {
-			p.link, p.ifindex, p.device, p.mode = l, ifindex, dev, m
-			return m, nil
-		}
-		if errors.Is(err, unix.EOPNOTSUPP) && m == ModeNative && i+1 < len(try) {
-			continue // the driver has no native XDP: generic mode it is
-		}
-		return 0, attachError(ifindex, dev, m, err)
+	l, err := attachLink(p.prog, ifindex, m)
+	if mode == ModeAuto && errors.Is(err, unix.EOPNOTSUPP) {
+		m = ModeGeneric // the driver has no native XDP
+		l, err = attachLink(p.prog, ifindex, m)
 	}
-	panic("unreachable")
+	if err != nil {
+		return 0, attachError(ifindex, ifi.Name, m, err)
+	}
+	p.link, p.ifindex, p.device, p.mode = l, ifindex, ifi.Name, m
+	return m, nil
+}
+
+func attachLink(prog *ebpf.Program, ifindex int, m Mode) (link.Link, error) {
+	flags := link.XDPDriverMode
+	if m == ModeGeneric {
+		flags = link.XDPGenericMode
+	}
+	return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
 }
 
 func attachError(ifindex int, dev string, m Mode, err error) error {
