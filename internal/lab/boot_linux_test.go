@@ -416,3 +416,36 @@ func TestLabGoTests(t *testing.T) {
 		t.Errorf("exit %d; console:\n%s", res.ExitCode, con)
 	}
 }
+
+// TestRunDirSweepsDeadRuns: a run directory whose owner died (its lock file is there but unlocked) is removed by
+// the next run; one whose owner is alive is left alone.
+func TestRunDirSweepsDeadRuns(t *testing.T) {
+	skipInLab(t)
+	t.Setenv("TMPDIR", t.TempDir())
+	dead, err := os.MkdirTemp("", "napilab-lab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dead, "lock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alive, releaseAlive, err := runDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseAlive()
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("dead run's directory survived: %v", err)
+	}
+	third, releaseThird, err := runDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(alive); err != nil {
+		t.Errorf("live run's directory was removed: %v", err)
+	}
+	releaseThird()
+	if _, err := os.Stat(third); !os.IsNotExist(err) {
+		t.Errorf("release left %s behind: %v", third, err)
+	}
+}

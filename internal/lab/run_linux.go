@@ -51,11 +51,11 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	res.Kernel = k
 	res.Durations.Fetch = time.Since(start)
 
-	tmp, err := os.MkdirTemp("", "napilab-lab-")
+	tmp, release, err := runDir()
 	if err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer release()
 
 	buildStart := time.Now()
 	plan, err := newPlan(&spec)
@@ -125,6 +125,37 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 		return res, fmt.Errorf("lab: run cancelled: %w", err)
 	}
 	return res, gerr
+}
+
+// runDir makes the run's temporary directory and holds a lock in it for the run's lifetime. A run killed before
+// its cleanup (SIGKILL, a test binary's timeout panic) leaves its directory behind unlocked; the next run removes
+// such directories, so the lab leaves nothing behind for long even then.
+func runDir() (string, func(), error) {
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "napilab-lab-*"))
+	for _, d := range stale {
+		if f, err := os.Open(filepath.Join(d, "lock")); err == nil {
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+				os.RemoveAll(d) // its owner is gone
+			}
+			f.Close()
+		}
+	}
+	dir, err := os.MkdirTemp("", "napilab-lab-")
+	if err != nil {
+		return "", nil, fmt.Errorf("lab: %w", err)
+	}
+	lock, err := os.Create(filepath.Join(dir, "lock"))
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("lab: lock run directory: %w", err)
+	}
+	return dir, func() {
+		os.RemoveAll(dir)
+		lock.Close()
+	}, nil
 }
 
 func newPlan(s *Spec) (*guest.Plan, error) {
