@@ -40,6 +40,13 @@ type testbedUpCmd struct {
 }
 
 func (c *testbedUpCmd) Run(ctx context.Context) error {
+	// Topology reads 0 as "default"; on the command line a 0 is a mistake.
+	if c.Queues < 1 {
+		return fmt.Errorf("testbed up: --queues %d: use 1 to %d", c.Queues, testbed.MaxQueues)
+	}
+	if c.MTU < 1 {
+		return fmt.Errorf("testbed up: --mtu %d: use 1280 to 65535", c.MTU)
+	}
 	store := c.store()
 	reaped, err := store.Reap()
 	for _, name := range reaped {
