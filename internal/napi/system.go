@@ -1,0 +1,141 @@
+package napi
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/napilab/napilab/internal/ethtool"
+	"github.com/napilab/napilab/internal/netdev"
+	"github.com/napilab/napilab/internal/sysknob"
+)
+
+// The seam between the configurator and the machine: small interfaces that the adapters implement
+// (*netdev.Client, *ethtool.Client, *sysknob.Root, NewKnobs) and that a fake implements in tests, rendering
+// every operation as text.
+
+// Netdev is the part of the netdev generic netlink family napi uses; *netdev.Client implements it.
+type Netdev interface {
+	Features() (netdev.Features, error)
+	Devices() ([]netdev.Device, error)
+	Queues(ifindex uint32) ([]netdev.Queue, error)
+	NAPI(id uint32) (netdev.NAPI, error)
+	NAPIs(ifindex uint32) ([]netdev.NAPI, error)
+	SetNAPI(id uint32, cfg netdev.NAPIConfig) error
+}
+
+// Ethtool is the part of the ethtool family napi uses; *ethtool.Client implements it. Drivers without an
+// operation answer errors matching kernel.ErrNotSupported (veth has no rings and no coalescing).
+type Ethtool interface {
+	Channels(ethtool.Device) (ethtool.Channels, error)
+	SetChannels(ethtool.Device, ethtool.Channels) error
+	Rings(ethtool.Device) (ethtool.Rings, error)
+	SetRings(ethtool.Device, ethtool.Rings) error
+	Coalesce(ethtool.Device) (ethtool.Coalesce, error)
+	SetCoalesce(ethtool.Device, ethtool.Coalesce) error
+}
+
+// Knobs reads, writes, snapshots and restores sysfs/procfs settings (NewKnobs over sysknob views), and answers
+// the machine questions a plan depends on.
+type Knobs interface {
+	Get(Knob) (string, error)
+	Set(k Knob, value string) error
+	Snapshot(Knob) (sysknob.Snapshot, error)
+	Restore(Knob, sysknob.Snapshot) error
+	OnlineCPUs() (sysknob.CPUSet, error)
+	QueueIRQs(dev string, queue, napiIRQ int) ([]int, error)
+	Workqueues() ([]string, error)
+	CheckRTThrottling() (warn, err error)
+}
+
+// Scheduler reads and sets how a thread is scheduled; *sysknob.Root implements it.
+type Scheduler interface {
+	Sched(pid int) (sysknob.Sched, error)
+	SetFIFO(pid, prio int) error
+	SetAffinity(pid int, cpus sysknob.CPUSet) error
+	RestoreSched(sysknob.Sched) error
+}
+
+// Link is a network interface of the device's namespace.
+type Link struct {
+	Name    string `json:"name"`
+	Ifindex uint32 `json:"ifindex"`
+}
+
+// Links names the interfaces of the device's namespace (netdev reports ifindexes only).
+type Links interface {
+	Links() ([]Link, error)
+}
+
+// NetNS identifies a network namespace across processes: a path another process can open (/run/netns/NAME,
+// /proc/PID/fd/N) or empty for the namespace napilab itself runs in, and the namespace's inode, which tells a
+// namespace from a later one that reuses its name.
+type NetNS struct {
+	Path  string `json:"path,omitempty"`
+	Inode uint64 `json:"inode"`
+}
+
+func (n NetNS) String() string {
+	if n.Path == "" {
+		return fmt.Sprintf("napilab's network namespace (net:[%d])", n.Inode)
+	}
+	return fmt.Sprintf("network namespace %s (net:[%d])", n.Path, n.Inode)
+}
+
+// System is the machine as napi sees it: every operation on the device's namespace and on the host goes
+// through these interfaces.
+type System struct {
+	Netdev  Netdev
+	Ethtool Ethtool
+	Knobs   Knobs
+	Sched   Scheduler
+	Links   Links
+	NetNS   NetNS  // the namespace Netdev, Ethtool, Links and the device knobs address
+	Kernel  string // the running kernel's release, for plans and messages
+
+	closers []func() error
+}
+
+// Close releases the system's sockets and views.
+func (s *System) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// linkByName finds dev among the namespace's interfaces.
+func (s *System) linkByName(dev string) (Link, error) {
+	links, err := s.Links.Links()
+	if err != nil {
+		return Link{}, fmt.Errorf("list network interfaces: %w", err)
+	}
+	for _, l := range links {
+		if l.Name == dev {
+			return l, nil
+		}
+	}
+	return Link{}, &notFound{fmt.Sprintf("there is no network device %q in %s: check the name, or pass --netns "+
+		"with the namespace it lives in", dev, s.NetNS)}
+}
+
+// notFound is an error that reads as its sentence and matches os.ErrNotExist.
+type notFound struct{ msg string }
+
+func (e *notFound) Error() string { return e.msg }
+func (e *notFound) Is(target error) bool {
+	return target == os.ErrNotExist
+}
+
+// NetNSPath turns what a user passes as --netns into a path: a name is looked up under /run/netns (where
+// `ip netns` and named testbeds keep namespaces), a path is taken as it is, and "" means napilab's own.
+func NetNSPath(nameOrPath string) string {
+	if nameOrPath == "" || strings.ContainsRune(nameOrPath, '/') {
+		return nameOrPath
+	}
+	return filepath.Join("/run/netns", nameOrPath)
+}
