@@ -20,6 +20,9 @@
 // it was mounted in, so Host.Start gives children a private mount namespace with a fresh /sys, as `ip netns exec`
 // does.
 //
+// Up returns only when both ends can carry traffic: carrier is up at once, but the kernel's link watcher swaps
+// the "noop" queueing discipline, which drops every frame without an error, for the real one a moment later.
+//
 // Lifetimes. An Ephemeral testbed (tests, one-shot runs) lives in anonymous namespaces held only by this
 // process's file descriptors, so the kernel removes it when the process dies, even by SIGKILL. Named testbeds
 // (Owned, Persistent: the CLI) are bind-mounted under /run/netns and recorded in a state file under

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/xdp"
 )
 
 const privilegeHint = "run as root: a testbed needs CAP_SYS_ADMIN (namespaces, mounts) and CAP_NET_ADMIN"
@@ -70,7 +71,7 @@ func up(ctx context.Context, topo Topology) (_ *Testbed, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := tb.build(); err != nil {
+	if err := tb.build(ctx); err != nil {
 		return nil, err
 	}
 	if tb.record != nil {
@@ -139,7 +140,7 @@ func (tb *Testbed) saveRecord() error {
 }
 
 // build makes the veth pair, addresses, features and neighbours inside the two namespaces.
-func (tb *Testbed) build() error {
+func (tb *Testbed) build(ctx context.Context) error {
 	t := tb.Topology
 	ha, err := handleAt(tb.A)
 	if err != nil {
@@ -179,7 +180,30 @@ func (tb *Testbed) build() error {
 			return err
 		}
 	}
+	for _, e := range ends {
+		if err := e.h.waitReady(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// readyTimeout bounds the wait for a veth end to carry traffic, which takes microseconds unless something is
+// badly wrong.
+const readyTimeout = 30 * time.Second
+
+// waitReady returns once the veth end can carry traffic. Carrier comes up synchronously, but the kernel's link
+// watcher attaches the queueing discipline afterwards, in a worker; until then the "noop" discipline drops every
+// frame without an error, so the first packet of a test sent right after Up could vanish.
+func (h *Host) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	return h.Do(func() error {
+		if err := xdp.WaitRunning(ctx, h.Ifindex); err != nil {
+			return fmt.Errorf("testbed: %s/%s is not ready to carry traffic: %w", h.Namespace, h.Link, err)
+		}
+		return nil
+	})
 }
 
 func handleAt(h *Host) (*netlink.Handle, error) {

@@ -276,6 +276,19 @@ func TestHostsMatchKernel(t *testing.T) {
 		if a.MTU != 1500 || a.OperState != netlink.OperUp {
 			t.Errorf("%s: mtu %d state %s", h.Namespace, a.MTU, a.OperState)
 		}
+		// Up returns only once the link watcher replaced the "noop" discipline, which drops every frame.
+		qdiscs, err := nl.QdiscList(link)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			t.Fatal(err)
+		}
+		for _, q := range qdiscs {
+			if q.Type() == "noop" {
+				t.Errorf("%s: %s still has the noop queueing discipline after Up", h.Namespace, h.Link)
+			}
+		}
+		if len(qdiscs) == 0 {
+			t.Errorf("%s: %s has no queueing discipline", h.Namespace, h.Link)
+		}
 		neighs, err := nl.NeighList(h.Ifindex, netlink.FAMILY_ALL)
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			t.Fatal(err)

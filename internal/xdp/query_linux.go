@@ -14,23 +14,23 @@ import (
 	"github.com/napilab/napilab/internal/kernel"
 )
 
-// WaitRunning returns once the device with ifindex (in the calling thread's network namespace) is up and has
-// carrier (IFF_UP and IFF_RUNNING), or when ctx ends. Drivers that rebuild their rings to attach XDP (ixgbe, i40e,
-// mlx5 and others) drop the link for a moment, and frames sent meanwhile are lost; the original xsk_rr polled
-// the carrier every 100 ms after attaching for this reason. WaitRunning listens to rtnetlink link events instead.
+// WaitRunning returns once the device with ifindex (in the calling thread's network namespace) can carry
+// traffic: up, with carrier (IFF_RUNNING) and with its queueing discipline attached, or when ctx ends.
+// Drivers that rebuild their rings to attach XDP (ixgbe, i40e, mlx5 and others) drop the link for a moment,
+// and a freshly created device gets its discipline from the kernel's link watcher only after carrier comes up;
+// frames sent meanwhile are lost without an error. The original xsk_rr polled the carrier every 100 ms after
+// attaching; WaitRunning listens to rtnetlink link events instead.
 func WaitRunning(ctx context.Context, ifindex int) error {
 	subject := "ifindex " + strconv.Itoa(ifindex)
-	// Subscribe before reading the current state, so a change between the two is not missed.
+	// Subscribe before reading the current state, so a change between the two is not missed: the link watcher
+	// announces the link after it attached the discipline.
 	events, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: 1 << (unix.RTNLGRP_LINK - 1)})
 	if err != nil {
 		return kernel.NewOpError("subscribe to link events of", subject, err)
 	}
 	defer events.Close()
-	body, err := getLink(ifindex)
-	if err != nil {
-		return err
-	}
-	if _, flags, err := parseLinkHeader(body); err != nil || flags&(iffUp|iffRunning) == iffUp|iffRunning {
+	l, err := getLink(ifindex)
+	if err != nil || l.ready() {
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { events.SetReadDeadline(time.Now()) })
@@ -44,35 +44,26 @@ func WaitRunning(ctx context.Context, ifindex int) error {
 			return kernel.NewOpError("receive link events of", subject, err)
 		}
 		for _, m := range msgs {
-			index, flags, err := parseLinkHeader(m.Data)
-			if err != nil || index != ifindex {
+			l, err := parseLink(m.Data)
+			if err != nil || l.Ifindex != ifindex {
 				continue
 			}
 			if m.Header.Type == unix.RTM_DELLINK {
 				return fmt.Errorf("xdp: %s disappeared while waiting for it to come up: %w", subject, os.ErrNotExist)
 			}
-			if flags&(iffUp|iffRunning) == iffUp|iffRunning {
+			if l.ready() {
 				return nil
 			}
 		}
 	}
 }
 
-// queryLinkXDP asks rtnetlink, in the calling thread's network namespace, for the IFLA_XDP attribute of ifindex.
-func queryLinkXDP(ifindex int) (linkXDP, error) {
-	body, err := getLink(ifindex)
-	if err != nil {
-		return linkXDP{}, err
-	}
-	return parseLinkXDP(body)
-}
-
-// getLink returns the body of the RTM_NEWLINK message rtnetlink answers for ifindex.
-func getLink(ifindex int) ([]byte, error) {
+// getLink asks rtnetlink, in the calling thread's network namespace, for the state of ifindex.
+func getLink(ifindex int) (linkState, error) {
 	subject := "ifindex " + strconv.Itoa(ifindex)
 	c, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
 	if err != nil {
-		return nil, kernel.NewOpError("open rtnetlink to query", subject, err)
+		return linkState{}, kernel.NewOpError("open rtnetlink to query", subject, err)
 	}
 	defer c.Close()
 	msgs, err := c.Execute(netlink.Message{
@@ -80,12 +71,12 @@ func getLink(ifindex int) ([]byte, error) {
 		Data:   getLinkRequest(ifindex),
 	})
 	if err != nil {
-		return nil, kernel.NewOpError("query link", subject, err)
+		return linkState{}, kernel.NewOpError("query link", subject, err)
 	}
 	for _, m := range msgs {
 		if m.Header.Type == unix.RTM_NEWLINK {
-			return m.Data, nil
+			return parseLink(m.Data)
 		}
 	}
-	return nil, errors.New("xdp: rtnetlink answered without a link message")
+	return linkState{}, errors.New("xdp: rtnetlink answered without a link message")
 }

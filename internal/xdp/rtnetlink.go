@@ -35,14 +35,22 @@ type linkXDP struct {
 const (
 	iffUp      = 0x1
 	iffRunning = 0x40
+	iflaQdisc  = 6 // IFLA_QDISC
 )
 
-// parseLinkHeader returns the ifindex and flags from the struct ifinfomsg at the start of a link message.
-func parseLinkHeader(body []byte) (ifindex int, flags uint32, err error) {
-	if len(body) < ifinfomsgLen {
-		return 0, 0, fmt.Errorf("xdp: rtnetlink link message of %d bytes is shorter than its %d-byte header", len(body), ifinfomsgLen)
-	}
-	return int(int32(binary.NativeEndian.Uint32(body[4:]))), binary.NativeEndian.Uint32(body[8:]), nil
+// linkState is what napilab reads from an RTM_NEWLINK message.
+type linkState struct {
+	Ifindex int
+	Flags   uint32 // IFF_*
+	Qdisc   string // root queueing discipline; "noop" drops everything
+	XDP     linkXDP
+}
+
+// ready reports whether the link can carry traffic: up, with carrier, and with a real queueing discipline.
+// Carrier comes first; the kernel's link watcher then swaps the "noop" discipline (which drops every frame)
+// for the device's own, asynchronously, and a frame sent in between is lost without an error.
+func (l linkState) ready() bool {
+	return l.Flags&(iffUp|iffRunning) == iffUp|iffRunning && l.Qdisc != "noop"
 }
 
 // getLinkRequest is the body of an RTM_GETLINK request for one ifindex: a struct ifinfomsg.
@@ -52,46 +60,51 @@ func getLinkRequest(ifindex int) []byte {
 	return b
 }
 
-// parseLinkXDP decodes the IFLA_XDP attribute from the body of an RTM_NEWLINK message. A link without the
-// attribute has nothing attached.
-func parseLinkXDP(body []byte) (linkXDP, error) {
-	var x linkXDP
+// parseLink decodes the body of an RTM_NEWLINK message: struct ifinfomsg, then attributes. A link without
+// IFLA_XDP has no program attached.
+func parseLink(body []byte) (linkState, error) {
+	var l linkState
 	if len(body) < ifinfomsgLen {
-		return x, fmt.Errorf("xdp: rtnetlink link message of %d bytes is shorter than its %d-byte header", len(body), ifinfomsgLen)
+		return l, fmt.Errorf("xdp: rtnetlink link message of %d bytes is shorter than its %d-byte header", len(body), ifinfomsgLen)
 	}
+	l.Ifindex = int(int32(binary.NativeEndian.Uint32(body[4:])))
+	l.Flags = binary.NativeEndian.Uint32(body[8:])
 	ad, err := netlink.NewAttributeDecoder(body[ifinfomsgLen:])
 	if err != nil {
-		return x, fmt.Errorf("xdp: decode link attributes: %w", err)
+		return l, fmt.Errorf("xdp: decode link attributes: %w", err)
 	}
+	x := &l.XDP
 	for ad.Next() {
-		if ad.Type() != iflaXDP {
-			continue
-		}
-		ad.Nested(func(nad *netlink.AttributeDecoder) error {
-			for nad.Next() {
-				switch nad.Type() {
-				case xdpAttached:
-					x.Attached = nad.Uint8()
-				case xdpProgID:
-					x.ProgID = nad.Uint32()
-				case xdpDrvProgID:
-					x.DrvProgID = nad.Uint32()
-				case xdpSkbProgID:
-					x.SkbProgID = nad.Uint32()
-				case xdpHwProgID:
-					x.HwID = nad.Uint32()
+		switch ad.Type() {
+		case iflaQdisc:
+			l.Qdisc = ad.String()
+		case iflaXDP:
+			ad.Nested(func(nad *netlink.AttributeDecoder) error {
+				for nad.Next() {
+					switch nad.Type() {
+					case xdpAttached:
+						x.Attached = nad.Uint8()
+					case xdpProgID:
+						x.ProgID = nad.Uint32()
+					case xdpDrvProgID:
+						x.DrvProgID = nad.Uint32()
+					case xdpSkbProgID:
+						x.SkbProgID = nad.Uint32()
+					case xdpHwProgID:
+						x.HwID = nad.Uint32()
+					}
 				}
-			}
-			return nil
-		})
+				return nil
+			})
+		}
 	}
 	if err := ad.Err(); err != nil {
-		return linkXDP{}, fmt.Errorf("xdp: decode IFLA_XDP: %w", err)
+		return linkState{}, fmt.Errorf("xdp: decode link attributes: %w", err)
 	}
 	if x.Attached > maxAttachedVal {
-		return linkXDP{}, fmt.Errorf("xdp: unknown IFLA_XDP_ATTACHED value %d", x.Attached)
+		return linkState{}, fmt.Errorf("xdp: unknown IFLA_XDP_ATTACHED value %d", x.Attached)
 	}
-	return x, nil
+	return l, nil
 }
 
 // attachment turns the attribute into the program napilab reports: with programs in two modes (possible only

@@ -210,11 +210,11 @@ func (p *Program) Close() error {
 // namespace; ok is false when there is none. It asks rtnetlink (IFLA_XDP), which also sees programs attached the
 // legacy way, and then looks for the bpf_link holding the program.
 func AttachedProgram(ifindex int) (a Attachment, ok bool, err error) {
-	x, err := queryLinkXDP(ifindex)
+	l, err := getLink(ifindex)
 	if err != nil {
 		return Attachment{}, false, err
 	}
-	a, ok = x.attachment()
+	a, ok = l.XDP.attachment()
 	if !ok {
 		return Attachment{}, false, nil
 	}

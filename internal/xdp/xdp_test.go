@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"strings"
@@ -97,22 +98,55 @@ func TestParseLinkXDP(t *testing.T) {
 		}, Attachment{ProgramID: 5, Mode: ModeGeneric}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x, err := parseLinkXDP(linkMessage(t, tc.attrs))
+			l, err := parseLink(linkMessage(t, tc.attrs))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := x.attachment()
+			got, ok := l.XDP.attachment()
 			if got != tc.want || ok != tc.ok {
 				t.Fatalf("attachment = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
 			}
 		})
 	}
-	if _, err := parseLinkXDP(make([]byte, 15)); err == nil {
-		t.Error("parseLinkXDP accepted a body shorter than ifinfomsg")
+	if _, err := parseLink(make([]byte, 15)); err == nil {
+		t.Error("parseLink accepted a body shorter than ifinfomsg")
 	}
 	bad := linkMessage(t, func(e *netlink.AttributeEncoder) { e.Uint8(xdpAttached, 9) })
-	if _, err := parseLinkXDP(bad); err == nil {
-		t.Error("parseLinkXDP accepted XDP_ATTACHED 9")
+	if _, err := parseLink(bad); err == nil {
+		t.Error("parseLink accepted XDP_ATTACHED 9")
+	}
+}
+
+func TestLinkReady(t *testing.T) {
+	msg := func(flags uint32, qdisc string) []byte {
+		b := linkMessage(t, nil)
+		binary.NativeEndian.PutUint32(b[8:], flags)
+		if qdisc != "" {
+			ae := netlink.NewAttributeEncoder()
+			ae.String(iflaQdisc, qdisc)
+			q, _ := ae.Encode()
+			b = append(b, q...)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		flags uint32
+		qdisc string
+		ready bool
+	}{
+		{iffUp | iffRunning, "noqueue", true},
+		{iffUp | iffRunning, "mq", true},
+		{iffUp | iffRunning, "noop", false}, // carrier is up but the link watcher has not attached the discipline
+		{iffUp, "noqueue", false},           // no carrier
+		{iffRunning, "noqueue", false},      // administratively down
+	} {
+		l, err := parseLink(msg(tc.flags, tc.qdisc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Ifindex != 2 || l.Flags != tc.flags || l.Qdisc != tc.qdisc || l.ready() != tc.ready {
+			t.Errorf("flags %#x qdisc %q: parsed %+v, ready %v; want ready %v", tc.flags, tc.qdisc, l, l.ready(), tc.ready)
+		}
 	}
 }
 
@@ -138,7 +172,7 @@ func TestAttachedErrorSaysHowToRemove(t *testing.T) {
 	}
 }
 
-func FuzzParseLinkXDP(f *testing.F) {
+func FuzzParseLink(f *testing.F) {
 	f.Add(linkMessage(f, func(e *netlink.AttributeEncoder) {
 		e.Uint8(xdpAttached, attachedMulti)
 		e.Uint32(xdpSkbProgID, 5)
@@ -146,13 +180,14 @@ func FuzzParseLinkXDP(f *testing.F) {
 	}))
 	f.Add(linkMessage(f, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, _, err := parseLinkHeader(b); (err == nil) != (len(b) >= ifinfomsgLen) {
-			t.Fatalf("parseLinkHeader of %d bytes: %v", len(b), err)
-		}
-		x, err := parseLinkXDP(b)
+		l, err := parseLink(b)
 		if err != nil {
 			return
 		}
+		if len(b) < ifinfomsgLen || l.Ifindex != int(int32(binary.NativeEndian.Uint32(b[4:]))) {
+			t.Fatalf("parseLink of %x: ifindex %d does not come from the header", b, l.Ifindex)
+		}
+		x := l.XDP
 		a, ok := x.attachment()
 		if ok && (a.ProgramID == 0 || a.Mode == ModeAuto) {
 			t.Fatalf("attachment %+v from %+v: an attached program needs an id and a mode", a, x)
