@@ -20,6 +20,9 @@ type cli struct {
 	Version versionCmd `cmd:"" help:"Print the napilab version, Go toolchain and kernel."`
 	Lab     labCmd     `cmd:"" help:"Run programs on a current kernel with virtio NICs under qemu (no reboot, no host changes)."`
 	Testbed testbedCmd `cmd:"" help:"Two network namespaces joined by a veth pair, for running napilab (or anything) on one machine."`
+	Mode    modeCmd    `cmd:"" help:"Plan, apply and restore a NAPI polling mode on a device queue (journaled, crash-safe)."`
+	Show    showCmd    `cmd:"" help:"Show devices, queues, NAPIs, IRQs, kthreads and busy-poll knobs."`
+	Doctor  doctorCmd  `cmd:"" help:"Check a machine for what costs a low-latency poller, with a fix for each finding."`
 }
 
 const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,

@@ -341,15 +341,9 @@ func sameKnobValue(k Knob, a, b string) bool {
 // remap follows the queues to their NAPIs again after a channel or ring change: drivers without persistent
 // NAPI configuration create new NAPI instances then, and later steps must address those.
 func (a *applier) remap(i int) error {
-	queues, err := a.s.Netdev.Queues(a.j.Ifindex)
+	rxq, err := a.s.rxNAPIs(a.j.Ifindex)
 	if err != nil {
 		return err
-	}
-	now := map[int]uint32{}
-	for _, q := range queues {
-		if q.Type == netdev.QueueRX {
-			now[int(q.ID)] = q.NAPIID
-		}
 	}
 	for k := i + 1; k < len(a.j.Entries); k++ {
 		e := &a.j.Entries[k]
@@ -357,9 +351,9 @@ func (a *applier) remap(i int) error {
 		if (c.Kind != KindNAPI || c.recordOnly()) && c.Kind != KindKthread {
 			continue
 		}
-		id, ok := now[c.Queue]
-		if !ok || id == 0 {
-			return fmt.Errorf("after the change, rx queue %d of %s has no NAPI instance", c.Queue, a.j.Device)
+		id, err := rxq.napiOf(a.j.Device, c.Queue)
+		if err != nil {
+			return fmt.Errorf("after the change: %w", err)
 		}
 		if id != c.NAPI {
 			c.NAPI, e.Prior = id, nil

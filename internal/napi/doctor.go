@@ -125,6 +125,9 @@ func appQueues(st *State, o DoctorOptions) []appQueue {
 			if q.Type != "rx" || (o.Device == "" && !q.XSK) || (len(o.Queues) > 0 && !slices.Contains(o.Queues, int(q.ID))) {
 				continue
 			}
+			if q.NAPI == 0 && len(d.NAPIs) == 1 && rxQueues(d) == 1 {
+				q.NAPI = d.NAPIs[0].ID // veth never links its queue to its only NAPI in queue-get
+			}
 			a := appQueue{dev: d.Name, q: q}
 			for i := range d.NAPIs {
 				if d.NAPIs[i].ID == q.NAPI {
@@ -135,6 +138,16 @@ func appQueues(st *State, o DoctorOptions) []appQueue {
 		}
 	}
 	return out
+}
+
+func rxQueues(d DeviceState) int {
+	n := 0
+	for _, q := range d.Queues {
+		if q.Type == "rx" {
+			n++
+		}
+	}
+	return n
 }
 
 func errUnknownQueues() error {

@@ -36,6 +36,8 @@ type QueueTarget struct {
 	ID   int         `json:"id"`
 	NAPI netdev.NAPI `json:"napi"`
 	IRQs []int       `json:"irqs,omitempty"` // none for devices without IRQs of their own (veth)
+	// Unlinked says that queue-get names no NAPI for the queue and the device's only NAPI was taken (veth).
+	Unlinked bool `json:"unlinked,omitzero"`
 }
 
 // Kind is the kind of a Change.
@@ -484,6 +486,12 @@ func (b *builder) kthreads() {
 }
 
 func (b *builder) seedNotes() {
+	for _, q := range b.t.Queues {
+		if q.Unlinked {
+			b.note("%s does not link rx-%d to a NAPI in queue-get (veth never does); its only NAPI, %d, serves it",
+				b.t.Device, q.ID, q.NAPI.ID)
+		}
+	}
 	if strings.HasPrefix(b.m.Preset, "seed-") {
 		b.note("the seed writes \"1,2,3,4,5,6\", a CPU list, into hex cpumask files (the kernel reads it as six " +
 			"32-bit words); napilab writes the mask of the CPUs meant")

@@ -159,9 +159,12 @@ func TestPlanRefusesBeforeAnythingChanges(t *testing.T) {
 		{name: "unknown device", preset: "busy-poll", dev: "eth9",
 			want: `there is no network device "eth9" in network namespace /run/netns/lab`, is: os.ErrNotExist},
 		{name: "queue without NAPI", preset: "busy-poll", dev: "vb",
-			features: func(f *fakeOS) { f.queues[4].NAPIID = 0 },
+			features: func(f *fakeOS) { delete(f.napis, 259) },
 			want:     "vb rx queue 0 has no NAPI instance, so there is nothing to poll; a veth gets one only while XDP is attached or GRO is on",
 			is:       os.ErrNotExist},
+		{name: "unlinked queue, several NAPIs", preset: "busy-poll", dev: "vb",
+			features: func(f *fakeOS) { f.napis[260] = &netdev.NAPI{ID: 260, Ifindex: 5} },
+			want:     "vb has 2 NAPIs but does not report which one serves rx queue 0 (veth does not): give the device a single rx queue"},
 		{name: "no such queue", preset: "busy-poll", dev: "eth1", edit: func(m *Mode) { m.Queues = []int{7} },
 			want: "eth1 has no rx queue 7 (its rx queues: 0, 1): choose one with --queue"},
 		{name: "CPU out of range", preset: "threaded", dev: "eth1", edit: func(m *Mode) { m.PollCPU = 9 },
@@ -236,6 +239,18 @@ func TestPlanFallsBackToSysfs(t *testing.T) {
 		"eth1/gro_flush_timeout = 15000 ns"}
 	if d := cmp.Diff(want, kinds); d != "" {
 		t.Errorf("6.12 busy-poll plan (-want +got):\n%s", d)
+	}
+}
+
+// TestUnlinkedVethQueue: veth never names its queue's NAPI in queue-get; its only NAPI is taken, and the plan
+// says so.
+func TestUnlinkedVethQueue(t *testing.T) {
+	p, err := planFor(t, newFakeOS(features6_18), "threaded", "vb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Changes[2].NAPI != 259 || !strings.Contains(strings.Join(p.Notes, "\n"), "its only NAPI, 259, serves it") {
+		t.Errorf("plan %s", p.Format())
 	}
 }
 

@@ -71,44 +71,21 @@ func (s *System) Resolve(m Mode) (Target, error) {
 }
 
 func (s *System) resolveQueues(m Mode, t *Target) error {
-	queues, err := s.Netdev.Queues(t.Ifindex)
+	rxq, err := s.rxNAPIs(t.Ifindex)
 	if err != nil {
 		return err
 	}
-	var rx []int
-	napiOf := map[int]uint32{}
-	for _, q := range queues {
-		if q.Type == netdev.QueueRX {
-			rx = append(rx, int(q.ID))
-			napiOf[int(q.ID)] = q.NAPIID
-		}
-	}
-	slices.Sort(rx)
-	napis, err := s.Netdev.NAPIs(t.Ifindex)
-	if err != nil {
-		return err
-	}
-	for _, n := range napis {
-		t.DeviceNAPIs = append(t.DeviceNAPIs, n.ID)
-	}
-	slices.Sort(t.DeviceNAPIs)
+	t.DeviceNAPIs = rxq.all
 	for _, id := range m.Queues {
-		napiID, ok := napiOf[id]
-		if !ok {
-			return fmt.Errorf("%s has no rx queue %d (its rx queues: %s): choose one with --queue", t.Device, id,
-				joinInts(rx))
-		}
-		if napiID == 0 {
-			return &kernel.HintError{Err: &notFound{fmt.Sprintf("%s rx queue %d has no NAPI instance, so there is "+
-				"nothing to poll", t.Device, id)}, Hint: "a veth gets one only while XDP is attached or GRO is on " +
-				"(napilab testbed up --napi, or attach the XDP program first); for a NIC, check that its driver " +
-				"reports NAPIs over netlink (Linux 6.8+)"}
+		napiID, err := rxq.napiOf(t.Device, id)
+		if err != nil {
+			return err
 		}
 		n, err := s.Netdev.NAPI(napiID)
 		if err != nil {
 			return err
 		}
-		q := QueueTarget{ID: id, NAPI: n}
+		q := QueueTarget{ID: id, NAPI: n, Unlinked: rxq.linked[id] == 0}
 		irq := 0
 		if n.HasIRQ {
 			irq = int(n.IRQ)
@@ -120,6 +97,59 @@ func (s *System) resolveQueues(m Mode, t *Target) error {
 		t.Queues = append(t.Queues, q)
 	}
 	return nil
+}
+
+// rxNAPIs is which NAPI serves each rx queue of a device, as queue-get links them.
+type rxNAPIs struct {
+	rx     []int          // rx queue ids, ascending
+	linked map[int]uint32 // rx queue → NAPI id, 0 when queue-get names none
+	all    []uint32       // every NAPI of the device, ascending
+}
+
+func (s *System) rxNAPIs(ifindex uint32) (rxNAPIs, error) {
+	r := rxNAPIs{linked: map[int]uint32{}}
+	queues, err := s.Netdev.Queues(ifindex)
+	if err != nil {
+		return r, err
+	}
+	for _, q := range queues {
+		if q.Type == netdev.QueueRX {
+			r.rx = append(r.rx, int(q.ID))
+			r.linked[int(q.ID)] = q.NAPIID
+		}
+	}
+	slices.Sort(r.rx)
+	napis, err := s.Netdev.NAPIs(ifindex)
+	if err != nil {
+		return r, err
+	}
+	for _, n := range napis {
+		r.all = append(r.all, n.ID)
+	}
+	slices.Sort(r.all)
+	return r, nil
+}
+
+// napiOf returns the NAPI of rx queue id. veth (6.18) never links its queue to its NAPI in queue-get; with one
+// queue and one NAPI there is no doubt which serves which.
+func (r rxNAPIs) napiOf(dev string, id int) (uint32, error) {
+	napiID, ok := r.linked[id]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%s has no rx queue %d (its rx queues: %s): choose one with --queue", dev, id,
+			joinInts(r.rx))
+	case napiID != 0:
+		return napiID, nil
+	case len(r.all) == 1 && len(r.rx) == 1:
+		return r.all[0], nil
+	case len(r.all) > 0:
+		return 0, fmt.Errorf("%s has %d NAPIs but does not report which one serves rx queue %d (veth does not): "+
+			"give the device a single rx queue", dev, len(r.all), id)
+	}
+	return 0, &kernel.HintError{Err: &notFound{fmt.Sprintf("%s rx queue %d has no NAPI instance, so there is "+
+		"nothing to poll", dev, id)}, Hint: "a veth gets one only while XDP is attached or GRO is on " +
+		"(napilab testbed up --napi, or attach the XDP program first); for a NIC, check that its driver " +
+		"reports NAPIs over netlink (Linux 6.8+)"}
 }
 
 // optional turns a driver's "not supported" into nil.

@@ -4,6 +4,7 @@
 # application side: poll inline, SO_PREFER_BUSY_POLL 1, SO_BUSY_POLL_BUDGET 64
 #   requirement: net.core.busy_read is copied into a socket when it is created: start the application after applying the mode
 #   requirement: the socket must report a NAPI id (SO_INCOMING_NAPI_ID ≠ 0), or busy polling polls nothing
+#   note: vb does not link rx-0 to a NAPI in queue-get (veth never does); its only NAPI, 259, serves it
 
 # 1. net.core.busy_read = 400 µs
 #    each receive call on an empty socket busy-polls its NAPI for up to this long

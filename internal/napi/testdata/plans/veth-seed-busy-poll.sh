@@ -7,6 +7,7 @@
 #   note: vb rx-0 has no IRQ of its own (a veth's NAPI is scheduled by the sender): nothing to pin
 #   note: workqueues: CPUs 4-6 of 1-6 are not online here; the masks name 1-3
 #   note: coalescing: vb's driver has none (veth has none), so there is nothing to switch off
+#   note: vb does not link rx-0 to a NAPI in queue-get (veth never does); its only NAPI, 259, serves it
 #   note: the seed writes "1,2,3,4,5,6", a CPU list, into hex cpumask files (the kernel reads it as six 32-bit words); napilab writes the mask of the CPUs meant
 #   note: the seed finds IRQs with gawk /eth0-(TxRx-)?1/ (queue 1, and all IRQs in one quoted word); napilab pins the IRQs of the configured queues, from napi-get or /proc/interrupts
 

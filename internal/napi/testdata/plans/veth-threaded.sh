@@ -2,6 +2,7 @@
 #   rx-0 is polled by NAPI 259 (no IRQ of its own)
 # kernel 6.18.44: per-NAPI config yes, irq-suspend-timeout yes, per-NAPI threaded yes, threaded busy poll no
 # application side: poll none
+#   note: vb does not link rx-0 to a NAPI in queue-get (veth never does); its only NAPI, 259, serves it
 
 # 1. net.core.busy_read = 0 µs
 #    sockets do not busy-poll on their own
