@@ -132,11 +132,7 @@ func planOn(t *testing.T, s *System, preset string, edit ...func(*Mode)) *Plan {
 	for _, e := range edit {
 		e(&m)
 	}
-	tgt, err := s.Resolve(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Build(m, tgt)
+	p, err := resolveAndBuild(s, m)
 	if err != nil {
 		t.Fatal(err)
 	}

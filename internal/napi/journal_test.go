@@ -21,11 +21,7 @@ func appliedJournal(t testing.TB, preset, dev string) (*fakeOS, string, []byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, err := f.system().Resolve(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Build(m, tgt)
+	p, err := resolveAndBuild(f.system(), m)
 	if err != nil {
 		t.Fatal(err)
 	}

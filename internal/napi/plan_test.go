@@ -51,7 +51,11 @@ func planFor(t *testing.T, f *fakeOS, preset, dev string, edit ...func(*Mode)) (
 	for _, e := range edit {
 		e(&m)
 	}
-	s := f.system()
+	return resolveAndBuild(f.system(), m)
+}
+
+// resolveAndBuild plans m on s.
+func resolveAndBuild(s *System, m Mode) (*Plan, error) {
 	tgt, err := s.Resolve(m)
 	if err != nil {
 		return nil, err
