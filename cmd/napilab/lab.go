@@ -261,3 +261,18 @@ func (c *labTestCmd) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Help tells what the guest program finds: kong prints it below the flags of `napilab lab run --help`.
+func (labRunCmd) Help() string {
+	return `The guest is a Debian cloud kernel booted under qemu (TCG) with the napilab binary as its init.
+The program runs as root in the initial namespaces with proc, sysfs, devtmpfs, bpffs, tracefs and
+debugfs mounted, lo up, virtio_net and veth loaded, and busybox applets on PATH. It sees:
+
+  NAPILAB_LAB=1             it runs in the lab
+  NAPILAB_LAB_NICS          the virtio NICs as "name=mac" pairs in --nics order (the NICs are wired
+                            to each other by a hub inside qemu; they start down and unaddressed)
+  NAPILAB_LAB_RESULTS       a device whose bytes reach the host unchanged (see --results)
+
+A binary given by path is copied in with its shared libraries; a bare name (sh, ip, ...) runs the
+guest's own command. napilab exits with the program's exit code.`
+}

@@ -449,3 +449,29 @@ func TestRunDirSweepsDeadRuns(t *testing.T) {
 		t.Errorf("release left %s behind: %v", third, err)
 	}
 }
+
+// BenchmarkLabBoot measures one warm lab run of a trivial step (cached kernel and base archive): the cost every
+// lab test pays. It reports the host-side boot (qemu start to init ready) and the whole run.
+func BenchmarkLabBoot(b *testing.B) {
+	if testenv.InLab() {
+		b.Skip("the lab does not nest")
+	}
+	testenv.RequirePriv(b)
+	k, err := FetchKernel(context.Background(), KernelSpec{}, "", nil)
+	if err != nil {
+		testenv.Skip(b, "no lab kernel: %v", err)
+	}
+	testenv.Exclusive(b)
+	var boot, total time.Duration
+	for b.Loop() {
+		res, err := Run(context.Background(), Spec{Kernel: KernelSpec{Version: k.Release}, NICs: 2, ZeroCopy: true,
+			Steps: []Step{{Args: []string{"true"}}}})
+		if err != nil || res.ExitCode != 0 {
+			b.Fatalf("run: %v %+v", err, res)
+		}
+		boot += res.Durations.Boot
+		total += res.Durations.Total
+	}
+	b.ReportMetric(boot.Seconds()/float64(b.N), "boot-s/op")
+	b.ReportMetric(total.Seconds()/float64(b.N), "run-s/op")
+}

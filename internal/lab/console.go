@@ -41,8 +41,14 @@ func parseConsole(log []byte, nonce string) verdict {
 		if nl >= 0 {
 			end = off + nl + 1
 		}
-		line := strings.TrimRight(string(log[off:end]), "\r\n")
+		raw := log[off:end]
 		off = end
+		// Most lines are the steps' own output; only a few can matter.
+		if !bytes.Contains(raw, []byte("NAPILAB_LAB_")) && !bytes.Contains(raw, []byte("Kernel panic")) &&
+			!bytes.Contains(raw, []byte("Oops: int3")) {
+			continue
+		}
+		line := strings.TrimRight(string(raw), "\r\n")
 		switch {
 		case strings.Contains(line, "Kernel panic"):
 			v.panicked = true

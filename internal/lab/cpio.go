@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path"
@@ -97,7 +98,7 @@ func (c *cpioWriter) File(name string, perm uint32, size int64, r io.Reader) {
 
 // Bytes adds a regular file with the given contents.
 func (c *cpioWriter) Bytes(name string, perm uint32, data []byte) {
-	c.File(name, perm, int64(len(data)), strings.NewReader(string(data)))
+	c.File(name, perm, int64(len(data)), bytes.NewReader(data))
 }
 
 // Symlink adds a symbolic link; the target is stored as the link's data.

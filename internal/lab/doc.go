@@ -17,8 +17,13 @@
 // guest) runs the steps and prints a verdict marker carrying a per-run nonce. Only that marker counts: a panic,
 // a crash or a hang ends without it and Run fails with the console tail.
 //
+// Boot is the expensive part (about 3 s under TCG, the kernel's own 2 s included), so one run takes several
+// steps: GoTestSteps compiles packages' tests with go test -c and runs them all in one boot, each in its package
+// directory with its testdata. Steps see NAPILAB_LAB=1, the NICs in NAPILAB_LAB_NICS and a results device in
+// NAPILAB_LAB_RESULTS (a virtio-serial port whose bytes land in Result.Results).
+//
 // Written here rather than taken from a library: the cpio "newc" writer (a dozen header fields; the maintained
-// Go implementations live inside large projects) and the parsers of apt-cache output and modules.dep, which are
-// small and fuzzed. Everything kernel- and package-shaped is done by the tools that own it: apt-get, dpkg-deb,
-// busybox depmod, qemu.
+// Go implementations live inside large projects), the shared-library closure of a dynamic binary (debug/elf does
+// the parsing) and the parsers of apt-cache output and modules.dep, which are small and fuzzed. Everything
+// kernel- and package-shaped is done by the tools that own it: apt-get, dpkg-deb, busybox depmod, qemu.
 package lab

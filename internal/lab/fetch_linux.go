@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/napilab/napilab/internal/kernel"
 )
 
 // listsMaxAge is how long downloaded package lists are trusted before `apt-get update` runs again: resolving
@@ -35,7 +37,8 @@ var (
 func (t hostTool) path() (string, error) {
 	p, err := exec.LookPath(t.name)
 	if err != nil {
-		return "", fmt.Errorf("lab: %s is not installed; install it with: apt-get install --no-install-recommends %s", t.name, t.pkg)
+		return "", kernel.WithHint(fmt.Errorf("lab: %s is not installed (%w)", t.name, exec.ErrNotFound),
+			"install it with: apt-get install --no-install-recommends "+t.pkg)
 	}
 	return p, nil
 }

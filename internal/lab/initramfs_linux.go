@@ -67,19 +67,16 @@ func buildInitrd(s *Spec, k *Kernel, plan *guest.Plan, cache, dst string) error 
 	for _, m := range mods {
 		plan.Modules = append(plan.Modules, modDir+m)
 	}
-	base, err := baseArchive(initPath, busybox, k, mods, modDir, cache)
+	bf, err := baseArchive(initPath, busybox, k, mods, modDir, cache)
 	if err != nil {
 		return err
 	}
 	out, err := os.Create(dst)
 	if err != nil {
+		bf.Close()
 		return fmt.Errorf("lab: %w", err)
 	}
 	defer out.Close()
-	bf, err := os.Open(base)
-	if err != nil {
-		return fmt.Errorf("lab: %w", err)
-	}
 	_, err = io.Copy(out, bf)
 	bf.Close()
 	if err != nil {
@@ -95,16 +92,59 @@ func buildInitrd(s *Spec, k *Kernel, plan *guest.Plan, cache, dst string) error 
 	return out.Close()
 }
 
-// baseArchive returns the path of the cached base archive for these inputs, building it when missing. The
-// archive is named after a hash of its inputs and checked against the SHA-256 recorded beside it.
-func baseArchive(initPath, busybox string, k *Kernel, mods []string, modDir, cache string) (string, error) {
+// baseArchive opens the cached base archive for these inputs, building it when missing. The archive is named
+// after a hash of its inputs and checked, through the open file, against the SHA-256 recorded beside it; it is
+// returned open, so a concurrent run pruning old archives cannot remove it between the check and the copy.
+func baseArchive(initPath, busybox string, k *Kernel, mods []string, modDir, cache string) (*os.File, error) {
+	key, libs, err := baseKey(initPath, busybox, k, mods)
+	if err != nil {
+		return nil, err
+	}
+	final := filepath.Join(cache, "initramfs", key+".cpio")
+	if f, ok := openVerified(final); ok {
+		return f, nil
+	}
+	if err := buildBase(final, initPath, busybox, libs, k, mods, modDir); err != nil {
+		return nil, err
+	}
+	f, ok := openVerified(final)
+	if !ok {
+		return nil, fmt.Errorf("lab: base initramfs %s changed while it was being used; run again", final)
+	}
+	return f, nil
+}
+
+func openVerified(path string) (*os.File, bool) {
+	want, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return nil, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	got, err := sha256Reader(f)
+	if err == nil && got == string(want) {
+		if _, err := f.Seek(0, io.SeekStart); err == nil {
+			now := time.Now()
+			_ = os.Chtimes(path, now, now) // keeps it among the newest when pruning
+			return f, true
+		}
+	}
+	f.Close()
+	return nil, false
+}
+
+// baseKey hashes everything the base archive is made of: the init binary, busybox, their shared libraries and
+// the modules (by their manifest SHA-256).
+func baseKey(initPath, busybox string, k *Kernel, mods []string) (string, []string, error) {
 	initLibs, err := sharedLibs(initPath)
 	if err != nil {
-		return "", fmt.Errorf("lab: guest init: %w", err)
+		return "", nil, fmt.Errorf("lab: guest init: %w", err)
 	}
 	bbLibs, err := sharedLibs(busybox)
 	if err != nil {
-		return "", fmt.Errorf("lab: busybox: %w", err)
+		return "", nil, fmt.Errorf("lab: busybox: %w", err)
 	}
 	libs := mergeSorted(initLibs, bbLibs)
 	h := sha256.New()
@@ -112,29 +152,24 @@ func baseArchive(initPath, busybox string, k *Kernel, mods []string, modDir, cac
 	for _, p := range append([]string{initPath, busybox}, libs...) {
 		sum, err := sha256File(p)
 		if err != nil {
-			return "", fmt.Errorf("lab: hash %s: %w", p, err)
+			return "", nil, fmt.Errorf("lab: hash %s: %w", p, err)
 		}
 		fmt.Fprintln(h, p, sum)
 	}
 	for _, m := range mods {
 		fmt.Fprintln(h, m, k.Files[m])
 	}
-	key := hex.EncodeToString(h.Sum(nil))[:32]
-	dir := filepath.Join(cache, "initramfs")
-	final := filepath.Join(dir, key+".cpio")
-	if sum, err := os.ReadFile(final + ".sha256"); err == nil {
-		if got, err := sha256File(final); err == nil && got == string(sum) {
-			now := time.Now()
-			_ = os.Chtimes(final, now, now) // keeps it among the newest when pruning
-			return final, nil
-		}
-	}
+	return hex.EncodeToString(h.Sum(nil))[:32], libs, nil
+}
+
+func buildBase(final, initPath, busybox string, libs []string, k *Kernel, mods []string, modDir string) error {
+	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
+		return fmt.Errorf("lab: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "build-*")
 	if err != nil {
-		return "", fmt.Errorf("lab: %w", err)
+		return fmt.Errorf("lab: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	hw := sha256.New()
@@ -148,20 +183,20 @@ func baseArchive(initPath, busybox string, k *Kernel, mods []string, modDir, cac
 	c.Bytes("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
 	c.Bytes("/etc/group", 0o644, []byte("root:x:0:\n"))
 	if err := addHostFile(c, guest.InitPath, initPath, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	if err := addHostFile(c, "/bin/busybox", busybox, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	for _, l := range libs {
 		if err := addHostFile(c, l, l, 0o755); err != nil {
-			return "", err
+			return err
 		}
 	}
 	for _, m := range mods {
 		f, err := k.Open(m) // checks the module's SHA-256 against the manifest
 		if err != nil {
-			return "", err
+			return err
 		}
 		fi, err := f.Stat()
 		if err == nil {
@@ -169,26 +204,26 @@ func baseArchive(initPath, busybox string, k *Kernel, mods []string, modDir, cac
 		}
 		f.Close()
 		if err != nil {
-			return "", fmt.Errorf("lab: %w", err)
+			return fmt.Errorf("lab: %w", err)
 		}
 	}
 	if err := c.Close(); err != nil {
-		return "", fmt.Errorf("lab: build base initramfs: %w", err)
+		return fmt.Errorf("lab: build base initramfs: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return "", fmt.Errorf("lab: write base initramfs: %w", err)
+		return fmt.Errorf("lab: write base initramfs: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("lab: write base initramfs: %w", err)
+		return fmt.Errorf("lab: write base initramfs: %w", err)
 	}
 	if err := os.WriteFile(final+".sha256", []byte(hex.EncodeToString(hw.Sum(nil))), 0o644); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
+		return fmt.Errorf("lab: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
+		return fmt.Errorf("lab: %w", err)
 	}
 	pruneBases(dir, final)
-	return final, nil
+	return nil
 }
 
 func mergeSorted(a, b []string) []string {
