@@ -267,7 +267,7 @@ func irqChecks(queues []appQueue, o DoctorOptions) []check {
 				if shared := aff.Minus(aff.Minus(*o.AppCPUs)); !shared.IsEmpty() {
 					c.warn = advise(fmt.Sprintf("echo <a CPU outside %s> > /proc/irq/%d/smp_affinity_list "+
 						"(napilab mode apply seed-... pins it to the poll CPU)", o.AppCPUs, irq.IRQ),
-						"IRQ %d of %s may fire on CPUs %s, where the application runs", irq.IRQ, q, shared)
+						"IRQ %d of %s may fire on %s, where the application runs", irq.IRQ, q, cpusPhrase(shared))
 					break
 				}
 			}
@@ -300,9 +300,9 @@ func kthreadChecks(st *State, o DoctorOptions) []check {
 				"threaded-busy-poll --cpu C)", n.PID, n.PID)
 			switch {
 			case o.AppCPUs != nil && !cpus.Minus(cpus.Minus(*o.AppCPUs)).IsEmpty():
-				cp.warn = advise(fix, "the busy-polling kthread %d may run on CPUs %s, which it shares with the "+
+				cp.warn = advise(fix, "the busy-polling kthread %d may run on %s, which it shares with the "+
 					"application: both spin, and each takes the CPU from the other", n.PID,
-					cpus.Minus(cpus.Minus(*o.AppCPUs)))
+					cpusPhrase(cpus.Minus(cpus.Minus(*o.AppCPUs))))
 			case cpus.Len() > 1 && (online.IsEmpty() || cpus.Len() >= online.Len()):
 				cp.warn = advise(fix, "the busy-polling kthread %d may run on any CPU (%s): pin it to a CPU of its "+
 					"own", n.PID, cpus)
@@ -310,11 +310,11 @@ func kthreadChecks(st *State, o DoctorOptions) []check {
 				cp.warn = advise(fix, "the busy-polling kthread %d runs %s: ordinary threads preempt it",
 					n.PID, n.Kthread.Policy)
 			case o.AppCPUs == nil:
-				cp.err = fmt.Errorf("the kthread runs on CPUs %s, but the application's CPUs are unknown: pass "+
-					"--app-cpus", cpus)
+				cp.err = fmt.Errorf("the kthread runs on %s, but the application's CPUs are unknown: pass "+
+					"--app-cpus", cpusPhrase(cpus))
 			default:
-				cp.ok = fmt.Sprintf("kthread %d runs %s %d on CPUs %s, apart from the application", n.PID,
-					n.Kthread.Policy, n.Kthread.Priority, cpus)
+				cp.ok = fmt.Sprintf("kthread %d runs %s %d on %s, apart from the application", n.PID,
+					n.Kthread.Policy, n.Kthread.Priority, cpusPhrase(cpus))
 			}
 		}
 	}
@@ -335,6 +335,14 @@ func rpsChecks(queues []appQueue) []check {
 		out = append(out, c)
 	}
 	return out
+}
+
+// cpusPhrase says "CPU 2" or "CPUs 3-5".
+func cpusPhrase(s sysknob.CPUSet) string {
+	if s.Len() == 1 {
+		return "CPU " + s.String()
+	}
+	return "CPUs " + s.String()
 }
 
 // FormatFindings renders findings for people: one line each, the fix indented below.

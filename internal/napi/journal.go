@@ -15,8 +15,8 @@ import (
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
-// DefaultJournal is where apply records what it changes. /run is a tmpfs that a reboot empties, which is right:
-// a reboot also resets everything the journal could restore.
+// DefaultJournal is where apply records what it changes. /run is meant to be emptied at boot (a tmpfs on most
+// distributions), which is right: a reboot also resets everything the journal could restore.
 const DefaultJournal = "/run/napilab/mode.journal"
 
 // journalFormat heads every journal, so a file that is not one (or a future format) is never half-understood.

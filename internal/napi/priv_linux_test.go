@@ -170,7 +170,7 @@ func show(t *testing.T, s *System) *State {
 
 // privMode is a preset as the privileged tests use it: the last online CPU polls (the seed's CPU 2 may not
 // exist) and SMT is left alone.
-func privMode(t *testing.T, preset, dev string) Mode {
+func privMode(t testing.TB, preset, dev string) Mode {
 	m, err := Preset(preset, dev)
 	if err != nil {
 		t.Fatal(err)
@@ -465,4 +465,41 @@ func TestPrivBadInput(t *testing.T) {
 	if d := cmp.Diff(before, show(t, s)); d != "" {
 		t.Errorf("bad input changed something (-before +after):\n%s", d)
 	}
+}
+
+// BenchmarkPrivApplyRestore measures switching a veth NAPI into threaded mode (napi-set, kthread FIFO and
+// affinity, journal) and back, on the real kernel: the cost a sweep pays per mode change.
+func BenchmarkPrivApplyRestore(b *testing.B) {
+	testenv.RequirePriv(b)
+	testenv.Exclusive(b)
+	bed := testbedtest.New(b, testbed.Topology{NAPI: true})
+	s, err := OpenNetNS(NetNS{Path: bed.B.NetNSPath()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	p, err := resolveAndBuild(s, privMode(b, "threaded", bed.B.Link))
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "mode.journal")
+	for b.Loop() {
+		if _, err := s.Apply(b.Context(), p, ApplyOptions{Journal: path}); err != nil {
+			b.Fatal(err)
+		}
+		if rep := s.Restore(mustLoad(b, path), RestoreOptions{}); !rep.Complete() {
+			b.Fatal(rep.Err())
+		}
+		if err := RemoveJournal(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func mustLoad(b *testing.B, path string) *Journal {
+	j, err := LoadJournal(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return j
 }
