@@ -242,7 +242,7 @@ func TestLabPanic(t *testing.T) {
 	if !errors.As(err, &ge) || !errors.Is(err, ErrNoVerdict) {
 		t.Fatalf("Run = %v, want a GuestError wrapping ErrNoVerdict", err)
 	}
-	if ge.Reason != "kernel panic" || !strings.Contains(ge.Tail, "Kernel panic") {
+	if ge.Reason != "kernel panic: not syncing: sysrq triggered crash" || !strings.Contains(ge.Tail, "sysrq") {
 		t.Errorf("reason %q, tail:\n%s", ge.Reason, ge.Tail)
 	}
 	if res == nil || res.KernelRelease == "" {

@@ -16,9 +16,10 @@ type verdict struct {
 	steps     []stepMark
 	exited    bool // init printed its verdict
 	exitCode  int
-	earlyOops bool // "Oops: int3" before the start marker: the MTTCG text-patching race worth one retry
-	panicked  bool // the kernel said "Kernel panic"
-	startEnd  int  // offset just past the start marker line
+	earlyOops bool   // "Oops: int3" before the start marker: the MTTCG text-patching race worth one retry
+	panicked  bool   // the kernel said "Kernel panic"
+	panicWhy  string // what it said after that
+	startEnd  int    // offset just past the start marker line
 }
 
 type stepMark struct {
@@ -51,6 +52,11 @@ func parseConsole(log []byte, nonce string) verdict {
 		line := strings.TrimRight(string(raw), "\r\n")
 		switch {
 		case strings.Contains(line, "Kernel panic"):
+			if !v.panicked {
+				// "Kernel panic - not syncing: <why>": the why names the crash even when the tail holds only the trace.
+				_, why, _ := strings.Cut(line, "Kernel panic")
+				v.panicWhy = strings.TrimLeft(why, " -")
+			}
 			v.panicked = true
 		case !v.started && strings.Contains(line, "Oops: int3"):
 			v.earlyOops = true

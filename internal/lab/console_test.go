@@ -55,6 +55,9 @@ func TestParseConsoleFailures(t *testing.T) {
 		{"out-of-order step", guest.StartLine(testNonce, "7.3.4", 1) + "\n" + guest.StepLine(testNonce, 1, 0) + "\n", true, false, false, false},
 		{"no trailing newline", guest.StartLine(testNonce, "7.3.4", 1) + "\n" + guest.ExitLine(testNonce, 0), true, true, false, false},
 	}
+	if v := parseConsole([]byte(cases[2].log), testNonce); v.panicWhy != "not syncing: sysrq triggered crash" {
+		t.Errorf("panic reason %q", v.panicWhy)
+	}
 	for _, c := range cases {
 		v := parseConsole([]byte(c.log), testNonce)
 		if v.started != c.started || v.exited != c.exited || v.earlyOops != c.oops || v.panicked != c.panic {

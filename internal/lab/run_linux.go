@@ -115,7 +115,7 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 		gerr.Err = ErrNoVerdict
 		gerr.Reason = "qemu exited"
 		if v.panicked {
-			gerr.Reason = "kernel panic"
+			gerr.Reason = "kernel panic: " + v.panicWhy
 		}
 		if b.qemuErr != nil {
 			gerr.Reason = fmt.Sprintf("qemu: %v: %s", b.qemuErr, strings.TrimSpace(b.stderr))
