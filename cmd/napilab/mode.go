@@ -200,15 +200,15 @@ type modeRestoreCmd struct {
 }
 
 func (c *modeRestoreCmd) Run() error {
-	rep, err := napi.RestoreFile(c.Journal, napi.OpenNetNS, napi.RestoreOptions{})
-	if rep == nil && errors.Is(err, os.ErrNotExist) {
-		// Nothing applied: restoring is idempotent, so this is success.
+	if _, err := os.Stat(c.Journal); errors.Is(err, os.ErrNotExist) {
+		// Nothing applied, or already restored: restoring is idempotent, so this is success.
 		if c.JSON {
 			return jsonOut(napi.RestoreReport{Journal: c.Journal})
 		}
-		fmt.Println(err)
+		fmt.Printf("nothing to restore: there is no journal at %s\n", c.Journal)
 		return nil
 	}
+	rep, err := napi.RestoreFile(c.Journal, napi.OpenNetNS, napi.RestoreOptions{})
 	if rep == nil {
 		return err
 	}

@@ -59,6 +59,10 @@ func (s *System) Apply(ctx context.Context, p *Plan, o ApplyOptions) (*Applied, 
 		}
 	}
 	t := p.Target
+	if t.NetNS.Inode != s.NetNS.Inode {
+		return nil, fmt.Errorf("the plan is for %s, but this system addresses %s: resolve the plan here", t.NetNS,
+			s.NetNS)
+	}
 	j := &Journal{Format: journalFormat, Preset: p.Mode.Preset, Created: time.Now().UTC(), PID: os.Getpid(),
 		Kernel: t.Kernel, NetNS: t.NetNS, Device: t.Device, Ifindex: t.Ifindex, path: o.Journal}
 	if j.path == "" {

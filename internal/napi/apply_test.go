@@ -207,6 +207,15 @@ func TestApplyRefusals(t *testing.T) {
 			t.Fatalf("error %v, want a refusal before any change", err)
 		}
 	})
+	t.Run("plan for another namespace", func(t *testing.T) {
+		f := newFakeOS(features6_19)
+		p := mustPlan(t, f, "busy-poll", "eth1")
+		p.Target.NetNS.Inode++
+		_, err := f.system().Apply(t.Context(), p, ApplyOptions{Journal: journalPath(t)})
+		if err == nil || !strings.Contains(err.Error(), "resolve the plan here") || f.takeLog() != "" {
+			t.Fatalf("error %v, want a refusal before any change", err)
+		}
+	})
 	t.Run("journal not writable", func(t *testing.T) {
 		f := newFakeOS(features6_19)
 		dir := t.TempDir()

@@ -43,7 +43,12 @@ func OpenNetNS(ns NetNS) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if ns.Inode != 0 && ino != ns.Inode {
+	switch {
+	case ns.Inode == 0 || ino == ns.Inode:
+	case ns.Path == "":
+		return nil, fmt.Errorf("the journal was written in network namespace net:[%d], but napilab now runs in "+
+			"net:[%d]: run it in the namespace the mode was applied in", ns.Inode, ino)
+	default:
 		return nil, &notFound{fmt.Sprintf("%s is gone (that path now holds net:[%d])", ns, ino)}
 	}
 	s.NetNS.Inode = ino

@@ -86,7 +86,7 @@ func (r *RestoreReport) Format() string {
 // Restore puts back what journal j recorded, last change first. It is idempotent: an entry whose target already
 // holds its prior state is left alone, so restoring twice changes nothing the second time. Device settings are
 // restored only while the journal's device (same name, same ifindex, same namespace) still exists; a device or
-// kthread that is gone is reported, not an error. ctx is not consulted: a restore, once started, finishes.
+// kthread that is gone is reported, not an error. A restore, once started, runs to the end: it takes no context.
 func (s *System) Restore(j *Journal, o RestoreOptions) *RestoreReport {
 	r := &restorer{s: s, j: j, timeout: o.ThreadedTimeout}
 	return r.restore(len(j.Entries) - 1)
