@@ -191,7 +191,9 @@ func (a *aptDir) opts() []string {
 		"-o", "Dir::Etc::sourceparts=" + filepath.Join(a.root, "sources"),
 		"-o", "Dir::State::Lists=" + filepath.Join(a.root, "lists"),
 		"-o", "Dir::Cache=" + filepath.Join(a.root, "cache"),
-		"-o", "Dir::Etc::preferencesparts=" + filepath.Join(a.root, "sources"),
+		// The host's pins must not steer which kernel the lab picks.
+		"-o", "Dir::Etc::preferences=/dev/null",
+		"-o", "Dir::Etc::preferencesparts=" + filepath.Join(a.root, "preferences.d"),
 		"-o", "APT::Sandbox::User=root",
 		"-o", "Acquire::Languages=none",
 		// One retry: apt's default three, with back-off, make an unreachable archive cost 7 s per suite.
@@ -203,7 +205,7 @@ func (a *aptDir) opts() []string {
 }
 
 func (a *aptDir) setup() error {
-	for _, d := range []string{"sources", "lists/partial", "cache/archives/partial"} {
+	for _, d := range []string{"sources", "preferences.d", "lists/partial", "cache/archives/partial"} {
 		if err := os.MkdirAll(filepath.Join(a.root, d), 0o755); err != nil {
 			return fmt.Errorf("lab: prepare apt directory: %w", err)
 		}
@@ -239,23 +241,20 @@ func (a *aptDir) update(ctx context.Context, progress io.Writer) error {
 	}
 	fmt.Fprintf(orDiscard(progress), "lab: updating package lists for %s\n", a.suite)
 	// --error-on=any: a failed download or a bad signature is an error, not a warning with exit status 0.
-	_, err := a.run(ctx, a.root, toolAptGet, "update", "--error-on=any", "-q")
-	return err
+	if _, err := a.run(ctx, a.root, toolAptGet, "update", "--error-on=any", "-q"); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(a.root, "updated"), nil, 0o644)
 }
 
+// listsAge is the time since the last successful update. apt stamps list files with the archive's own
+// modification time, so the lab keeps its own stamp.
 func (a *aptDir) listsAge() time.Duration {
-	ents, err := os.ReadDir(filepath.Join(a.root, "lists"))
+	fi, err := os.Stat(filepath.Join(a.root, "updated"))
 	if err != nil {
 		return time.Duration(1 << 62)
 	}
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), "_InRelease") || strings.HasSuffix(e.Name(), "_Release") {
-			if fi, err := e.Info(); err == nil {
-				return time.Since(fi.ModTime())
-			}
-		}
-	}
-	return time.Duration(1 << 62)
+	return time.Since(fi.ModTime())
 }
 
 // resolve returns the release to use from this suite, refreshing the lists when they are old or do not have it.
