@@ -48,20 +48,20 @@ func (k Knob) device() bool {
 	return false
 }
 
+// String is the knob's path without the obvious prefix: "vb/threaded", "net.core.busy_read",
+// "irq/38/smp_affinity_list".
 func (k Knob) String() string {
-	switch k.ID {
-	case KnobThreaded, KnobDeferHardIRQs, KnobGROFlushTimeout:
-		return k.Dev + "/" + string(k.ID)
-	case KnobRPSCPUs:
-		return fmt.Sprintf("%s/queues/rx-%d/rps_cpus", k.Dev, k.Queue)
-	case KnobIRQAffinity:
-		return fmt.Sprintf("irq/%d/smp_affinity_list", k.IRQ)
-	case KnobWorkqueueCPUMask:
-		return "workqueue/" + k.Workqueue + "/cpumask"
-	case KnobSMT:
-		return "smt/control"
+	p := k.Path()
+	for _, prefix := range []string{"/sys/class/net/", "/sys/devices/virtual/", "/sys/devices/system/cpu/", "/proc/"} {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			p = rest
+			break
+		}
 	}
-	return string(k.ID)
+	if rest, ok := strings.CutPrefix(p, "sys/"); ok {
+		return strings.ReplaceAll(rest, "/", ".") // a sysctl
+	}
+	return p
 }
 
 // Path is the file on a real system.

@@ -190,20 +190,19 @@ func (r *restorer) entry(e Entry) (Result, string) {
 	return Failed, err.Error()
 }
 
-func (r *restorer) netdev() (Netdev, error) {
+// napiGet reads a NAPI, unless an earlier napi-set is still stuck on the netdev socket.
+func (r *restorer) napiGet(id uint32) (netdev.NAPI, error) {
 	if r.netdevStuck {
-		return nil, errors.New("not attempted: the netdev socket is still blocked by the napi-set that timed out")
+		return netdev.NAPI{}, errNetdevStuck
 	}
-	return r.s.Netdev, nil
+	return r.s.Netdev.NAPI(id)
 }
+
+var errNetdevStuck = errors.New("not attempted: the netdev socket is still blocked by the napi-set that timed out")
 
 // napi writes back the fields the change touched (all of them for a record-only entry) that differ now.
 func (r *restorer) napi(c Change, prior NAPIPrior) (Result, error) {
-	nd, err := r.netdev()
-	if err != nil {
-		return Failed, err
-	}
-	n, err := nd.NAPI(c.NAPI)
+	n, err := r.napiGet(c.NAPI)
 	if err != nil {
 		return Failed, err
 	}
@@ -233,15 +232,15 @@ func (r *restorer) napi(c Change, prior NAPIPrior) (Result, error) {
 		return Failed, err
 	}
 	if cfg.Threaded == nil {
-		return Restored, nd.SetNAPI(c.NAPI, cfg)
+		return Restored, r.s.Netdev.SetNAPI(c.NAPI, cfg)
 	}
-	return Restored, r.setThreaded(nd, c.NAPI, cfg)
+	return Restored, r.setThreaded(c.NAPI, cfg)
 }
 
 // setThreaded makes a napi-set that changes threaded, bounded by the timeout (see DefaultThreadedTimeout).
-func (r *restorer) setThreaded(nd Netdev, id uint32, cfg netdev.NAPIConfig) error {
+func (r *restorer) setThreaded(id uint32, cfg netdev.NAPIConfig) error {
 	done := make(chan error, 1)
-	go func() { done <- nd.SetNAPI(id, cfg) }()
+	go func() { done <- r.s.Netdev.SetNAPI(id, cfg) }()
 	t := time.NewTimer(r.timeout)
 	defer t.Stop()
 	select {
@@ -290,11 +289,7 @@ func restoreEthtool[T comparable](dev ethtool.Device, prior T, get func(ethtool.
 
 // kthread puts back the scheduling of the kthread the mode changed, if that kthread still serves the NAPI.
 func (r *restorer) kthread(c Change, prior sysknob.Sched) (Result, error) {
-	nd, err := r.netdev()
-	if err != nil {
-		return Failed, err
-	}
-	n, err := nd.NAPI(c.NAPI)
+	n, err := r.napiGet(c.NAPI)
 	if err != nil {
 		return Failed, err
 	}
