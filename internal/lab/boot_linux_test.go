@@ -120,7 +120,7 @@ func helperCheck(check string) error {
 			return fmt.Errorf("%s=%q, want two NICs with MACs %s and %s", guest.EnvNICs, os.Getenv(guest.EnvNICs), nicMAC(0), nicMAC(1))
 		}
 	case "modules":
-		for _, m := range []string{"virtio_net", "veth", "sch_netem"} {
+		for _, m := range []string{"virtio_net", "veth", "xfrm_user", "sch_netem"} {
 			if _, err := os.Stat("/sys/module/" + m); err != nil {
 				return fmt.Errorf("module %s not loaded: %w", m, err)
 			}

@@ -26,7 +26,9 @@ const (
 var DefaultSuites = []string{"trixie-backports", "sid"}
 
 // DefaultModules are loaded in every guest (their dependencies, e.g. failover and net_failover, come along).
-var DefaultModules = []string{"virtio_net", "veth"}
+// xfrm_user is there because the guest has no modprobe to autoload it: without it every NETLINK_XFRM socket
+// fails with EPROTONOSUPPORT, and vishvananda/netlink's NewHandleAt opens one by default.
+var DefaultModules = []string{"virtio_net", "veth", "xfrm_user"}
 
 // KernelSpec says which Debian kernel to boot.
 type KernelSpec struct {
