@@ -357,14 +357,17 @@ func (a *applier) remap(i int) error {
 		}
 		id, err := rxq.napiOf(a.j.Device, c.Queue)
 		if err != nil {
-			return fmt.Errorf("after the change: %w", err)
+			return err
 		}
-		if id != c.NAPI {
-			c.NAPI, e.Prior = id, nil
-			if err := a.record(k); err != nil {
-				return err
-			}
+		if id == c.NAPI {
+			continue
 		}
+		// A new NAPI: what it holds now is what restore must put back; the old one is gone with its state.
+		p, err := a.snapshot(Change{Kind: c.Kind, NAPI: id})
+		if err != nil {
+			return err
+		}
+		c.NAPI, e.Prior = id, p
 	}
 	return a.j.save()
 }
@@ -384,12 +387,16 @@ func (a *applier) rollback(last int, cause error) error {
 }
 
 // Reassert makes sure an applied mode still holds after something that may reset the driver, such as attaching
-// an XDP program or binding an AF_XDP socket (idpf, for one, reverts settings then): it reads every applied
-// change back, writes again what drifted, and when the driver replaced a NAPI's kthread, records the new one in
-// the journal and schedules it. It returns what it had to redo.
+// an XDP program or binding an AF_XDP socket (idpf, for one, reverts settings then; a veth without GRO creates a
+// new NAPI): it follows each queue to its NAPI again, recording a new NAPI's state in the journal before
+// changing it, reads every applied change back, writes again what drifted, and schedules a replaced kthread.
+// It returns what it had to redo.
 func (s *System) Reassert(a *Applied) ([]string, error) {
 	j := a.Journal
 	ap := &applier{s: s, j: j, dev: ethtool.Device{Index: int(j.Ifindex), Name: j.Device}}
+	if err := ap.remap(-1); err != nil {
+		return nil, fmt.Errorf("reassert %s: %w", j.Preset, err)
+	}
 	var redone []string
 	for i := range j.Entries {
 		e := &j.Entries[i]
@@ -403,9 +410,6 @@ func (s *System) Reassert(a *Applied) ([]string, error) {
 		}
 		if err := ap.verify(e); err == nil {
 			continue
-		} else if errors.Is(err, os.ErrNotExist) {
-			return redone, fmt.Errorf("reassert %s: %w; the driver re-created the device's NAPIs: run napilab mode "+
-				"restore and apply again", e.Change.Describe(), err)
 		}
 		if err := ap.change(e); err != nil {
 			return redone, fmt.Errorf("reassert %s: %w", e.Change.Describe(), err)

@@ -374,11 +374,28 @@ func TestReassert(t *testing.T) {
 	if len(redone) != 2 {
 		t.Errorf("redone %q, want the napi-set and the kthread", redone)
 	}
+	f.mu.Lock() // a driver that re-creates the NAPI (veth without GRO, on XDP attach): a fresh one, defaults
+	delete(f.sched, int(f.napis[259].PID))
+	delete(f.napis, 259)
+	f.napis[300] = &netdev.NAPI{ID: 300, Ifindex: 5}
+	f.mu.Unlock()
+	if redone, err = f.system().Reassert(a); err != nil || len(redone) != 2 {
+		t.Fatalf("reassert after the NAPI was replaced redid %q (%v)", redone, err)
+	}
+	if n := f.napis[300]; n.Threaded != netdev.ThreadedEnabled || f.sched[int(n.PID)].Priority != 50 {
+		t.Fatalf("the new NAPI is not in the mode: %+v", n)
+	}
 	if _, err := RestoreFile(path, openFake(f), RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if f.state() != before {
-		t.Error("the machine differs after restore")
+	if n := *f.napis[300]; n != (netdev.NAPI{ID: 300, Ifindex: 5}) {
+		t.Errorf("restore left the new NAPI at %+v, not its defaults", n)
+	}
+	f.mu.Lock() // put the original NAPI back in place of the replacement to compare the rest with the start
+	f.napis = map[uint32]*netdev.NAPI{8193: f.napis[8193], 8194: f.napis[8194], 259: {ID: 259, Ifindex: 5}}
+	f.mu.Unlock()
+	if f.napis[8193] == nil || f.state() != before {
+		t.Errorf("the machine differs after restore:\n%s\nwant\n%s", f.state(), before)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
+	"github.com/napilab/napilab/internal/xdp"
 )
 
 // Privileged tests run on the real kernel, each in its own Ephemeral testbed
@@ -166,6 +167,18 @@ func show(t *testing.T, s *System) *State {
 		t.Fatalf("show could not read: %q", st.Unreadable)
 	}
 	return st
+}
+
+// device finds a device of a State.
+func device(t *testing.T, st *State, name string) *DeviceState {
+	t.Helper()
+	for i := range st.Devices {
+		if st.Devices[i].Name == name {
+			return &st.Devices[i]
+		}
+	}
+	t.Fatalf("show reports no device %s", name)
+	return nil
 }
 
 // privMode is a preset as the privileged tests use it: the last online CPU polls (the seed's CPU 2 may not
@@ -372,12 +385,7 @@ func TestPrivKillApplyRestore(t *testing.T) {
 	}
 	t.Cleanup(func() { RestoreFile(path, OpenNetNS, RestoreOptions{}) })
 	held := show(t, s)
-	var napis []NAPIState
-	for _, d := range held.Devices {
-		if d.Name == bed.B.Link {
-			napis = d.NAPIs
-		}
-	}
+	napis := device(t, held, bed.B.Link).NAPIs
 	if held.Host.BusyReadUS == nil || *held.Host.BusyReadUS != 50 ||
 		len(napis) != 1 || napis[0].Threaded != "enabled" || napis[0].Kthread == nil || napis[0].Kthread.Priority != 50 {
 		t.Fatalf("the killed process's mode is not in place: %+v", held)
@@ -502,4 +510,71 @@ func mustLoad(b *testing.B, path string) *Journal {
 		b.Fatal(err)
 	}
 	return j
+}
+
+// TestPrivReassertAfterXDPAttach: with the veth's NAPI kept by GRO, attaching the XDP program leaves the mode
+// in place and Reassert has nothing to redo; without GRO the NAPI lives and dies with XDP, so detaching and
+// attaching again replaces it with a fresh one, which Reassert records and puts in the mode, and which restore
+// then puts back.
+func TestPrivReassertAfterXDPAttach(t *testing.T) {
+	testenv.RequirePriv(t)
+	attach := func(t *testing.T, bed *testbed.Testbed) *xdp.Program {
+		t.Helper()
+		prog, err := xdp.Load(xdp.Spec{Port: 54321, Queues: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { prog.Close() })
+		if err := bed.B.Do(func() error { _, err := prog.Attach(bed.B.Ifindex, xdp.ModeAuto); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return prog
+	}
+	t.Run("gro", func(t *testing.T) {
+		testenv.Exclusive(t)
+		hostGuard(t)
+		bed, s := bedB(t, true)
+		p, err := resolveAndBuild(s, privMode(t, "threaded", bed.B.Link))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := applyGuarded(t, s, p)
+		attach(t, bed)
+		redone, err := s.Reassert(a)
+		if err != nil || len(redone) != 0 {
+			t.Errorf("reassert after XDP attach redid %q (%v)", redone, err)
+		}
+	})
+	t.Run("xdp only", func(t *testing.T) {
+		testenv.Exclusive(t)
+		hostGuard(t)
+		bed, s := bedB(t, false)
+		prog := attach(t, bed)
+		p, err := resolveAndBuild(s, privMode(t, "threaded", bed.B.Link))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := show(t, s)
+		a, path := applyGuarded(t, s, p)
+		prog.Close()
+		attach(t, bed)
+		redone, err := s.Reassert(a)
+		if err != nil || len(redone) != 2 {
+			t.Fatalf("reassert after the NAPI was replaced redid %q (%v), want the napi-set and the kthread", redone, err)
+		}
+		napis := device(t, show(t, s), bed.B.Link).NAPIs
+		if len(napis) != 1 || napis[0].ID == p.Target.Queues[0].NAPI.ID || napis[0].Threaded != "enabled" ||
+			napis[0].Kthread == nil || napis[0].Kthread.Policy != "SCHED_FIFO" {
+			t.Fatalf("the new NAPI is not in the mode: %+v", napis)
+		}
+		if _, err := RestoreFile(path, OpenNetNS, RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		after := show(t, s)
+		// The NAPI was replaced: its state, not its id, must be as before.
+		device(t, after, bed.B.Link).NAPIs[0].ID = device(t, before, bed.B.Link).NAPIs[0].ID
+		if d := cmp.Diff(before, after); d != "" {
+			t.Errorf("show differs after restore (-before +after):\n%s", d)
+		}
+	})
 }
