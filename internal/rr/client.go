@@ -164,6 +164,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		return nil, err
 	}
 
+	defer reserveProcs(pl.Spinners)()
 	// GC must not run while measuring; the per-packet path allocates nothing, so turning it off costs nothing.
 	gcBefore := usage.GCCycles()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))

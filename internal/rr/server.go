@@ -85,6 +85,11 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 		return ServerStats{}, err
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	spinners := 1
+	if s.p.Poll == PollSeparate {
+		spinners++
+	}
+	defer reserveProcs(spinners)()
 	stopWatch := context.AfterFunc(ctx, func() { s.stop.Store(true) })
 	defer stopWatch()
 
