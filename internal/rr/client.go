@@ -87,12 +87,23 @@ type ClientResult struct {
 
 // shared is the state the client's threads exchange. Everything else belongs to exactly one thread.
 type shared struct {
-	sent      atomic.Uint64 // requests submitted; the next napilab sequence number
-	sendDone  atomic.Bool   // the sender has sent its last request
-	lastSend  atomic.Int64  // nanotime of the latest send
-	stop      atomic.Bool   // end the run now (signal or fatal error)
-	fatal     atomic.Pointer[error]
-	threadErr chan error // spinning helper threads report failures here
+	sent     atomic.Uint64 // requests submitted; the next napilab sequence number
+	sendDone atomic.Bool   // the sender has sent its last request
+	doneOnce sync.Once
+	doneCh   chan struct{} // closed with sendDone, for the goroutine that samples CPU usage
+	lastSend atomic.Int64  // nanotime of the latest send
+	stop     atomic.Bool   // end the run now (signal or fatal error)
+	fatal    atomic.Pointer[error]
+}
+
+// finishSending marks the last request sent.
+func (sh *shared) finishSending() {
+	sh.sendDone.Store(true)
+	sh.doneOnce.Do(func() {
+		if sh.doneCh != nil {
+			close(sh.doneCh)
+		}
+	})
 }
 
 func (sh *shared) fail(err error) {
@@ -169,7 +180,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	gcBefore := usage.GCCycles()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 
-	sh := &shared{threadErr: make(chan error, 3)}
+	sh := &shared{doneCh: make(chan struct{})}
 	now := nanotime()
 	tl := timeline{t0: now, measureStart: now + int64(c.p.Warmup), sendEnd: 1<<63 - 1}
 	if c.p.Duration > 0 {
@@ -310,12 +321,9 @@ func (c *Client) accountWindow(sh *shared, tl timeline, tids *threadIDs, rcvDone
 		return nil, nil
 	}
 	before = take()
-	for !sh.sendDone.Load() && !sh.stop.Load() {
-		select {
-		case <-rcvDone:
-			return before, take()
-		case <-time.After(10 * time.Millisecond):
-		}
+	select {
+	case <-sh.doneCh:
+	case <-rcvDone:
 	}
 	return before, take()
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -26,23 +27,6 @@ type Link struct {
 	Sock *xsk.Socket
 	Prog *xdp.Program
 	Info LinkInfo
-}
-
-// LinkInfo is what opening a link resolved, for the record of a run.
-type LinkInfo struct {
-	Dev      string         `json:"dev"`
-	Ifindex  int            `json:"ifindex"`
-	Queue    int            `json:"queue"`
-	XDPMode  string         `json:"xdp_mode"`  // as attached: native or generic
-	ZeroCopy bool           `json:"zero_copy"` // as bound
-	NAPIID   uint32         `json:"napi_id"`   // SO_INCOMING_NAPI_ID; 0: busy polling cannot reach the device
-	Local    frame.Endpoint `json:"-"`
-	Peer     frame.Endpoint `json:"-"` // zero for an echo server
-	LocalMAC string         `json:"local_mac"`
-	LocalIP  string         `json:"local_ip,omitempty"`
-	PeerMAC  string         `json:"peer_mac,omitempty"`
-	PeerIP   string         `json:"peer_ip,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
 }
 
 // OpenLink opens the datapath p describes in the calling thread's network namespace. A client resolves its
@@ -108,6 +92,39 @@ func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
 	}
 	l.Info = info
 	return l, nil
+}
+
+// OpenLinkIn opens the link inside the network namespace at nsPath (e.g. /run/netns/NAME), or in the caller's
+// when nsPath is empty. It enters the namespace on a thread of its own that is discarded afterwards, so no
+// goroutine of the caller ever runs in a foreign namespace.
+func OpenLinkIn(ctx context.Context, p Params, nsPath string) (*Link, error) {
+	if nsPath == "" {
+		return OpenLink(ctx, p)
+	}
+	type result struct {
+		l   *Link
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine, still in the namespace
+		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done <- result{err: kernel.WithHint(fmt.Errorf("open network namespace %s: %w", nsPath, err),
+				"name an existing namespace, e.g. one from napilab testbed show")}
+			return
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		if err != nil {
+			done <- result{err: kernel.NewOpError("enter network namespace", nsPath, err)}
+			return
+		}
+		l, err := OpenLink(ctx, p)
+		done <- result{l, err}
+	}()
+	r := <-done
+	return r.l, r.err
 }
 
 // Close detaches the program and closes the socket. It is idempotent.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/xsk"
 )
@@ -18,12 +17,6 @@ type Link struct {
 	Info LinkInfo
 }
 
-// LinkInfo is what opening a link resolved.
-type LinkInfo struct {
-	Dev         string
-	Local, Peer frame.Endpoint
-}
-
 // OpenLink is only implemented on Linux.
 func OpenLink(context.Context, Params) (*Link, error) {
 	return nil, fmt.Errorf("AF_XDP on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
@@ -31,3 +24,6 @@ func OpenLink(context.Context, Params) (*Link, error) {
 
 // Close does nothing.
 func (l *Link) Close() error { return nil }
+
+// OpenLinkIn is only implemented on Linux.
+func OpenLinkIn(ctx context.Context, p Params, _ string) (*Link, error) { return OpenLink(ctx, p) }

@@ -93,8 +93,9 @@ type Params struct {
 	Queue int    `json:"queue"`
 	Port  uint16 `json:"port"`
 	// Local and Peer override what napilab discovers from the device and the neighbour table.
-	LocalMAC net.HardwareAddr `json:"local_mac,omitempty"`
-	PeerMAC  net.HardwareAddr `json:"peer_mac,omitempty"`
+	// (The MACs as resolved are recorded in LinkInfo, as text.)
+	LocalMAC net.HardwareAddr `json:"-"`
+	PeerMAC  net.HardwareAddr `json:"-"`
 	LocalIP  netip.Addr       `json:"local_ip,omitzero"`
 	PeerIP   netip.Addr       `json:"peer_ip,omitzero"`
 
@@ -257,8 +258,8 @@ func (p *Params) Validate() error {
 		switch p.Reply {
 		case ReplyEcho:
 		case ReplyTemplate:
-			if p.PeerMAC == nil || !p.PeerIP.IsValid() || p.LocalMAC == nil || !p.LocalIP.IsValid() {
-				bad("template replies need both MAC and IP addresses of both ends: give them, or use echo replies")
+			if !p.PeerIP.IsValid() {
+				bad("template replies go to one client: give its address (--peer), or use echo replies")
 			}
 		default:
 			bad("reply style %q is unknown: use echo or template", p.Reply)

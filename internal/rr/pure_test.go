@@ -64,7 +64,7 @@ func TestValidateRejects(t *testing.T) {
 	}
 	s := DefaultParams(RoleServer)
 	s.Dev, s.Reply = "veth1", ReplyTemplate
-	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "template replies need") {
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "template replies go to one client") {
 		t.Fatalf("template server without addresses: %v", err)
 	}
 }

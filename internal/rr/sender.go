@@ -85,7 +85,7 @@ func (s *sender) closedLoop(now int64, outstanding uint64) {
 func (s *sender) dueOrFinish(scheduled int64) {
 	measured := scheduled >= s.tl.measureStart
 	if scheduled >= s.tl.sendEnd || (measured && s.p.Count > 0 && s.measuredSent >= s.p.Count) {
-		s.sh.sendDone.Store(true)
+		s.sh.finishSending()
 		return
 	}
 	if s.send(scheduled, nanotime()) && measured {

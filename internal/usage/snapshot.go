@@ -111,8 +111,10 @@ func Sub(before, after Snapshot) Usage {
 		u.Tasks = map[string]TaskUsage{}
 		for key, a := range after.Tasks {
 			b := before.Tasks[key]
-			t := TaskUsage{Name: a.Name, OnCPU: a.OnCPU - b.OnCPU, WaitRun: a.WaitRun - b.WaitRun,
-				Own: a.Own, Gone: a.Gone || b.Gone}
+			t := TaskUsage{Name: a.Name, Own: a.Own, Gone: a.Gone || b.Gone}
+			if !t.Gone { // a task missing from either snapshot has no difference to report
+				t.OnCPU, t.WaitRun = a.OnCPU-b.OnCPU, a.WaitRun-b.WaitRun
+			}
 			if u.Wall > 0 {
 				t.Percent = 100 * float64(t.OnCPU) / float64(u.Wall)
 			}

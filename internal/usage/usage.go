@@ -108,3 +108,14 @@ func truncate(b []byte) []byte {
 	}
 	return b
 }
+
+// parseCPUModel returns the first "model name" of a /proc/cpuinfo text.
+func parseCPUModel(cpuinfo string) string {
+	for _, line := range strings.Split(cpuinfo, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

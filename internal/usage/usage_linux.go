@@ -105,3 +105,12 @@ func irqCounts(text string, irqs []int) (map[int][]uint64, error) {
 	}
 	return out, nil
 }
+
+// CPUModel returns the CPU's model name from /proc/cpuinfo, or "" when it has none (some architectures).
+func CPUModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	return parseCPUModel(string(b))
+}

@@ -16,3 +16,6 @@ func Take(Spec) (Snapshot, error) {
 
 // GCCycles is only implemented on Linux.
 func GCCycles() uint64 { return 0 }
+
+// CPUModel is only implemented on Linux.
+func CPUModel() string { return "" }

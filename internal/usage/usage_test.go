@@ -85,3 +85,13 @@ func FuzzParsers(f *testing.F) {
 		_, _, _, _ = ParseSchedstat(b)
 	})
 }
+
+func TestParseCPUModel(t *testing.T) {
+	in := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n"
+	if got := parseCPUModel(in); got != "AMD EPYC 7B13" {
+		t.Fatalf("parseCPUModel = %q", got)
+	}
+	if got := parseCPUModel("processor : 0\n"); got != "" {
+		t.Fatalf("no model name gave %q", got)
+	}
+}

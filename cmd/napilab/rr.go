@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/rr"
+)
+
+type rrCmd struct {
+	Server rrServerCmd `cmd:"" help:"Answer AF_XDP UDP requests inline from the RX ring."`
+	Client rrClientCmd `cmd:"" help:"Send requests on a schedule (or N in flight) and measure every round trip."`
+}
+
+// rrCommon are the flags both ends share, named as everywhere in napilab.
+type rrCommon struct {
+	Dev     string `required:"" placeholder:"IFACE" help:"Interface to bind the AF_XDP socket to."`
+	Netns   string `placeholder:"NAME|PATH" help:"Network namespace of the interface (a name under /run/netns, e.g. a testbed's, or a path)."`
+	Queue   int    `default:"0" help:"Device queue to bind."`
+	Port    uint16 `default:"54321" help:"UDP port of the flow; the XDP program steers it to the socket."`
+	Payload int    `default:"200" help:"UDP payload bytes."`
+	Format  string `default:"napilab" enum:"napilab,xsk_rr" help:"Payload: napilab (sequence numbers and timestamps: exact loss/reorder accounting) or xsk_rr (all 'a', interoperates with the original)."`
+	Verify  bool   `help:"Check every received payload."`
+
+	Poll           string `default:"inline" enum:"inline,separate,none" help:"What drives NAPI polling when the RX ring is empty: inline (recvfrom kick from the loop), separate (a dedicated thread kicks), none (e.g. threaded NAPI busy poll)."`
+	BusyPoll       int    `placeholder:"USEC" help:"SO_BUSY_POLL on the socket: each kick busy-polls the device's NAPI up to this long."`
+	PreferBusyPoll bool   `help:"SO_PREFER_BUSY_POLL: keep IRQs masked while the application busy-polls."`
+	BusyPollBudget int    `placeholder:"N" help:"SO_BUSY_POLL_BUDGET: packets per busy-poll pass."`
+
+	CPU  []int `sep:"," placeholder:"CPU,..." help:"Pin the spinning threads: receive loop, then sender, then poller."`
+	FIFO int   `placeholder:"PRIO" help:"Run the spinning threads SCHED_FIFO at this priority (1-99)."`
+
+	Bind       string `default:"auto" enum:"auto,copy,zero-copy" help:"AF_XDP bind mode."`
+	XDPMode    string `name:"xdp-mode" default:"auto" enum:"auto,native,generic" help:"XDP attach mode."`
+	NeedWakeup bool   `default:"true" negatable:"" help:"Bind with need_wakeup: kick only when the kernel asks."`
+	Ring       int    `default:"2048" help:"Fill and RX ring entries (a power of two)."`
+
+	JSON bool `help:"Print one JSON document (schema napilab.rr/v1) instead of the report."`
+}
+
+func (c *rrCommon) params(role rr.Role) rr.Params {
+	p := rr.DefaultParams(role)
+	p.Dev, p.Queue, p.Port, p.Payload, p.Format, p.Verify = c.Dev, c.Queue, c.Port, c.Payload, rr.Format(c.Format), c.Verify
+	p.Poll, p.BusyPollUsec, p.PreferBusyPoll, p.BusyPollBudget = rr.PollDriver(c.Poll), c.BusyPoll, c.PreferBusyPoll, c.BusyPollBudget
+	p.CPUs, p.FIFO = c.CPU, c.FIFO
+	p.Bind, p.XDPMode, p.NeedWakeup, p.Ring = c.Bind, c.XDPMode, c.NeedWakeup, c.Ring
+	return p
+}
+
+func (c *rrCommon) nsPath() string {
+	if c.Netns == "" || c.Netns[0] == '/' {
+		return c.Netns
+	}
+	return "/run/netns/" + c.Netns
+}
+
+type rrServerCmd struct {
+	rrCommon
+	Reply     string        `default:"echo" enum:"echo,template" help:"echo: turn each request around in place and answer anyone; template: send a pre-built frame to --peer, as xsk_rr does."`
+	Delay     time.Duration `help:"Busy-wait this long between a request and its reply (simulated processing)."`
+	Duration  time.Duration `help:"Stop after this long (default: until SIGINT or SIGTERM)."`
+	Recompute bool          `help:"Recompute checksums of every reply (needed when kernel stacks send the requests: veth leaves their UDP checksums partial)."`
+	Peer      string        `placeholder:"IP" help:"Template replies: the client's address."`
+	PeerMAC   string        `placeholder:"MAC" help:"Template replies: the client's MAC (default: from the neighbour table)."`
+	LocalIP   string        `placeholder:"IP" help:"Template replies: this end's address (default: the device's)."`
+}
+
+func (s *rrServerCmd) Run(ctx context.Context) error {
+	p := s.params(rr.RoleServer)
+	p.Reply, p.Delay = rr.ReplyStyle(s.Reply), s.Delay
+	var err error
+	if p.PeerIP, p.PeerMAC, p.LocalIP, err = parseAddrs(s.Peer, s.PeerMAC, s.LocalIP); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	link, err := rr.OpenLinkIn(ctx, p, s.nsPath())
+	if err != nil {
+		return err
+	}
+	defer link.Close()
+	opts := rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer}
+	if s.Recompute {
+		opts.Checksums = frame.RecomputeChecksums
+	}
+	srv, err := rr.NewServer(link.Sock, p, opts)
+	if err != nil {
+		return err
+	}
+	if s.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Duration)
+		defer cancel()
+	}
+	if !s.JSON {
+		fmt.Printf("napilab rr server on %s queue %d, port %d, %s replies (%s XDP, %s); stop with Ctrl-C\n",
+			p.Dev, p.Queue, p.Port, p.Reply, link.Info.XDPMode, map[bool]string{true: "zero-copy", false: "copy mode"}[link.Info.ZeroCopy])
+		for _, w := range link.Info.Warnings {
+			fmt.Println("warning:", w)
+		}
+	}
+	st, err := srv.Run(ctx)
+	if err != nil {
+		return err
+	}
+	doc := rr.NewDocument(p, link.Info)
+	doc.Server = &st
+	if s.JSON {
+		return writeJSON(doc)
+	}
+	rr.WriteServerReport(os.Stdout, &doc)
+	return nil
+}
+
+type rrClientCmd struct {
+	rrCommon
+	Peer        string        `required:"" placeholder:"IP" help:"The server's address; its MAC comes from the neighbour table (probed when missing)."`
+	PeerMAC     string        `placeholder:"MAC" help:"The server's MAC, when ARP/ND cannot find it."`
+	LocalIP     string        `placeholder:"IP" help:"Source address (default: the device's, of the peer's family)."`
+	Period      time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given."`
+	Rate        string        `placeholder:"REQ/S" help:"Open loop at this rate, e.g. 12.5k, 125000, 1M (instead of --period)."`
+	Outstanding int           `placeholder:"N" help:"Closed loop: keep N requests in flight (instead of --period/--rate)."`
+	Sender      string        `default:"auto" enum:"auto,thread,inline" help:"Where open-loop requests are sent from: a thread of their own, or the receive loop; auto picks a thread only when the spinning threads fit the CPUs."`
+	CatchUp     string        `name:"catch-up" default:"send" enum:"send,skip" help:"A late sender sends every missed request (send) or skips them, counting them (skip)."`
+	Delay       time.Duration `help:"Busy-wait this long after each reply before reading the next (simulated application processing, as xsk_rr -d)."`
+	Duration    time.Duration `default:"10s" help:"Measure this long (after the warm-up)."`
+	Count       uint64        `help:"Stop after this many measured requests instead."`
+	Warmup      time.Duration `default:"500ms" help:"Send and answer, but do not measure, this long first."`
+	Interval    time.Duration `default:"1s" help:"Print a line every interval (0: only the summary)."`
+	Timeout     time.Duration `default:"1s" help:"Give up on replies this long after the last send (a peer that never answers ends in 100% loss)."`
+	Colocated   int           `help:"Spinning threads of other processes on this machine (e.g. a server in the same testbed), for thread placement."`
+	CSV         string        `placeholder:"FILE" help:"Write the interval samples as CSV to FILE."`
+	XskRRV1     bool          `name:"xsk-rr-v1" hidden:"" help:"Spell the xsk_rr report lines as RFC v1 did."`
+}
+
+func (c *rrClientCmd) Run(ctx context.Context) error {
+	p := c.params(rr.RoleClient)
+	var err error
+	if p.PeerIP, p.PeerMAC, p.LocalIP, err = parseAddrs(c.Peer, c.PeerMAC, c.LocalIP); err != nil {
+		return err
+	}
+	set := 0
+	for _, b := range []bool{c.Period > 0, c.Rate != "", c.Outstanding > 0} {
+		if b {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("--period, --rate and --outstanding each choose the load: give only one")
+	}
+	switch {
+	case c.Rate != "":
+		if p.Period, err = rr.ParseRate(c.Rate); err != nil {
+			return err
+		}
+	case c.Outstanding > 0:
+		p.Period, p.Outstanding = 0, c.Outstanding
+	case c.Period > 0:
+		p.Period = c.Period
+	}
+	p.Sender, p.CatchUp, p.Delay = rr.SenderPlacement(c.Sender), rr.CatchUp(c.CatchUp), c.Delay
+	p.Duration, p.Count, p.Warmup, p.Interval, p.Timeout = c.Duration, c.Count, c.Warmup, c.Interval, c.Timeout
+	if c.Count > 0 {
+		p.Duration = 0
+	}
+	p.Colocated = c.Colocated
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	link, err := rr.OpenLinkIn(ctx, p, c.nsPath())
+	if err != nil {
+		return err
+	}
+	defer link.Close()
+
+	opts := rr.ClientOptions{Local: link.Info.Local, Peer: link.Info.Peer, UsableCPUs: runtime.NumCPU()}
+	if c.XskRRV1 {
+		opts.XskRRVersion = hist.XskRRv1
+	}
+	if !c.JSON && p.Interval > 0 {
+		opts.OnInterval = func(iv rr.Interval) { rr.WriteIntervalLine(os.Stdout, iv) }
+	}
+	cli, err := rr.NewClient(link.Sock, p, opts)
+	if err != nil {
+		return err
+	}
+	if pl := cli.Placement(); !c.JSON {
+		fmt.Printf("napilab rr client → %s (%s) on %s queue %d: %d spinning threads, sender %s\n",
+			link.Info.PeerIP, link.Info.PeerMAC, p.Dev, p.Queue, pl.Spinners, pl.Sender)
+		if pl.Warning != "" {
+			fmt.Println("warning:", pl.Warning)
+		}
+	}
+	res, err := cli.Run(ctx)
+	if err != nil {
+		return err
+	}
+	doc := rr.NewDocument(p, link.Info)
+	doc.Client = res
+	if c.CSV != "" {
+		if err := writeCSV(c.CSV, res.Intervals); err != nil {
+			return err
+		}
+	}
+	if c.JSON {
+		return writeJSON(doc)
+	}
+	rr.WriteClientReport(os.Stdout, &doc)
+	return nil
+}
+
+func parseAddrs(peer, peerMAC, local string) (peerIP netip.Addr, mac net.HardwareAddr, localIP netip.Addr, err error) {
+	if peer != "" {
+		if peerIP, err = netip.ParseAddr(peer); err != nil {
+			return peerIP, nil, localIP, fmt.Errorf("--peer %q is not an IP address", peer)
+		}
+	}
+	if peerMAC != "" {
+		if mac, err = net.ParseMAC(peerMAC); err != nil || len(mac) != 6 {
+			return peerIP, nil, localIP, fmt.Errorf("--peer-mac %q is not a MAC address like 02:00:00:00:00:01", peerMAC)
+		}
+	}
+	if local != "" {
+		if localIP, err = netip.ParseAddr(local); err != nil {
+			return peerIP, mac, localIP, fmt.Errorf("--local-ip %q is not an IP address", local)
+		}
+	}
+	return peerIP, mac, localIP, nil
+}
+
+func writeJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeCSV(path string, ivs []rr.Interval) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--csv: %w", err)
+	}
+	if err := rr.WriteIntervalsCSV(f, ivs); err != nil {
+		f.Close()
+		return fmt.Errorf("--csv %s: %w", path, err)
+	}
+	return f.Close()
+}
