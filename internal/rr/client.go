@@ -117,6 +117,7 @@ type Client struct {
 	p    Params
 	o    ClientOptions
 	sock *xsk.Socket
+	tx   *txFrames // prepared by the first Run; later runs reuse the frames where they are
 }
 
 // NewClient checks p and prepares a client on sock, which must be bound and steered (an XDP program redirects
@@ -160,8 +161,22 @@ type timeline struct {
 	sendEnd      int64 // no request is due at or after this (math.MaxInt64: count-limited)
 }
 
+// SetParams changes the parameters of the next Run (a sweep runs many loads over one socket). The payload size
+// and format must stay as they were: the request frames are built for them.
+func (c *Client) SetParams(p Params) error {
+	if p.Payload != c.p.Payload || p.Format != c.p.Format || p.Role != RoleClient {
+		return errors.New("rr client: a client keeps its role, payload size and format across runs")
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	c.p = p
+	return nil
+}
+
 // Run sends requests and measures replies until the count or duration is reached, ctx is cancelled, or the
-// peer stops answering for the reply timeout. A peer that never answers ends the run after the timeout with
+// peer stops answering for the reply timeout. A client may run several times on its socket; each run has its own
+// run id, so late replies to an earlier run are counted as stray, never paired. A peer that never answers ends the run after the timeout with
 // every request lost; that is a result, not an error.
 func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	pl := c.Placement()
@@ -170,10 +185,14 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		res.Warnings = append(res.Warnings, pl.Warning)
 	}
 
-	tx, err := c.prepareFrames()
-	if err != nil {
-		return nil, err
+	if c.tx == nil {
+		tx, err := c.prepareFrames()
+		if err != nil {
+			return nil, err
+		}
+		c.tx = &tx
 	}
+	tx := *c.tx
 
 	defer reserveProcs(pl.Spinners)()
 	// GC must not run while measuring; the per-packet path allocates nothing, so turning it off costs nothing.

@@ -209,3 +209,51 @@ func TestMemPeerNeverAnswers(t *testing.T) {
 		t.Fatalf("sent %d answered %d lost %d", res.Sent, res.Answered, res.Lost)
 	}
 }
+
+// TestMemRunTwice: a client and a server run several rounds on one socket pair, as a sweep does, and each
+// round accounts for exactly its own requests.
+func TestMemRunTwice(t *testing.T) {
+	testenv.Exclusive(t)
+	pair, err := xsktest.NewPair(memConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pair.Close()
+	m := newMemRun(false)
+	srv, err := NewServer(pair.B, m.server, m.srvOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round, count := range []uint64{500, 800, 300} {
+		p := m.client
+		p.Count = count
+		if err := cli.SetParams(p); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var st ServerStats
+		wg.Add(1)
+		go func() { defer wg.Done(); st, _ = srv.Run(ctx) }()
+		<-srv.Ready()
+		res, err := cli.Run(context.Background())
+		cancel()
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		checkClean(t, res, count)
+		if st.Replied != count {
+			t.Fatalf("round %d: server replied %d of %d", round, st.Replied, count)
+		}
+	}
+	bad := m.client
+	bad.Payload = 300
+	if err := cli.SetParams(bad); err == nil {
+		t.Fatal("SetParams accepted a new payload size")
+	}
+}

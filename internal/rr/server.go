@@ -41,13 +41,14 @@ type ServerOptions struct {
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
 // a request and handing its reply to the TX ring.
 type Server struct {
-	p     Params
-	o     ServerOptions
-	sock  *xsk.Socket
-	st    ServerStats
-	stop  atomic.Bool
-	ready chan struct{}
-	once  sync.Once
+	p        Params
+	o        ServerOptions
+	sock     *xsk.Socket
+	st       ServerStats
+	stop     atomic.Bool
+	ready    chan struct{}
+	once     sync.Once
+	prepared bool
 
 	pool     *xsk.FrameStack // template replies: frames carrying the pre-built reply
 	spill    *xsk.FrameStack // receive frames the fill ring had no room for yet
@@ -77,13 +78,19 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 func (s *Server) markReady() { s.once.Do(func() { close(s.ready) }) }
 
-// Run answers requests until ctx is cancelled, then returns what it did. The calling goroutine becomes the
+// Run answers requests until ctx is cancelled, then returns what it did in this run. It may be called again
+// (not concurrently) to serve another round on the same socket. The calling goroutine becomes the
 // server thread: it is locked to its OS thread, pinned and made real-time as Params ask.
 func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 	defer s.markReady()
-	if err := s.prepare(); err != nil {
-		return ServerStats{}, err
+	if !s.prepared {
+		if err := s.prepare(); err != nil {
+			return ServerStats{}, err
+		}
+		s.prepared = true
 	}
+	s.stop.Store(false)
+	s.st = ServerStats{}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	spinners := 1
 	if s.p.Poll == PollSeparate {
