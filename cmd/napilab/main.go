@@ -17,6 +17,7 @@ import (
 
 // cli lists the subcommands; each lives in its own file.
 type cli struct {
+	Demo    demoCmd    `cmd:"" help:"The main job: compare the polling modes on a veth testbed and print the cover letter's table."`
 	RR      rrCmd      `cmd:"" name:"rr" help:"AF_XDP request/response latency benchmark: server and client."`
 	Version versionCmd `cmd:"" help:"Print the napilab version, Go toolchain and kernel."`
 	Lab     labCmd     `cmd:"" help:"Run programs on a current kernel with virtio NICs under qemu (no reboot, no host changes)."`

@@ -47,7 +47,7 @@ func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sock, err := xsk.Open(ifc.Index, p.Queue, cfg)
+	sock, err := openSocket(ctx, ifc.Index, p.Queue, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +137,24 @@ func (l *Link) Close() error {
 		errs = append(errs, l.Sock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openSocket binds the AF_XDP socket, waiting out a short EBUSY: the kernel releases a closed socket's hold on
+// its queue asynchronously, so a socket bound right after the previous one on the same queue closed can find
+// the queue still taken for a moment.
+func openSocket(ctx context.Context, ifindex, queue int, cfg xsk.Config) (*xsk.Socket, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		sock, err := xsk.Open(ifindex, queue, cfg)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return sock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func socketConfig(p Params) (xsk.Config, error) {

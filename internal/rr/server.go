@@ -2,6 +2,7 @@ package rr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -70,6 +71,19 @@ func NewServer(sock *xsk.Socket, p Params, o ServerOptions) (*Server, error) {
 			cfg.FrameCount, cfg.FillSize, cfg.TXSize)
 	}
 	return &Server{p: p, o: o, sock: sock, ready: make(chan struct{})}, nil
+}
+
+// SetParams changes the parameters of the next Run (a sweep switches poll modes over one socket). The reply
+// style, payload size and format must stay as they were.
+func (s *Server) SetParams(p Params) error {
+	if p.Role != RoleServer || p.Reply != s.p.Reply || p.Payload != s.p.Payload || p.Format != s.p.Format {
+		return errors.New("rr server: a server keeps its role, reply style, payload size and format across runs")
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	s.p = p
+	return nil
 }
 
 // Ready is closed once the server's receive frames are on the fill ring and it is polling (requests sent before

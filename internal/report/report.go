@@ -1,0 +1,169 @@
+// Package report renders sweep results the way people compare polling modes: the threaded-NAPI-busy-poll cover
+// letter's table (one row per load, one column per mode, p5/p50/p95/p99 in ns per cell), with true percentiles
+// instead of xsk_rr's truncated means, the loss and the CPU each mode spent beside them, and the same data as CSV.
+// With several repetitions a cell shows the median and the spread (min–max) across them.
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/sweep"
+)
+
+// Stat picks one figure out of a cell.
+type Stat struct {
+	Name string
+	Get  func(*rr.ClientResult) float64
+	Unit string // "ns", "%", "us"
+}
+
+// The figures of the cover letter's table, as true percentiles of the latency from the scheduled send time.
+var (
+	P5  = Stat{"p5", func(r *rr.ClientResult) float64 { return float64(r.Latency.P5) }, "ns"}
+	P50 = Stat{"p50", func(r *rr.ClientResult) float64 { return float64(r.Latency.P50) }, "ns"}
+	P95 = Stat{"p95", func(r *rr.ClientResult) float64 { return float64(r.Latency.P95) }, "ns"}
+	P99 = Stat{"p99", func(r *rr.ClientResult) float64 { return float64(r.Latency.P99) }, "ns"}
+	// P999 goes past what the cover letter could show.
+	P999 = Stat{"p99.9", func(r *rr.ClientResult) float64 { return float64(r.Latency.P999) }, "ns"}
+	// CPU is CPU time per request, of the whole process and any kthread polling for it.
+	CPU = Stat{"cpu/req", func(r *rr.ClientResult) float64 { return float64(r.CPUPerRequest) / 1e3 }, "us"}
+	// Loss is the share of requests never answered.
+	Loss = Stat{"lost", func(r *rr.ClientResult) float64 {
+		if r.Sent == 0 {
+			return 0
+		}
+		return 100 * float64(r.Lost) / float64(r.Sent)
+	}, "%"}
+	// XskRRP50 and XskRRP99 are the original tool's "p50"/"p99" columns, for comparison with published tables.
+	XskRRP50 = Stat{"xsk_rr p50", func(r *rr.ClientResult) float64 { return float64(r.XskRRPN[1].Value) }, "ns"}
+	XskRRP99 = Stat{"xsk_rr p99", func(r *rr.ClientResult) float64 { return float64(r.XskRRPN[3].Value) }, "ns"}
+)
+
+// SeedStats are the lines of a cell in the cover letter's table, plus napilab's additions.
+var SeedStats = []Stat{P5, P50, P95, P99, P999, Loss, CPU}
+
+// value summarises one figure over a cell's repetitions: the median, and the spread when there are several.
+func value(cells []*sweep.Cell, st Stat) (string, bool) {
+	var v []float64
+	for _, c := range cells {
+		if c.Client != nil {
+			v = append(v, st.Get(c.Client))
+		}
+	}
+	if len(v) == 0 {
+		return "", false
+	}
+	slices.Sort(v)
+	med := v[len(v)/2]
+	if len(v)%2 == 0 {
+		med = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	s := num(med, st.Unit)
+	if len(v) > 1 && v[0] != v[len(v)-1] {
+		s += " (" + num(v[0], st.Unit) + "–" + num(v[len(v)-1], st.Unit) + ")"
+	}
+	return s, true
+}
+
+func num(v float64, unit string) string {
+	switch unit {
+	case "ns":
+		return strconv.FormatInt(int64(v+0.5), 10)
+	case "%":
+		if v == 0 {
+			return "0%"
+		}
+		return strconv.FormatFloat(v, 'g', 3, 64) + "%"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + unit
+}
+
+// cellsOf returns every repetition of a mode under a row.
+func cellsOf(res *sweep.Result, mode string, row sweep.Row) []*sweep.Cell {
+	var out []*sweep.Cell
+	for i := range res.Cells {
+		if c := &res.Cells[i]; c.Mode == mode && c.Row == row {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Table writes the cover letter's table as Markdown: a header row of modes, then for each load a label row and
+// one row per statistic ("| | p50: 13100 | ..."). A mode that was skipped shows why, once, under its first row.
+func Table(w io.Writer, res *sweep.Result, stats []Stat) {
+	fmt.Fprintf(w, "| Experiment | %s |\n", strings.Join(res.Spec.Modes, " | "))
+	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---|", len(res.Spec.Modes)))
+	for ri, row := range res.Spec.Rows {
+		fmt.Fprintf(w, "| %s |%s\n", row.Label(), strings.Repeat(" |", len(res.Spec.Modes)))
+		for si, st := range stats {
+			line := []string{""}
+			for _, mode := range res.Spec.Modes {
+				cells := cellsOf(res, mode, row)
+				if v, ok := value(cells, st); ok {
+					line = append(line, st.Name+": "+v)
+					continue
+				}
+				if si == 0 && ri == 0 && len(cells) > 0 && cells[0].Skipped != "" {
+					line = append(line, "skipped: "+cells[0].Skipped)
+				} else {
+					line = append(line, "–")
+				}
+			}
+			fmt.Fprintf(w, "| %s |\n", strings.Join(line, " | "))
+		}
+	}
+}
+
+// Notes lists, once each, the caveats attached to cells: what a reader must know to read the numbers.
+func Notes(w io.Writer, res *sweep.Result) {
+	seen := map[string]bool{}
+	for _, c := range res.Cells {
+		for _, n := range c.Notes {
+			key := c.Mode + ": " + n
+			if !seen[key] {
+				seen[key] = true
+				fmt.Fprintf(w, "- %s\n", key)
+			}
+		}
+		if c.Client != nil {
+			for _, n := range c.Client.Warnings {
+				key := c.Mode + ": " + n
+				if !seen[key] {
+					seen[key] = true
+					fmt.Fprintf(w, "- %s\n", key)
+				}
+			}
+		}
+	}
+}
+
+// CSV writes one row per cell and repetition: the machine-readable form of the sweep.
+func CSV(w io.Writer, res *sweep.Result) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"mode", "rate", "delay_ns", "rep", "skipped", "sent", "answered", "lost", "reordered",
+		"send_rate", "min_ns", "p5_ns", "p50_ns", "p90_ns", "p95_ns", "p99_ns", "p99_9_ns", "max_ns",
+		"xsk_rr_p50_ns", "xsk_rr_p99_ns", "sender_lateness_p99_ns", "cpu_per_request_ns", "gc_cycles"})
+	for _, c := range res.Cells {
+		rec := []string{c.Mode, f(c.Row.Rate), i(int64(c.Row.Delay)), i(int64(c.Rep)), c.Skipped}
+		if r := c.Client; r != nil {
+			l := r.Latency
+			rec = append(rec, u(r.Sent), u(r.Answered), u(r.Lost), u(r.Reordered), f(r.SendRate), i(l.Min), i(l.P5),
+				i(l.P50), i(l.P90), i(l.P95), i(l.P99), i(l.P999), i(l.Max), u(r.XskRRPN[1].Value),
+				u(r.XskRRPN[3].Value), i(r.SenderLateness.P99), i(int64(r.CPUPerRequest)), u(r.GCCycles))
+		}
+		_ = cw.Write(rec)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func f(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+func i(v int64) string   { return strconv.FormatInt(v, 10) }
+func u(v uint64) string  { return strconv.FormatUint(v, 10) }

@@ -1,0 +1,50 @@
+package sweep
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseRow(t *testing.T) {
+	for in, want := range map[string]Row{
+		"12.5k":      {Rate: 12500},
+		"32k+30us":   {Rate: 32000, Delay: 30 * time.Microsecond},
+		"125000+6µs": {Rate: 125000, Delay: 6 * time.Microsecond},
+		" 1M+1ms ":   {Rate: 1e6, Delay: time.Millisecond},
+	} {
+		got, err := ParseRow(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRow(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "+30us", "fast", "12k+soon", "12k+-5us", "0+1us"} {
+		if _, err := ParseRow(in); err == nil {
+			t.Errorf("ParseRow(%q) accepted", in)
+		}
+	}
+	r, _ := ParseRow("32k+30us")
+	if r.String() != "32k+30us" || r.Label() != "32K pkt/s + 30us delay" || r.Period() != 31250*time.Nanosecond {
+		t.Fatalf("row %q label %q period %v", r.String(), r.Label(), r.Period())
+	}
+	for _, s := range SeedRows {
+		r, err := ParseRow(s)
+		if err != nil || r.String() != s {
+			t.Errorf("seed row %q round-trips as %q (%v)", s, r.String(), err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := DefaultSpec().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := DefaultSpec()
+	s.Modes, s.Reps, s.Duration, s.Payload, s.ClientCPU = append(s.Modes, "busy-poll"), 0, 0, 10, s.ServerCPU
+	err := s.Validate()
+	for _, want := range []string{"listed twice", "repetitions", "duration", "payload", "two different CPUs"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v; want %q", err, want)
+		}
+	}
+}
