@@ -206,6 +206,7 @@ type labTestCmd struct {
 	Timeout        time.Duration `help:"Hard limit for the whole VM, boot included." default:"20m"`
 	Match          string        `name:"run" help:"Run only tests matching this regular expression (go test -run)."`
 	Verbose        bool          `short:"v" help:"Verbose test output (go test -v)."`
+	PkgTimeout     time.Duration `help:"Per-package limit (go test -timeout): a hung package panics with its goroutines and the next one runs." default:"5m"`
 	RequirePriv    bool          `help:"Set NAPILAB_REQUIRE_PRIV=1 in the guest so a skipped privileged test fails." default:"true" negatable:""`
 	Packages       []string      `arg:"" optional:"" help:"Package patterns, as for go test (default ./...)."`
 }
@@ -216,7 +217,7 @@ func (c *labTestCmd) Run(ctx context.Context) error {
 		return fmt.Errorf("lab test: %w", err)
 	}
 	defer os.RemoveAll(out)
-	var args []string
+	args := []string{"-test.timeout=" + c.PkgTimeout.String()}
 	if c.Verbose {
 		args = append(args, "-test.v")
 	}
