@@ -47,6 +47,11 @@ type ClientOptions struct {
 	Account usage.Spec
 	// XskRRVersion selects the spelling of the xsk_rr report lines.
 	XskRRVersion hist.XskRRVersion
+	// StopSending, when closed, ends the run gracefully: nothing more is sent, the replies still due are awaited
+	// up to the reply timeout, and the result counts as stopped early. Cancelling Run's context instead ends the
+	// run at once, leaving requests in flight counted as lost. (xsk_rr runs until SIGINT; its final report
+	// must not count the requests of the last round trip as lost.)
+	StopSending <-chan struct{}
 }
 
 // ClientResult is everything a client run measured.
@@ -93,6 +98,7 @@ type shared struct {
 	doneCh   chan struct{} // closed with sendDone, for the goroutine that samples CPU usage
 	lastSend atomic.Int64  // nanotime of the latest send
 	stop     atomic.Bool   // end the run now (signal or fatal error)
+	cut      atomic.Bool   // ClientOptions.StopSending was closed: send nothing more, then drain
 	fatal    atomic.Pointer[error]
 }
 
@@ -267,6 +273,15 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		}
 		rcv.loop(pl.Sender == SenderInline)
 	}()
+	if c.o.StopSending != nil {
+		go func() {
+			select {
+			case <-c.o.StopSending:
+				sh.cut.Store(true)
+			case <-rcvDone:
+			}
+		}()
+	}
 
 	before, after := c.accountWindow(sh, tl, &tids, rcvDone)
 	<-rcvDone
@@ -280,7 +295,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 
 	end := nanotime()
 	res.Elapsed = time.Duration(end - tl.t0)
-	res.StoppedEarly = ctx.Err() != nil
+	res.StoppedEarly = ctx.Err() != nil || sh.cut.Load()
 	res.Sent = sh.sent.Load()
 	res.Skipped = snd.pacer.Skipped
 	res.NoTXFrame = snd.noFrame

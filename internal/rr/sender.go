@@ -84,7 +84,7 @@ func (s *sender) closedLoop(now int64, outstanding uint64) {
 // dueOrFinish sends the request scheduled at the given time, or ends sending when the run's end has come.
 func (s *sender) dueOrFinish(scheduled int64) {
 	measured := scheduled >= s.tl.measureStart
-	if scheduled >= s.tl.sendEnd || (measured && s.p.Count > 0 && s.measuredSent >= s.p.Count) {
+	if scheduled >= s.tl.sendEnd || s.sh.cut.Load() || (measured && s.p.Count > 0 && s.measuredSent >= s.p.Count) {
 		s.sh.finishSending()
 		return
 	}
