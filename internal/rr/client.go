@@ -287,6 +287,9 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	<-rcvDone
 	sh.stop.Store(true) // the receive loop is done: end the helper threads
 	wg.Wait()
+	if rcv.cur != nil {
+		rcv.seal(rcv.cur, nanotime()) // the last, partial interval counts up to the end of the run
+	}
 	rep.finish(rcv.cur)
 
 	if errp := sh.fatal.Load(); errp != nil && !errors.Is(*errp, context.Canceled) {

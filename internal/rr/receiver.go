@@ -175,17 +175,22 @@ func (r *receiver) rotate(now int64) {
 		return
 	}
 	full := r.cur
-	full.end = now
-	full.sent = r.sh.sent.Load()
-	full.answered = r.answered()
-	if r.tracker != nil {
-		full.lost, full.reordered = r.tracker.Dropped, r.tracker.Reordered
-	}
+	r.seal(full, now)
 	r.rep.full <- full // buffered: the reporter returned a spare, so it is waiting for this one
 	spare.start = now
 	r.cur = spare
 	r.nextReport += int64(r.p.Interval)
 	if r.nextReport <= now {
 		r.nextReport = now + int64(r.p.Interval)
+	}
+}
+
+// seal ends the interval s covers at now, with the counters as they stand, for the reporter to difference.
+func (r *receiver) seal(s *sample, now int64) {
+	s.end = now
+	s.sent = r.sh.sent.Load()
+	s.answered = r.answered()
+	if r.tracker != nil {
+		s.lost, s.reordered = r.tracker.Dropped, r.tracker.Reordered
 	}
 }
