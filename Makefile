@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: demo test deps lint unit bench build
+.PHONY: demo test deps lint unit bench bench-rr build
 
 ## demo: bring up the veth testbed, compare the polling modes, print the table, tear everything down
 demo:
@@ -26,6 +26,10 @@ unit:
 ## bench: the Go micro-benchmarks (allocations and ns per operation of the hot paths)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-rr: napilab rr (AF_XDP) beside sockperf and netperf (UDP sockets), interleaved on one testbed, one table
+bench-rr: deps
+	$(GO) run ./scripts/benchrr $(BENCH_RR_FLAGS)
 
 ## build: napilab and xsk_rr binaries in ./bin
 build:

@@ -17,7 +17,7 @@ import (
 type ServerStats struct {
 	Received      uint64         `json:"received"`       // frames taken off the RX ring
 	Replied       uint64         `json:"replied"`        // replies handed to the TX ring
-	Malformed     uint64         `json:"malformed"`      // frames that failed to parse, or were for another port or size
+	Malformed     uint64         `json:"malformed"`      // frames that failed to parse, were for another port, or (template, --verify) of another size
 	BadPayload    uint64         `json:"bad_payload"`    // with Verify: payloads that failed the check
 	ChecksumFixed uint64         `json:"checksum_fixed"` // requests whose checksums had to be recomputed (veth stack senders)
 	TXFull        uint64         `json:"tx_full"`        // times no TX slot or frame was free (requests dropped)
@@ -253,7 +253,12 @@ func (s *Server) idle() error {
 // request is dropped (the caller then recycles its frame).
 func (s *Server) answer(d xsk.Desc, i uint32) bool {
 	pkt, err := frame.Parse(s.sock.Frame(d.Addr, d.Len))
-	if err != nil || pkt.UDP().DstPort() != s.p.Port || len(pkt.Payload()) != s.p.Payload {
+	if err != nil || pkt.UDP().DstPort() != s.p.Port {
+		s.st.Malformed++
+		return false
+	}
+	// An echo answers whatever size it is asked; a template reply and a verified payload have a fixed one.
+	if (s.p.Reply == ReplyTemplate || s.p.Verify) && len(pkt.Payload()) != s.p.Payload {
 		s.st.Malformed++
 		return false
 	}
