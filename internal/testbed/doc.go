@@ -11,6 +11,18 @@
 //	+-----------------------------+                  +-----------------------------+
 //	  lo up                         Q rx + Q tx queues  lo up
 //
+// With Topology.Bridge the hosts are joined through a bridge in a third namespace instead, so that
+// Testbed.Impair can put netem on the path (loss, delay, reordering, duplication per direction):
+//
+//	+- netns NAME-a -+                  +- netns NAME-m ------------+                  +- netns NAME-b -+
+//	| veth-a         |------ veth ------| port-a = bridge = port-b  |------ veth ------| veth-b         |
+//	| 198.18.0.1/24  |                  | netem to a / netem to b   |                  | 198.18.0.2/24  |
+//	+----------------+                  +---------------------------+                  +----------------+
+//
+// The impairment lives on the bridge ports because copy-mode AF_XDP transmit hands frames straight to the
+// driver (__dev_direct_xmit), past the sending device's queueing discipline, while the bridge transmits every
+// frame it forwards through its port's discipline (netem on veth-a would not touch napilab's requests).
+//
 // The kernel model, briefly. A network namespace is a private copy of the network stack: devices, addresses,
 // routes, sockets. A veth pair is two devices whose transmit is the peer's receive; a veth end has a NAPI (and
 // so busy polling, threaded NAPI and a napi id on received sockets) only while XDP is attached or GRO is on, and

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Testbed is a built Topology. Its methods are safe for concurrent use.
@@ -13,10 +14,15 @@ type Testbed struct {
 	Name     string
 	Topology Topology // resolved: every default filled in
 	A, B     *Host
+	// M is the namespace of the bridge between A and B (Topology.Bridge); nil when they share one veth pair.
+	// Its Link is the bridge; it has no addresses.
+	M *Host
 
 	mu     sync.Mutex
 	closed bool
 	record *Record // state file contents; nil for Ephemeral testbeds
+	toA    Netem   // impairments in force on the bridge ports (see Impair)
+	toB    Netem
 }
 
 // Host is one end of the testbed: a network namespace holding one veth end.
@@ -58,40 +64,61 @@ func (tb *Testbed) Diagram() string {
 	}
 	fmt.Fprintf(&b, "testbed %s (%s): %s per end, MTU %d, %s\n\n", tb.Name, t.Lifetime, queues, t.MTU, napi)
 
-	box := func(h *Host) (title string, lines []string) {
-		title = "netns " + h.Namespace
+	type box struct {
+		title string
+		lines []string
+		width int // of the widest line, in columns
+	}
+	host := func(h *Host) box {
 		mac := h.MAC.String()
 		if mac == "" {
 			mac = "-"
 		}
-		lines = []string{
-			fmt.Sprintf("%s  ifindex %d", h.Link, h.Ifindex),
-			mac,
-			h.IPv4.String(),
-			h.IPv6.String(),
-		}
-		return title, lines
+		return box{title: "netns " + h.Namespace, lines: []string{fmt.Sprintf("%s  ifindex %d", h.Link, h.Ifindex), mac,
+			h.IPv4.String(), h.IPv6.String()}}
 	}
-	ta, la := box(tb.A)
-	tbb, lb := box(tb.B)
-	width := max(len(ta), len(tbb)) + 3
-	for i := range la {
-		width = max(width, len(la[i]), len(lb[i]))
+	boxes := []box{host(tb.A)}
+	if tb.M != nil {
+		tb.mu.Lock()
+		toA, toB := tb.toA, tb.toB
+		tb.mu.Unlock()
+		boxes = append(boxes, box{title: "netns " + tb.M.Namespace, lines: []string{PortA + " = " + BridgeName + " = " + PortB,
+			fmt.Sprintf("%s  ifindex %d", BridgeName, tb.M.Ifindex), "netem to a: " + toA.String(),
+			"netem to b: " + toB.String()}})
+	}
+	boxes = append(boxes, host(tb.B))
+
+	cols := utf8.RuneCountInString // "µs" is one column but two bytes
+	for i := range boxes {
+		bx := &boxes[i]
+		bx.width = cols(bx.title) + 3
+		for _, l := range bx.lines {
+			bx.width = max(bx.width, cols(l))
+		}
 	}
 	const wire = "------ veth ------"
 	gap := strings.Repeat(" ", len(wire))
-	top := func(title string) string { return "+- " + title + " " + strings.Repeat("-", width-len(title)-1) + "+" }
-	row := func(s string) string { return "| " + s + strings.Repeat(" ", width-len(s)) + " |" }
-	bottom := "+" + strings.Repeat("-", width+2) + "+"
-
-	fmt.Fprintf(&b, "%s%s%s\n", top(ta), gap, top(tbb))
-	for i := range la {
+	join := func(row func(box) string, mid string) {
+		for i, bx := range boxes {
+			if i > 0 {
+				b.WriteString(mid)
+			}
+			b.WriteString(row(bx))
+		}
+		b.WriteByte('\n')
+	}
+	join(func(bx box) string {
+		return "+- " + bx.title + " " + strings.Repeat("-", bx.width-cols(bx.title)-1) + "+"
+	}, gap)
+	for i := range boxes[0].lines {
 		mid := gap
 		if i == 0 {
 			mid = wire
 		}
-		fmt.Fprintf(&b, "%s%s%s\n", row(la[i]), mid, row(lb[i]))
+		join(func(bx box) string {
+			return "| " + bx.lines[i] + strings.Repeat(" ", bx.width-cols(bx.lines[i])) + " |"
+		}, mid)
 	}
-	fmt.Fprintf(&b, "%s%s%s\n", bottom, gap, bottom)
+	join(func(bx box) string { return "+" + strings.Repeat("-", bx.width+2) + "+" }, gap)
 	return b.String()
 }

@@ -48,7 +48,7 @@ func up(ctx context.Context, topo Topology) (_ *Testbed, err error) {
 		}
 	}()
 
-	for _, h := range []*Host{tb.A, tb.B} {
+	for _, h := range tb.hosts() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -97,6 +97,9 @@ func (tb *Testbed) claimName(t Topology) error {
 		a6, b6 := hostAddrs(t.IPv6)
 		tb.A = &Host{Side: "a", Namespace: na, Link: LinkA, IPv4: a4, IPv6: a6, nsfd: -1}
 		tb.B = &Host{Side: "b", Namespace: nb, Link: LinkB, IPv4: b4, IPv6: b6, nsfd: -1}
+		if t.Bridge {
+			tb.M = &Host{Side: "m", Namespace: middleName(t.Name), Link: BridgeName, nsfd: -1}
+		}
 		if !t.Lifetime.Named() {
 			return nil
 		}
@@ -153,14 +156,14 @@ func (tb *Testbed) build(ctx context.Context) error {
 	}
 	defer hb.Close()
 
-	// Create the pair from A with the peer placed straight into B, so no name ever appears in the caller's
-	// namespace.
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU = LinkA, t.MTU
-	attrs.NumTxQueues, attrs.NumRxQueues = t.Queues, t.Queues
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: LinkB, PeerNamespace: netlink.NsFd(tb.B.nsfd), PeerTxQLen: -1}
-	if err := ha.LinkAdd(veth); err != nil {
-		return kernel.NewOpError("create veth pair", LinkA+"/"+LinkB, err)
+	if tb.M == nil {
+		// Create the pair from A with the peer placed straight into B, so no name ever appears in the caller's
+		// namespace.
+		if err := addVeth(ha, LinkA, LinkB, tb.B, t); err != nil {
+			return err
+		}
+	} else if err := tb.buildBridge(ctx, ha, hb); err != nil {
+		return err
 	}
 
 	ends := []struct {
@@ -183,6 +186,103 @@ func (tb *Testbed) build(ctx context.Context) error {
 	for _, e := range ends {
 		if err := e.h.waitReady(ctx); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// addVeth creates a veth pair from the namespace of nl: name there, peer in host h.
+func addVeth(nl *netlink.Handle, name, peer string, h *Host, t Topology) error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU = name, t.MTU
+	attrs.NumTxQueues, attrs.NumRxQueues = t.Queues, t.Queues
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peer, PeerNamespace: netlink.NsFd(h.nsfd), PeerTxQLen: -1}
+	return kernel.NewOpError("create veth pair", name+"/"+peer, nl.LinkAdd(veth))
+}
+
+// buildBridge joins A and B through a bridge in M: veth-a pairs with port-a, veth-b with port-b, both ports
+// enslaved to the bridge. The ports are enslaved only once they and the bridge are up and running: the bridge then
+// puts them into the forwarding state at once (no spanning tree), instead of later from the link watcher, so no
+// frame sent after Up meets a port that still discards.
+func (tb *Testbed) buildBridge(ctx context.Context, ha, hb *netlink.Handle) error {
+	t, m := tb.Topology, tb.M
+	// No IPv6 in the middle: the bridge and its ports would send router solicitations and MLD reports onto the
+	// wire between the hosts.
+	if err := m.Do(disableIPv6); err != nil {
+		return err
+	}
+	hm, err := handleAt(m)
+	if err != nil {
+		return err
+	}
+	defer hm.Close()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU = BridgeName, t.MTU
+	if err := hm.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		err = kernel.NewOpError("create bridge in", m.Namespace, err)
+		if errors.Is(err, kernel.ErrNotSupported) {
+			err = kernel.WithHint(&kernel.UnsupportedError{Feature: "Linux bridges (CONFIG_BRIDGE)", Err: err},
+				"load the bridge module, or build the testbed without a bridge")
+		}
+		return err
+	}
+	ports := []struct {
+		nl         *netlink.Handle
+		end        *Host
+		link, port string
+	}{{ha, tb.A, LinkA, PortA}, {hb, tb.B, LinkB, PortB}}
+	for _, p := range ports {
+		if err := addVeth(p.nl, p.link, p.port, m, t); err != nil {
+			return err
+		}
+		end, err := p.nl.LinkByName(p.link)
+		if err != nil {
+			return kernel.NewOpError("find", p.end.Namespace+"/"+p.link, err)
+		}
+		if err := p.nl.LinkSetUp(end); err != nil {
+			return kernel.NewOpError("set link up", p.end.Namespace+"/"+p.link, err)
+		}
+	}
+	for _, name := range []string{"lo", BridgeName, PortA, PortB} {
+		l, err := hm.LinkByName(name)
+		if err != nil {
+			return kernel.NewOpError("find", m.Namespace+"/"+name, err)
+		}
+		if err := hm.LinkSetUp(l); err != nil {
+			return kernel.NewOpError("set link up", m.Namespace+"/"+name, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	br, err := hm.LinkByName(BridgeName)
+	if err != nil {
+		return kernel.NewOpError("find", m.Namespace+"/"+BridgeName, err)
+	}
+	for _, p := range ports {
+		port, err := hm.LinkByName(p.port)
+		if err != nil {
+			return kernel.NewOpError("find", m.Namespace+"/"+p.port, err)
+		}
+		if err := m.Do(func() error { return xdp.WaitRunning(wctx, port.Attrs().Index) }); err != nil {
+			return fmt.Errorf("testbed: %s/%s is not ready to carry traffic: %w", m.Namespace, p.port, err)
+		}
+		if err := hm.LinkSetMaster(port, br); err != nil {
+			return kernel.NewOpError("add "+p.port+" to", m.Namespace+"/"+BridgeName, err)
+		}
+	}
+	return m.refresh(hm)
+}
+
+// disableIPv6 turns IPv6 off for every device of the calling thread's network namespace, present and future.
+func disableIPv6() error {
+	for _, dev := range []string{"default", "all"} {
+		path := "/proc/sys/net/ipv6/conf/" + dev + "/disable_ipv6"
+		err := os.WriteFile(path, []byte("1"), 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a kernel without IPv6
+		}
+		if err != nil {
+			return fmt.Errorf("turn IPv6 off in the bridge namespace: %w", err)
 		}
 	}
 	return nil
@@ -283,6 +383,9 @@ func (h *Host) refresh(nl *netlink.Handle) error {
 	}
 	a := link.Attrs()
 	h.Ifindex, h.MAC, h.RxQueues, h.TxQueues = a.Index, a.HardwareAddr, a.NumRxQueues, a.NumTxQueues
+	if !h.IPv4.IsValid() {
+		return nil // the bridge namespace has no addresses
+	}
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return nl.AddrList(link, netlink.FAMILY_ALL) })
 	if err != nil {
 		return kernel.NewOpError("list addresses of", h.Namespace+"/"+h.Link, err)
@@ -366,12 +469,21 @@ func (tb *Testbed) Close() error {
 		return nil
 	}
 	tb.closed = true
-	for _, h := range []*Host{tb.A, tb.B} {
-		if h != nil {
-			h.close()
-		}
+	for _, h := range tb.hosts() {
+		h.close()
 	}
 	return nil
+}
+
+// hosts returns the testbed's namespaces that exist: A, B and, when bridged, M.
+func (tb *Testbed) hosts() []*Host {
+	var hs []*Host
+	for _, h := range []*Host{tb.A, tb.B, tb.M} {
+		if h != nil {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 func (h *Host) close() {
@@ -385,15 +497,19 @@ func (h *Host) close() {
 // (a namespace whose last reference goes away is cleaned up later by a kernel worker).
 func (tb *Testbed) teardown() error {
 	var errs []error
-	if tb.A != nil && tb.A.nsfd >= 0 {
-		if err := deleteVeth(tb.A); err != nil {
-			errs = append(errs, err)
+	ends := []*Host{tb.A}
+	if tb.M != nil {
+		ends = append(ends, tb.B) // two pairs: A's end and B's each take their bridge port along
+	}
+	for _, h := range ends {
+		if h != nil && h.nsfd >= 0 {
+			if err := deleteVeth(h); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	for _, h := range []*Host{tb.A, tb.B} {
-		if h != nil {
-			h.close()
-		}
+	for _, h := range tb.hosts() {
+		h.close()
 	}
 	if tb.record != nil {
 		tb.fillRecord()

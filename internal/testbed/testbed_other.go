@@ -42,3 +42,6 @@ func (s Store) Reap() ([]string, error) { return nil, errOS }
 
 // Alive needs Linux's /proc.
 func (r Record) Alive() bool { return false }
+
+// Impair needs Linux's netem.
+func (tb *Testbed) Impair(*Host, Netem) error { return errOS }

@@ -66,6 +66,11 @@ const (
 	LinkA = "veth-a"
 	LinkB = "veth-b"
 
+	// BridgeName names the bridge of a Bridge testbed; PortA and PortB its ports, the peers of LinkA and LinkB.
+	BridgeName = "bridge"
+	PortA      = "port-a"
+	PortB      = "port-b"
+
 	// MaxQueues bounds the rx/tx queue count of each veth end (the kernel allows up to 4096; more queues than
 	// CPUs only adds NAPIs that share them).
 	MaxQueues = 256
@@ -103,6 +108,12 @@ type Topology struct {
 	// Neighbours adds permanent ARP and NDP entries for the peer, so no first packet waits for resolution and
 	// no ARP/ND frame ever shares the wire with measured traffic.
 	Neighbours bool `json:"neighbours"`
+	// Bridge joins the hosts through a Linux bridge in a third namespace (Name-m) instead of one veth pair:
+	// veth-a and veth-b each pair with a bridge port there. Frames the bridge forwards leave through the ports'
+	// queueing disciplines, so Testbed.Impair can drop, delay and reorder every frame between the hosts,
+	// AF_XDP frames included (copy-mode AF_XDP transmit bypasses the sending device's own discipline). Only for
+	// Ephemeral testbeds.
+	Bridge bool `json:"bridge,omitempty"`
 	// Lifetime says what ends the testbed. Default Ephemeral.
 	Lifetime Lifetime `json:"lifetime"`
 	// StateDir holds the state files of named testbeds. Default DefaultStateDir.
@@ -160,6 +171,9 @@ func (t Topology) validate() error {
 	if int(t.Lifetime) >= len(lifetimeNames) {
 		return fmt.Errorf("testbed lifetime %d is unknown: use Ephemeral, Owned or Persistent", t.Lifetime)
 	}
+	if t.Bridge && t.Lifetime.Named() {
+		return fmt.Errorf("a bridged testbed cannot be %s: its middle namespace is not recorded in the state file; use an Ephemeral one", t.Lifetime)
+	}
 	return nil
 }
 
@@ -190,6 +204,9 @@ func hostAddrs(p netip.Prefix) (a, b netip.Prefix) {
 
 // namespaceNames returns the names of the namespaces of testbed name.
 func namespaceNames(name string) (a, b string) { return name + "-a", name + "-b" }
+
+// middleName returns the name of the bridge namespace of testbed name.
+func middleName(name string) string { return name + "-m" }
 
 var nameCounter atomic.Uint64
 
