@@ -2,6 +2,9 @@
 // poll series: same options, defaults, units and report, so the cover letter's commands run unchanged and
 // either end can talk to the original. Run `xsk_rr --help` for the differences.
 //
+// A hidden long option, --intervals N, makes a client stop sending after N report intervals (then await the
+// replies, print the final report and exit 0), for tests and scripts that want a bounded run without a signal.
+//
 // The main is thin: options map onto the rr engine's parameters (opts.go), the engine runs the datapath, and
 // this file prints what the original prints, plus napilab's true figures (report.go).
 package main
@@ -140,7 +143,7 @@ func measure(ctx context.Context, o *options, p rr.Params, link *rr.Link, stopSe
 	if !o.exactOutput {
 		_, _ = stdout.Write(appendClientTotal(nil, res))
 	}
-	if !res.StoppedEarly {
+	if !res.StoppedEarly && o.intervals == 0 {
 		return errStalled // a century-long run ends by itself only when the closed loop starves
 	}
 	return nil

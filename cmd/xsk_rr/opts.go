@@ -38,6 +38,10 @@ type options struct {
 
 	help        bool // --help
 	exactOutput bool // --exact-output: print only the original's lines
+	// intervals, from the hidden --intervals N, makes a client stop sending after N report intervals, so a test
+	// or a script gets a run of exactly N*l/P requests (open loop) without having to send a signal. It is left out
+	// of --help because the original has nothing like it.
+	intervals int
 }
 
 const maxPayloadOriginal = 1024
@@ -64,6 +68,16 @@ func parseArgs(args []string) (options, error) {
 			continue
 		case "--exact-output":
 			o.exactOutput = true
+			continue
+		case "--intervals":
+			if i+1 == len(args) {
+				return o, errors.New("option --intervals needs a value")
+			}
+			i++
+			var err error
+			if o.intervals, err = atoi('-', args[i], 1, 1<<20); err != nil {
+				return o, fmt.Errorf("--intervals %q: want a whole number from 1 to %d", args[i], 1<<20)
+			}
 			continue
 		}
 		if len(a) < 2 || a[0] != '-' || strings.HasPrefix(a, "--") {
@@ -246,6 +260,9 @@ func (o *options) check() (resolved, error) {
 	if o.server && o.threaded {
 		errs = append(errs, errors.New("-T applies to the client: drop it or drop -h"))
 	}
+	if o.intervals > 0 && o.server {
+		errs = append(errs, errors.New("--intervals applies to the client: drop it or drop -h"))
+	}
 	if o.threaded && r.period == 0 {
 		errs = append(errs, errors.New("-T needs an open-loop period: add -P NS"))
 	}
@@ -287,6 +304,9 @@ func (o *options) params(r resolved) rr.Params {
 		return p
 	}
 	p.Period, p.Warmup, p.Duration, p.Count = r.period, 0, untilStopped, 0
+	if o.intervals > 0 {
+		p.Duration = time.Duration(o.intervals) * p.Interval
+	}
 	p.Sender, p.Outstanding = rr.SenderInline, 0
 	if o.threaded {
 		p.Sender = rr.SenderThread

@@ -99,6 +99,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"-p", "http"}, "-p \"http\": want a whole number"},
 		{[]string{"-P"}, "-P needs a value"},
 		{[]string{"-S"}, "-S needs a value"},
+		{[]string{"--intervals"}, "option --intervals needs a value"},
+		{[]string{"--intervals", "0"}, "--intervals \"0\": want a whole number from 1"},
+		{[]string{"--intervals", "two"}, "--intervals \"two\": want a whole number"},
 	} {
 		if _, err := parseArgs(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseArgs(%q) = %v; want %q", tc.args, err, tc.want)
@@ -129,6 +132,7 @@ func TestBadInput(t *testing.T) {
 		{with("-T", "-P", "0"), "-T needs an open-loop period"},
 		{with("-T", "-h", "-P", "80000"), "-T applies to the client"},
 		{with("-t", "-n", "-h"), "-t and -n conflict"},
+		{with("-h", "--intervals", "3"), "--intervals applies to the client"},
 		{with("-i", ""), "-i \"\" is not an interface name"},
 		{with("-i", "a-name-far-too-long"), "is not an interface name: give one of 1 to 15 bytes"},
 		{with("-i", "../etc"), "is not an interface name"},
@@ -281,4 +285,22 @@ func FuzzParseArgs(f *testing.F) {
 			t.Fatalf("options %q pass the checks but the engine refuses them: %v", args, err)
 		}
 	})
+}
+
+// TestIntervalsBoundsTheRun: the hidden --intervals N turns the century-long run into N report intervals.
+func TestIntervalsBoundsTheRun(t *testing.T) {
+	o, err := parseArgs(with("-P", "2ms", "-l", "2", "--intervals", "3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := o.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := o.params(r); p.Duration != 6*time.Second || p.Interval != 2*time.Second || p.Validate() != nil {
+		t.Fatalf("duration %v interval %v: want 6s of 2s intervals", p.Duration, p.Interval)
+	}
+	if strings.Contains(usage, "--intervals") {
+		t.Fatal("--intervals is meant to stay out of --help")
+	}
 }
