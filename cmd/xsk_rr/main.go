@@ -2,6 +2,14 @@
 // poll series: same options, defaults, units and report, so the cover letter's commands run unchanged and
 // either end can talk to the original. Run `xsk_rr --help` for the differences.
 //
+// The datapath it measures: each end has an AF_XDP socket bound in copy mode to queue 0, and an XDP program
+// that redirects the flow's UDP frames into it. A frame reaches the socket's RX ring only when a NAPI poll of
+// that queue runs: from the device interrupt and its softirq, from a busy-polling recvfrom on the socket (the
+// inline kick when the ring is empty, or -t's thread), or from a threaded NAPI kthread that busy-polls (-n
+// leaves the polling to it). Transmit is a sendto kick after every frame: in copy mode the kernel builds an
+// skb and hands it straight to the driver. The round trip a client reports is mostly how long each end
+// waited for such a poll.
+//
 // A hidden long option, --intervals N, makes a client stop sending after N report intervals (then await the
 // replies, print the final report and exit 0), for tests and scripts that want a bounded run without a signal.
 //
