@@ -18,11 +18,12 @@ type Testbed struct {
 	// Its Link is the bridge; it has no addresses.
 	M *Host
 
-	mu     sync.Mutex
-	closed bool
-	record *Record // state file contents; nil for Ephemeral testbeds
-	toA    Netem   // impairments in force on the bridge ports (see Impair)
-	toB    Netem
+	mu      sync.Mutex
+	closed  bool
+	record  *Record   // state file contents; nil for Ephemeral testbeds
+	adopted *adoption // how to give adopted devices (Topology.Devices) back; nil for veth testbeds
+	toA     Netem     // impairments in force on the bridge ports (see Impair)
+	toB     Netem
 }
 
 // Host is one end of the testbed: a network namespace holding one veth end.
@@ -62,7 +63,12 @@ func (tb *Testbed) Diagram() string {
 	if t.NAPI {
 		napi = "GRO on, TSO off: socket traffic passes the veth NAPI"
 	}
-	fmt.Fprintf(&b, "testbed %s (%s): %s per end, MTU %d, %s\n\n", tb.Name, t.Lifetime, queues, t.MTU, napi)
+	if t.Adopted() {
+		fmt.Fprintf(&b, "testbed %s (%s): adopted devices %s and %s with their own queues and NAPIs, MTU %d\n\n",
+			tb.Name, t.Lifetime, t.Devices[0], t.Devices[1], t.MTU)
+	} else {
+		fmt.Fprintf(&b, "testbed %s (%s): %s per end, MTU %d, %s\n\n", tb.Name, t.Lifetime, queues, t.MTU, napi)
+	}
 
 	type box struct {
 		title string
@@ -96,7 +102,10 @@ func (tb *Testbed) Diagram() string {
 			bx.width = max(bx.width, cols(l))
 		}
 	}
-	const wire = "------ veth ------"
+	wire := "------ veth ------"
+	if t.Adopted() {
+		wire = "------ wire ------"
+	}
 	gap := strings.Repeat(" ", len(wire))
 	join := func(row func(box) string, mid string) {
 		for i, bx := range boxes {

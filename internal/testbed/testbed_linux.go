@@ -100,6 +100,9 @@ func (tb *Testbed) claimName(t Topology) error {
 		if t.Bridge {
 			tb.M = &Host{Side: "m", Namespace: middleName(t.Name), Link: BridgeName, nsfd: -1}
 		}
+		if t.Adopted() {
+			tb.A.Link, tb.B.Link = t.Devices[0], t.Devices[1]
+		}
 		if !t.Lifetime.Named() {
 			return nil
 		}
@@ -156,14 +159,21 @@ func (tb *Testbed) build(ctx context.Context) error {
 	}
 	defer hb.Close()
 
-	if tb.M == nil {
+	switch {
+	case t.Adopted():
+		if err := tb.adopt(ha, hb); err != nil {
+			return err
+		}
+	case tb.M == nil:
 		// Create the pair from A with the peer placed straight into B, so no name ever appears in the caller's
 		// namespace.
 		if err := addVeth(ha, LinkA, LinkB, tb.B, t); err != nil {
 			return err
 		}
-	} else if err := tb.buildBridge(ctx, ha, hb); err != nil {
-		return err
+	default:
+		if err := tb.buildBridge(ctx, ha, hb); err != nil {
+			return err
+		}
 	}
 
 	ends := []struct {
@@ -500,6 +510,10 @@ func (tb *Testbed) teardown() error {
 	ends := []*Host{tb.A}
 	if tb.M != nil {
 		ends = append(ends, tb.B) // two pairs: A's end and B's each take their bridge port along
+	}
+	if tb.Topology.Adopted() {
+		errs = append(errs, tb.giveBack())
+		ends = nil
 	}
 	for _, h := range ends {
 		if h != nil && h.nsfd >= 0 {

@@ -114,6 +114,13 @@ type Topology struct {
 	// AF_XDP frames included (copy-mode AF_XDP transmit bypasses the sending device's own discipline). Only for
 	// Ephemeral testbeds.
 	Bridge bool `json:"bridge,omitempty"`
+	// Devices adopts two existing, wired network devices instead of creating a veth pair: Devices[0] moves into
+	// host A's namespace and Devices[1] into host B's, with the addresses and neighbours a veth pair gets, and
+	// Down moves them back to the namespace they came from. This is how the same tests run against a real NIC
+	// driver, e.g. the qemu lab's two virtio NICs on one hub: its IRQs, channels, rings and a NAPI per rx queue.
+	// The devices keep their own queues, so Queues, NAPI and Bridge do not apply. Only for Ephemeral testbeds: if
+	// the process dies, the kernel moves the devices of the vanished namespaces back to the initial one.
+	Devices [2]string `json:"devices,omitzero"`
 	// Lifetime says what ends the testbed. Default Ephemeral.
 	Lifetime Lifetime `json:"lifetime"`
 	// StateDir holds the state files of named testbeds. Default DefaultStateDir.
@@ -171,8 +178,39 @@ func (t Topology) validate() error {
 	if int(t.Lifetime) >= len(lifetimeNames) {
 		return fmt.Errorf("testbed lifetime %d is unknown: use Ephemeral, Owned or Persistent", t.Lifetime)
 	}
+	if err := t.validateDevices(); err != nil {
+		return err
+	}
 	if t.Bridge && t.Lifetime.Named() {
 		return fmt.Errorf("a bridged testbed cannot be %s: its middle namespace is not recorded in the state file; use an Ephemeral one", t.Lifetime)
+	}
+	return nil
+}
+
+// Adopted reports whether the testbed adopts existing devices (Topology.Devices) rather than making a veth pair.
+func (t Topology) Adopted() bool { return t.Devices != [2]string{} }
+
+func (t Topology) validateDevices() error {
+	if !t.Adopted() {
+		return nil
+	}
+	a, b := t.Devices[0], t.Devices[1]
+	for _, d := range t.Devices {
+		if d == "" || len(d) > 15 || d == "." || d == ".." || strings.ContainsAny(d, "/: \t\n") {
+			return fmt.Errorf("testbed device %q is not a network interface name: name two existing devices, e.g. eth0 and eth1", d)
+		}
+	}
+	switch {
+	case a == b:
+		return fmt.Errorf("testbed devices are both %q: name two different devices wired to each other", a)
+	case t.Bridge:
+		return fmt.Errorf("a testbed of adopted devices %s and %s cannot have a bridge: drop the bridge, or the devices to get veth pairs", a, b)
+	case t.NAPI:
+		return fmt.Errorf("the NAPI option sets GRO and TSO on veth ends; adopted devices %s and %s keep their own features: drop it", a, b)
+	case t.Queues != DefaultQueues:
+		return fmt.Errorf("adopted devices %s and %s keep their own queues: drop the queue count %d (set channels with ethtool instead)", a, b, t.Queues)
+	case t.Lifetime.Named():
+		return fmt.Errorf("a testbed of adopted devices cannot be %s: only an Ephemeral one is sure to give them back when its process dies", t.Lifetime)
 	}
 	return nil
 }
