@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,11 @@ func helperCheck(check string) error {
 		if _, err := os.Stat(guest.PlanPath); !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("the plan (and its nonce) is visible to steps: %v", err)
 		}
+	case "hang":
+		if err := exec.Command("sleep", "600").Start(); err != nil {
+			return err
+		}
+		hangInGo()
 	case "kernel":
 		// The point of the lab: a kernel with threaded NAPI busy poll.
 		v, err := kernel.Running()
@@ -120,7 +126,7 @@ func helperCheck(check string) error {
 			return fmt.Errorf("%s=%q, want two NICs with MACs %s and %s", guest.EnvNICs, os.Getenv(guest.EnvNICs), nicMAC(0), nicMAC(1))
 		}
 	case "modules":
-		for _, m := range []string{"virtio_net", "veth", "xfrm_user", "sch_netem"} {
+		for _, m := range append(slices.Clone(DefaultModules), "sch_prio") {
 			if _, err := os.Stat("/sys/module/" + m); err != nil {
 				return fmt.Errorf("module %s not loaded: %w", m, err)
 			}
@@ -201,7 +207,7 @@ func TestLabBoot(t *testing.T) {
 	)
 	spec.NICs, spec.ZeroCopy = 2, true
 	spec.Env = []string{"FROM_SPEC=yes"}
-	spec.Modules = []string{"sch_netem"}
+	spec.Modules = []string{"sch_prio"}
 	res, err := Run(context.Background(), spec)
 	assertNothingLeft(t)
 	if err != nil {
@@ -250,10 +256,12 @@ func TestLabPanic(t *testing.T) {
 	}
 }
 
-// TestLabGuestWatchdog hangs a step; the guest watchdog stops it, dumps the blocked tasks' stacks and reports 124.
+// TestLabGuestWatchdog hangs a step (a Go program that waits forever, with a child that does too); the guest
+// watchdog stops it, dumps the blocked tasks' kernel stacks, makes the Go program print its goroutines (SIGQUIT),
+// and reports 124.
 func TestLabGuestWatchdog(t *testing.T) {
 	requireLab(t)
-	spec := labSpec(t, Step{Args: []string{"sleep", "600"}})
+	spec := labSpec(t, helperStep(t, "hang"))
 	spec.Watchdog = 3 * time.Second
 	res, err := Run(context.Background(), spec)
 	assertNothingLeft(t)
@@ -267,6 +275,14 @@ func TestLabGuestWatchdog(t *testing.T) {
 	if !strings.Contains(con, "watchdog: steps still running") || !strings.Contains(con, "comm=sleep") {
 		t.Errorf("no watchdog report with the hung task in the console:\n%s", con)
 	}
+	if !strings.Contains(con, "SIGQUIT") || !strings.Contains(con, ".hangInGo(") {
+		t.Errorf("the hung Go program's goroutines are not in the console:\n%s", con)
+	}
+}
+
+// hangInGo blocks its goroutine for good, in a frame the goroutine dump names.
+func hangInGo() {
+	time.Sleep(time.Hour)
 }
 
 // TestLabHostTimeout hangs the guest with its watchdog off: the host kills qemu at the timeout, returns ErrTimeout
@@ -386,7 +402,8 @@ func (o *onText) Write(p []byte) (int, error) {
 }
 
 // TestLabGoTests compiles a package's tests with GoTestSteps and runs them in the guest in their package
-// directory: the fuzz seed corpus under testdata must be found there (its entries run as subtests).
+// directory: the fuzz seed corpus under testdata must be found there (its entries run as subtests). The static
+// napilab binary GoTestSteps adds must run in the guest, where tests find it through NAPILAB_BIN.
 func TestLabGoTests(t *testing.T) {
 	requireLab(t)
 	if _, err := exec.LookPath("go"); err != nil {
@@ -401,9 +418,11 @@ func TestLabGoTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) != 1 || len(files) == 0 {
-		t.Fatalf("steps %+v files %+v", steps, files)
+	if len(steps) != 1 || len(files) == 0 || !slices.Contains(steps[0].Env, EnvNapilabBin+"="+GuestNapilab) ||
+		!slices.ContainsFunc(files, func(f File) bool { return f.Guest == GuestNapilab }) {
+		t.Fatalf("steps %+v files %+v; want one step that sees %s and the napilab binary among the files", steps, files, EnvNapilabBin)
 	}
+	steps = append(steps, Step{Args: []string{"sh", "-c", GuestNapilab + " version | grep -q '^napilab '"}})
 	spec := labSpec(t, steps...)
 	spec.Files = files
 	res, err := Run(context.Background(), spec)
@@ -412,7 +431,7 @@ func TestLabGoTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	con := string(res.Console)
-	if res.ExitCode != 0 || !strings.Contains(con, "--- PASS: FuzzParseStat/kthread") || !strings.Contains(con, "--- PASS: TestMarkerLines") {
+	if res.ExitCode != 0 || len(res.Steps) != 2 || !strings.Contains(con, "--- PASS: FuzzParseStat/kthread") || !strings.Contains(con, "--- PASS: TestMarkerLines") {
 		t.Errorf("exit %d; console:\n%s", res.ExitCode, con)
 	}
 }

@@ -26,9 +26,11 @@ const (
 var DefaultSuites = []string{"trixie-backports", "sid"}
 
 // DefaultModules are loaded in every guest (their dependencies, e.g. failover and net_failover, come along).
-// xfrm_user is there because the guest has no modprobe to autoload it: without it every NETLINK_XFRM socket
-// fails with EPROTONOSUPPORT, and vishvananda/netlink's NewHandleAt opens one by default.
-var DefaultModules = []string{"virtio_net", "veth", "xfrm_user"}
+// The guest has no modprobe, so nothing is autoloaded: xfrm_user is there because without it every NETLINK_XFRM
+// socket fails with EPROTONOSUPPORT, and vishvananda/netlink's NewHandleAt opens one by default; bridge and
+// sch_netem because the testbed's bridged topology and its impairments (netem on the bridge ports) are what the
+// loss and reordering suites run on, and a lab run of the whole tree must not need flags to pass.
+var DefaultModules = []string{"virtio_net", "veth", "xfrm_user", "bridge", "sch_netem"}
 
 // KernelSpec says which Debian kernel to boot.
 type KernelSpec struct {
@@ -186,8 +188,9 @@ func (s *Spec) timeout() time.Duration {
 	return s.Timeout
 }
 
-// watchdog leaves the guest time to boot before the steps start and to print its stack dump before the host
-// kills qemu: a quarter of the timeout, at least 8 s and at most 60 s.
+// watchdog leaves the guest time to boot before the steps start and, after it fires, to print its stack dump and
+// let the step print its goroutines (SIGQUIT) before the host kills qemu: a quarter of the timeout, at least 15 s
+// and at most 60 s, but never more than half of it.
 func (s *Spec) watchdog() time.Duration {
 	switch {
 	case s.Watchdog < 0:
@@ -196,7 +199,7 @@ func (s *Spec) watchdog() time.Duration {
 		return s.Watchdog
 	}
 	t := s.timeout()
-	return t - min(max(t/4, 8*time.Second), time.Minute)
+	return t - min(max(t/4, 15*time.Second), time.Minute, t/2)
 }
 
 func (s *Spec) accel() string {

@@ -78,7 +78,8 @@ func TestSpecDefaults(t *testing.T) {
 	}
 	cases := []struct{ timeout, watchdog, want time.Duration }{
 		{0, 0, 9 * time.Minute},                 // default 10 min, allowance capped at 1 min
-		{20 * time.Second, 0, 12 * time.Second}, // allowance at least 8 s
+		{40 * time.Second, 0, 25 * time.Second}, // allowance at least 15 s
+		{20 * time.Second, 0, 10 * time.Second}, // but at most half the timeout
 		{2 * time.Minute, 0, 90 * time.Second},  // a quarter
 		{time.Minute, 5 * time.Second, 5 * time.Second},
 		{time.Minute, -1, 0}, // disabled

@@ -244,13 +244,27 @@ func runShell(env []string, deadline <-chan time.Time, budget time.Duration) int
 	cmd := exec.Command("/bin/sh", "-l")
 	cmd.Env = append(env, "PS1=lab:\\w# ", "TERM=vt100")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	// A session with the serial port as controlling terminal gives the shell job control and Ctrl-C.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	// The serial port as controlling terminal gives the shell job control and Ctrl-C. Init leads the session
+	// that owns it and the shell runs as its foreground job, rather than as a session leader of its own: when a
+	// session leader exits the kernel hangs its terminal up and throws away output the UART has not sent yet
+	// (the last lines a user typed a command for). Init outlives the shell and waits for the output to drain.
+	fd := int(tty.Fd())
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) { // EPERM: it already leads one
+		say("napilab-init: setsid: %v", err)
+		return ExitInitFailed
+	}
+	if err := unix.IoctlSetInt(fd, unix.TIOCSCTTY, 0); err != nil {
+		say("napilab-init: make the serial console init's terminal: %v", err)
+		return ExitInitFailed
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: fd}
 	if err := cmd.Start(); err != nil {
 		say("napilab-init: shell: %v", err)
 		return 127
 	}
-	return wait(cmd, deadline, budget)
+	rc := wait(cmd, deadline, budget)
+	_ = unix.IoctlSetInt(fd, unix.TCSBRK, 1) // tcdrain: a non-zero argument waits for the output to be sent
+	return rc
 }
 
 func wait(cmd *exec.Cmd, deadline <-chan time.Time, budget time.Duration) int {
@@ -263,6 +277,15 @@ func wait(cmd *exec.Cmd, deadline <-chan time.Time, budget time.Duration) int {
 	}
 	say("napilab-init: watchdog: steps still running after %v; dumping blocked tasks", budget)
 	dumpStuck(cmd.Process.Pid)
+	// A hang in user space shows only futex waits in the kernel stacks. SIGQUIT makes a Go program print every
+	// goroutine's stack and exit, which says what it waited for; SIGKILL follows for anything else.
+	say("napilab-init: watchdog: SIGQUIT to the step's processes (a Go program prints its goroutines)")
+	_ = unix.Kill(-cmd.Process.Pid, unix.SIGQUIT)
+	select {
+	case <-done:
+		return ExitWatchdog
+	case <-time.After(quitGrace):
+	}
 	_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
 	// A task stuck in the kernel (D state) ignores SIGKILL; do not wait for it forever.
 	select {
@@ -272,6 +295,10 @@ func wait(cmd *exec.Cmd, deadline <-chan time.Time, budget time.Duration) int {
 	}
 	return ExitWatchdog
 }
+
+// quitGrace is how long a step has to print its stacks after SIGQUIT before it is killed: a test binary's few
+// dozen goroutines take well under a second through the emulated serial port.
+const quitGrace = 5 * time.Second
 
 func exitCode(err error) int {
 	if err == nil {
