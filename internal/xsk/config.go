@@ -10,6 +10,7 @@ type Mode int
 
 const (
 	// ModeAuto asks for zero-copy and lets the kernel fall back to copy mode when the driver cannot do it.
+	// Without need_wakeup it binds copy mode (see Config.Validate).
 	ModeAuto Mode = iota
 	// ModeCopy forces copy mode (XDP_COPY): the kernel copies every frame; works on every device, veth included.
 	ModeCopy
@@ -58,6 +59,10 @@ type Config struct {
 
 	Mode       Mode
 	NeedWakeup bool // bind with XDP_USE_NEED_WAKEUP: the kernel says when a kick is needed
+
+	// HazardousZeroCopyWithoutWakeup lifts the rule that zero-copy needs need_wakeup (see Validate). It exists
+	// only so that the qemu lab can reproduce the kernel hang the rule prevents; nothing else may set it.
+	HazardousZeroCopyWithoutWakeup bool
 }
 
 // DefaultConfig is a small socket for request/response traffic: 1024 frames of 4096 bytes (4 MiB, half of a
@@ -89,8 +94,12 @@ func (c Config) MaxRXLen() uint32 { return c.FrameSize - XDPPacketHeadroom - c.H
 // The rules: frames are 2048 or 4096 bytes (the kernel's minimum chunk and the page size); the frame count and
 // every ring size are powers of two (the kernel and the ring index masks need them); the UMEM holds at least
 // FillSize+TXSize frames, so the fill ring can be kept full while a full TX ring is in flight; the completion
-// ring is at least as large as the TX ring, so every frame in flight can be completed; and the headroom leaves
-// room for a full 1514-byte Ethernet frame behind the kernel's 256-byte XDP headroom.
+// ring is at least as large as the TX ring, so every frame in flight can be completed; the headroom leaves
+// room for a full 1514-byte Ethernet frame behind the kernel's 256-byte XDP headroom; and zero-copy comes with
+// need_wakeup. Without need_wakeup a zero-copy driver that finds the fill ring empty keeps its NAPI scheduled to
+// retry, so the NAPI never completes, and switching threaded NAPI off then never returns (napi_stop_kthread waits
+// for a kthread that keeps repolling): the netlink caller hangs in D state until reboot. Measured on virtio_net
+// in the qemu lab (Linux 7.2 and 7.3; docs/lab.md); with need_wakeup the driver lets the NAPI complete instead.
 func (c Config) Validate() error {
 	if c.FrameSize != 2048 && c.FrameSize != 4096 {
 		return fmt.Errorf("frame size %d is not supported: use 2048 or 4096", c.FrameSize)
@@ -120,6 +129,10 @@ func (c Config) Validate() error {
 	}
 	if c.Mode < ModeAuto || c.Mode > ModeZeroCopy {
 		return fmt.Errorf("bind mode %d is unknown: use auto, copy or zero-copy", int(c.Mode))
+	}
+	if c.Mode == ModeZeroCopy && !c.NeedWakeup && !c.HazardousZeroCopyWithoutWakeup {
+		return fmt.Errorf("zero-copy without need_wakeup is refused: a driver that finds the fill ring empty then " +
+			"repolls forever, and switching threaded NAPI off hangs the kernel; keep need_wakeup on, or bind in copy mode")
 	}
 	return nil
 }

@@ -130,6 +130,10 @@ func (s *Socket) open() error {
 func bindFlags(cfg Config) uint16 {
 	var f uint16
 	switch cfg.Mode {
+	case ModeAuto:
+		if !cfg.NeedWakeup {
+			f |= unix.XDP_COPY // zero-copy needs need_wakeup (see Config.Validate): auto settles for copy
+		}
 	case ModeCopy:
 		f |= unix.XDP_COPY
 	case ModeZeroCopy:
