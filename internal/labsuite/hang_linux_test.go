@@ -98,8 +98,8 @@ func TestLabZeroCopyNeedsWakeup(t *testing.T) {
 		for _, wakeup := range []bool{true, false} {
 			cfg := xsk.DefaultConfig()
 			cfg.NeedWakeup = wakeup
-			var s *xsk.Socket
-			if err := bed.B.Do(func() (err error) { s, err = xsk.Open(bed.B.Ifindex, 0, cfg); return err }); err != nil {
+			s, err := openXSK(t, bed.B, cfg)
+			if err != nil {
 				t.Fatal(err)
 			}
 			zc := s.ZeroCopy()
@@ -113,13 +113,10 @@ func TestLabZeroCopyNeedsWakeup(t *testing.T) {
 		bed := labtest.Virtio(t, testbed.Topology{})
 		cfg := xsk.DefaultConfig()
 		cfg.Mode, cfg.NeedWakeup = xsk.ModeZeroCopy, false
-		err := bed.B.Do(func() error {
-			s, err := xsk.Open(bed.B.Ifindex, 0, cfg)
-			if err == nil {
-				s.Close()
-			}
-			return err
-		})
+		s, err := openXSK(t, bed.B, cfg)
+		if err == nil {
+			s.Close()
+		}
 		if err == nil || !strings.Contains(err.Error(), "zero-copy without need_wakeup is refused") {
 			t.Fatalf("zero-copy without need_wakeup: %v; want the refusal", err)
 		}
@@ -185,7 +182,7 @@ func starve(t *testing.T, mode xsk.Mode, needWakeup bool) *scene {
 	if err := bed.B.Do(func() (err error) { _, err = sc.prog.Attach(bed.B.Ifindex, xdp.ModeNative); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if err := bed.B.Do(func() (err error) { sc.sock, err = xsk.Open(bed.B.Ifindex, 0, cfg); return err }); err != nil {
+	if sc.sock, err = openXSK(t, bed.B, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sc.sock.Close() })

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/napilab/napilab/internal/lab/labtest"
 	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
+	"github.com/napilab/napilab/internal/xsk"
 )
 
 // rxNAPI dials the netdev family in h's namespace and returns the client and the NAPI of the device's rx queue 0
@@ -68,4 +70,13 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, 
 		}
 		<-tick.C
 	}
+}
+
+// openXSK opens an AF_XDP socket on queue 0 of h's device, once an earlier socket has let go of the queue.
+func openXSK(t *testing.T, h *testbed.Host, cfg xsk.Config) (*xsk.Socket, error) {
+	t.Helper()
+	labtest.WaitQueueFree(t, h, 0)
+	var s *xsk.Socket
+	err := h.Do(func() (err error) { s, err = xsk.Open(h.Ifindex, 0, cfg); return err })
+	return s, err
 }

@@ -14,8 +14,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/napilab/napilab/internal/lab/guest"
+	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
@@ -75,4 +77,34 @@ func Virtio(tb testing.TB, topo testbed.Topology) *testbed.Testbed {
 	nics := NICs(tb)
 	topo.Devices = [2]string{nics[0].Name, nics[1].Name}
 	return testbedtest.New(tb, topo)
+}
+
+// WaitQueueFree returns once no AF_XDP socket holds queue of h's device (queue-get reports no xsk on its rx and
+// tx queue). Closing a socket releases the queue from deferred kernel work, so a socket bound right after an
+// earlier one closed, in this test or the one before, can find the queue still taken (EBUSY).
+func WaitQueueFree(tb testing.TB, h *testbed.Host, queue int) {
+	tb.Helper()
+	nd, err := netdev.Dial(&netdev.Options{NetNS: h.NetNS()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nd.Close()
+	deadline := time.Now().Add(30 * time.Second) // a bound for a broken kernel, not a timing
+	for {
+		busy := false
+		for _, typ := range []netdev.QueueType{netdev.QueueRX, netdev.QueueTX} {
+			q, err := nd.Queue(uint32(h.Ifindex), typ, uint32(queue))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			busy = busy || q.XSK
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s queue %d still has an AF_XDP socket 30 s after the last one closed", h.Link, queue)
+		}
+		time.Sleep(10 * time.Millisecond) // polling queue-get: the kernel sends no event for the release
+	}
 }
