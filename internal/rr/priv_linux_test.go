@@ -21,13 +21,17 @@ type bedRun struct {
 
 func newBedRun(t *testing.T, v6 bool) bedRun {
 	t.Helper()
-	bed := testbedtest.New(t, testbed.Topology{})
+	return newBedRunOn(testbedtest.New(t, testbed.Topology{}), v6)
+}
+
+// newBedRunOn is the exchange of newBedRun on an existing testbed (e.g. the lab's virtio NICs).
+func newBedRunOn(bed *testbed.Testbed, v6 bool) bedRun {
 	peer := bed.B.IPv4.Addr()
 	if v6 {
 		peer = bed.B.IPv6.Addr()
 	}
 	c := DefaultParams(RoleClient)
-	c.Dev, c.PeerIP = testbed.LinkA, peer
+	c.Dev, c.PeerIP = bed.A.Link, peer
 	// Receive rings larger than the request count, and fewer requests than the xsk_rr format's 1024-request
 	// window: no scheduling delay (or slow emulated CPU in the lab) can then make the kernel drop a request or
 	// the client mispair one, so "every request answered" cannot depend on timing.
@@ -35,7 +39,7 @@ func newBedRun(t *testing.T, v6 bool) bedRun {
 	c.Interval = 0
 	c.Colocated = 1 // the server spins on this machine too
 	s := DefaultParams(RoleServer)
-	s.Dev, s.Ring = testbed.LinkB, 4096
+	s.Dev, s.Ring = bed.B.Link, 4096
 	return bedRun{bed: bed, client: c, server: s}
 }
 

@@ -1,0 +1,39 @@
+package rr
+
+import (
+	"testing"
+	"time"
+
+	"github.com/napilab/napilab/internal/lab/labtest"
+	"github.com/napilab/napilab/internal/testbed"
+)
+
+// TestLabVirtioEveryDriver runs the privileged exchange of TestPrivEveryDriverAndFormat on the qemu lab's two
+// virtio NICs instead of a veth pair: a real driver, native XDP, neighbour discovery through it and a NAPI id on
+// the socket. Every poll driver and both address families must answer every request. It skips outside the lab.
+//
+// Copy mode: over zero copy rr does not complete on virtio_net yet (the exchange stalls; see docs/lab.md), while
+// package xsk's zero-copy echo does (TestLabVirtioZeroCopyEcho).
+func TestLabVirtioEveryDriver(t *testing.T) {
+	for _, poll := range []PollDriver{PollInline, PollNone, PollSeparate} {
+		for _, v6 := range []bool{false, true} {
+			t.Run(string(poll)+map[bool]string{false: "/ipv4", true: "/ipv6"}[v6], func(t *testing.T) {
+				bed := labtest.Virtio(t, testbed.Topology{})
+				labtest.WaitQueueFree(t, bed.A, 0) // the previous subtest's sockets are released from deferred work
+				labtest.WaitQueueFree(t, bed.B, 0)
+				b := newBedRunOn(bed, v6)
+				b.client.Poll, b.server.Poll = poll, poll
+				b.client.Bind, b.server.Bind = BindCopy, BindCopy
+				res, st, info := b.run(t)
+				checkClean(t, res, 1000)
+				if st.Replied != 1000 || st.Malformed != 0 {
+					t.Fatalf("server %+v", st)
+				}
+				if info.XDPMode != "native" || info.ZeroCopy || info.NAPIID == 0 {
+					t.Fatalf("virtio link %+v: want native XDP, zero copy and a NAPI id", info)
+				}
+				t.Logf("p50 %v p99 %v, %.0f replies/s", time.Duration(res.Latency.P50), time.Duration(res.Latency.P99), res.ReplyRate)
+			})
+		}
+	}
+}
