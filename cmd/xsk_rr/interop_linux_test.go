@@ -355,7 +355,10 @@ func TestPrivCompatClientNapilabServer(t *testing.T) {
 	var replies int64
 	for _, r := range reps {
 		replies += r.rate // -l 1: rate is the interval's reply count
-		if r.rate > 0 && !(r.min <= r.pn[0] && r.pn[0] <= r.pn[1] && r.pn[3] <= r.max && r.truth["p50"] <= r.truth["p99"]) {
+		// An interval with fewer than 20 replies has a p5 target of 0 samples, and xsk_rr prints a pN of 0 then
+		// (in the slow qemu lab an interval may catch a single reply): only intervals with every target >= 1
+		// can be checked.
+		if r.counts[0] > 0 && !(r.min <= r.pn[0] && r.pn[0] <= r.pn[1] && r.pn[3] <= r.max && r.truth["p50"] <= r.truth["p99"]) {
 			t.Errorf("implausible report %+v", r)
 		}
 	}
