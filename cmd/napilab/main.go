@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -49,17 +48,7 @@ func main() {
 		os.Exit(2)
 	}
 	if err := kctx.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "napilab: "+explain(err))
+		fmt.Fprintln(os.Stderr, "napilab: "+kernel.Explain("napilab", err))
 		os.Exit(1)
 	}
-}
-
-// explain turns an error into the one sentence a user needs, adding the usual fix for missing privileges.
-func explain(err error) string {
-	msg := err.Error()
-	var hint *kernel.HintError
-	if errors.Is(err, os.ErrPermission) && !errors.As(err, &hint) {
-		msg += "; run napilab as root (or with CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN and CAP_IPC_LOCK)"
-	}
-	return msg
 }

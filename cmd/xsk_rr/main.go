@@ -57,20 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "xsk_rr: %s\n", explain(err))
+		fmt.Fprintf(stderr, "xsk_rr: %s\n", kernel.Explain("xsk_rr", err))
 		return 1
 	}
 	return 0
-}
-
-// explain adds the usual fix to an error that comes down to missing privileges.
-func explain(err error) string {
-	msg := err.Error()
-	var hint *kernel.HintError
-	if errors.Is(err, os.ErrPermission) && !errors.As(err, &hint) {
-		msg += "; run xsk_rr as root (or with CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN and CAP_IPC_LOCK)"
-	}
-	return msg
 }
 
 // errStalled ends a closed-loop client whose server stopped answering: every request in flight is lost and no

@@ -176,3 +176,14 @@ func WithHint(err error, hint string) error {
 
 func (e *HintError) Error() string { return e.Err.Error() + "; " + e.Hint }
 func (e *HintError) Unwrap() error { return e.Err }
+
+// Explain renders err as the one sentence a user reads: its text, plus the usual fix when it is a permission
+// problem that carries no hint of its own. tool names the command to run as root.
+func Explain(tool string, err error) string {
+	msg := err.Error()
+	var hint *HintError
+	if errors.Is(err, os.ErrPermission) && !errors.As(err, &hint) {
+		msg += "; run " + tool + " as root (or with CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN and CAP_IPC_LOCK)"
+	}
+	return msg
+}

@@ -95,3 +95,16 @@ func TestHint(t *testing.T) {
 		t.Fatal("WithHint(nil) is not nil")
 	}
 }
+
+func TestExplain(t *testing.T) {
+	perm := NewOpError("bind", "veth0", unix.EPERM)
+	if got := Explain("napilab", perm); !strings.HasSuffix(got, "run napilab as root (or with CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN and CAP_IPC_LOCK)") {
+		t.Fatalf("Explain(permission) = %q", got)
+	}
+	if got := Explain("napilab", WithHint(perm, "grant CAP_NET_RAW")); strings.Contains(got, "run napilab as root") {
+		t.Fatalf("Explain added a second fix to a hinted error: %q", got)
+	}
+	if got := Explain("napilab", NewOpError("bind", "veth0", unix.EINVAL)); got != "bind veth0: invalid argument" {
+		t.Fatalf("Explain(other) = %q", got)
+	}
+}

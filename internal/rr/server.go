@@ -282,7 +282,8 @@ func (s *Server) answer(d xsk.Desc, i uint32) bool {
 			}
 		}
 		reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
-		if err == nil {
+		if err == nil && s.p.Format == FormatNapilab {
+			// The napilab payload carries the request's identity back; an xsk_rr payload is the template's own.
 			err = reply.WritePayload(0, pkt.Payload())
 		}
 		if err != nil { // the template parsed when built; cannot happen
