@@ -71,11 +71,9 @@ func (r *receiver) loop(inline bool) {
 			if inline {
 				r.snd.flush()
 			}
-			if r.p.Poll == PollInline {
-				if err := r.sock.KickRX(); err != nil {
-					r.sh.fail(err)
-					return
-				}
+			if err := kickRX(r.sock, r.p.Poll); err != nil {
+				r.sh.fail(err)
+				return
 			}
 			continue
 		}
@@ -193,4 +191,18 @@ func (r *receiver) seal(s *sample, now int64) {
 	if r.tracker != nil {
 		s.lost, s.reordered = r.tracker.Dropped, r.tracker.Reordered
 	}
+}
+
+// kickRX is what the receive loop does on an empty RX ring. The inline poll driver kicks every time (with
+// SO_BUSY_POLL each kick is a busy-poll pass); the others leave polling to someone else, but a zero-copy driver
+// that ran out of fill frames waits for a wakeup the kernel asks for on the fill ring (need_wakeup), and only the
+// application can give it: without it the socket stalls for good.
+func kickRX(s *xsk.Socket, poll PollDriver) error {
+	if poll == PollInline {
+		return s.KickRX()
+	}
+	if s.Config().NeedWakeup {
+		return s.KickRXIfNeeded()
+	}
+	return nil
 }

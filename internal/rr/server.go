@@ -235,10 +235,8 @@ func (s *Server) loop() error {
 // idle runs when the RX ring is empty: the poll driver's kick, replies the kernel left on the TX ring (a
 // copy-mode kick sends at most 32 and answers EAGAIN for the rest), and completions back into circulation.
 func (s *Server) idle() error {
-	if s.p.Poll == PollInline {
-		if err := s.sock.KickRX(); err != nil {
-			return err
-		}
+	if err := kickRX(s.sock, s.p.Poll); err != nil {
+		return err
 	}
 	if s.sock.TX().Pending() > 0 {
 		if err := s.kickTX(); err != nil {
