@@ -116,8 +116,8 @@ func TestLabThreadedBusyPollEndToEnd(t *testing.T) {
 	}
 
 	// rr with poll driver none on both ends, both pinned away from the poll CPU: the kthread alone polls the
-	// server's queue. Copy mode: rr over zero copy does not yet complete on virtio_net (see docs/lab.md); the
-	// kthread polls the same NAPI either way, and native XDP copies each request to the socket inside its poll.
+	// server's queue. Copy mode: rr with both ends zero copy stalls intermittently in the lab (see docs/lab.md);
+	// the kthread polls the same NAPI either way, and native XDP copies each request to the socket inside its poll.
 	appCPU := 0
 	res, st, info := rrExchange(t, b.bed, rr.PollNone, appCPU, 1000)
 	if res.Answered != 1000 || res.Lost != 0 || st.Replied != 1000 || st.Malformed != 0 {
