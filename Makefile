@@ -2,14 +2,14 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: demo test deps lint unit bench bench-rr build
+.PHONY: demo test deps lint unit lab-test lab-hang bench bench-rr build
 
 ## demo: bring up the veth testbed, compare the polling modes, print the table, tear everything down
 demo:
 	$(GO) run ./cmd/napilab demo
 
 ## test: lint, unit and privileged tests on the host, then the suites inside the qemu kernel lab
-test: deps lint unit
+test: deps lint unit lab-test
 
 ## deps: install the Debian packages the tests need (qemu, busybox, sockperf) when missing
 deps:
@@ -22,6 +22,20 @@ lint:
 ## unit: every Go test on the host (privileged ones need root; NAPILAB_REQUIRE_PRIV=1 forbids skipping them)
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+## lab-test: every package's tests in one boot of a current Debian kernel under qemu, on veth and on two virtio NICs
+## (threaded busy poll, zero copy, fentry); NAPILAB_REQUIRE_PRIV=1 holds inside; fails when any package fails.
+## LAB_FLAGS passes more flags to napilab lab test, e.g. LAB_FLAGS=--kernel=7.3.4 to pin the kernel.
+LAB_FLAGS ?=
+lab-test:
+	@start=$$(date +%s); \
+	$(GO) run ./cmd/napilab lab test --timeout 10m --pkg-timeout 4m $(LAB_FLAGS) ./...; rc=$$?; \
+	echo "lab-test: wall time $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
+## lab-hang: reproduce the kernel hang that napilab guards against (threaded NAPI off under a zero-copy socket
+## without need_wakeup) in a throwaway guest; passes when the guest watchdog catches the hung napi-set
+lab-hang:
+	NAPILAB_LAB_HANG=1 $(GO) test -count=1 -run '^TestLabHang$$' -v ./internal/labsuite
 
 ## bench: the Go micro-benchmarks (allocations and ns per operation of the hot paths)
 bench:
