@@ -3,8 +3,6 @@ package napi
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/napilab/napilab/internal/lab/labtest"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testenv"
@@ -25,22 +23,11 @@ func TestLabVirtioModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			before := show(t, s)
-			p, err := resolveAndBuild(s, privMode(t, preset, bed.B.Link))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if q := p.Target.Queues[0]; q.Unlinked || q.NAPI.ID == 0 || len(q.IRQs) == 0 {
-				t.Fatalf("virtio rx queue 0: %+v; want its own NAPI (queue-get napi-id) and IRQs", q)
-			}
-			a, path := applyGuarded(t, s, p)
-			readBack(t, s, p, a)
-			if _, err := RestoreFile(path, OpenNetNS, RestoreOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(before, show(t, s)); d != "" {
-				t.Errorf("show differs after restore (-before +after):\n%s", d)
-			}
+			roundTrip(t, s, preset, bed.B.Link, func(p *Plan) {
+				if q := p.Target.Queues[0]; q.Unlinked || q.NAPI.ID == 0 || len(q.IRQs) == 0 {
+					t.Fatalf("virtio rx queue 0: %+v; want its own NAPI (queue-get napi-id) and IRQs", q)
+				}
+			})
 		})
 	}
 }

@@ -205,20 +205,30 @@ func TestPrivModes(t *testing.T) {
 			testenv.Exclusive(t) // machine-wide knobs change: keep other packages' privileged tests out
 			hostGuard(t)
 			bed, s := bedB(t, true)
-			before := show(t, s)
-			p, err := resolveAndBuild(s, privMode(t, preset, bed.B.Link))
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, path := applyGuarded(t, s, p)
-			readBack(t, s, p, a)
-			if _, err := RestoreFile(path, OpenNetNS, RestoreOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(before, show(t, s)); d != "" {
-				t.Errorf("show differs after restore (-before +after):\n%s", d)
-			}
+			roundTrip(t, s, preset, bed.B.Link, nil)
 		})
+	}
+}
+
+// roundTrip plans preset on dev, lets check look at the plan, applies it, reads every change back and restores:
+// `show` must then read exactly as before.
+func roundTrip(t *testing.T, s *System, preset, dev string, check func(*Plan)) {
+	t.Helper()
+	before := show(t, s)
+	p, err := resolveAndBuild(s, privMode(t, preset, dev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check != nil {
+		check(p)
+	}
+	a, path := applyGuarded(t, s, p)
+	readBack(t, s, p, a)
+	if _, err := RestoreFile(path, OpenNetNS, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(before, show(t, s)); d != "" {
+		t.Errorf("show differs after restore (-before +after):\n%s", d)
 	}
 }
 
