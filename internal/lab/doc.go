@@ -19,8 +19,9 @@
 //
 // Boot is the expensive part (about 3 s under TCG, the kernel's own 2 s included), so one run takes several
 // steps: GoTestSteps compiles packages' tests with go test -c and runs them all in one boot, each in its package
-// directory with its testdata. Steps see NAPILAB_LAB=1, the NICs in NAPILAB_LAB_NICS and a results device in
-// NAPILAB_LAB_RESULTS (a virtio-serial port whose bytes land in Result.Results).
+// directory with its testdata, beside a static napilab named by NAPILAB_BIN. Steps see NAPILAB_LAB=1, the NICs in
+// NAPILAB_LAB_NICS and a results device in NAPILAB_LAB_RESULTS (a virtio-serial port whose bytes land in
+// Result.Results). Package labtest turns the NICs into a testbed; docs/lab.md says what runs in the lab and why.
 //
 // Written here rather than taken from a library: the cpio "newc" writer (a dozen header fields; the maintained
 // Go implementations live inside large projects), the shared-library closure of a dynamic binary (debug/elf does
