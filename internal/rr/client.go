@@ -123,7 +123,7 @@ type Client struct {
 	p    Params
 	o    ClientOptions
 	sock *xsk.Socket
-	tx   *txFrames // prepared by the first Run; later runs reuse the frames where they are
+	tx   *txFrames // prepared by NewClient; every run reuses the frames where they are
 }
 
 // NewClient checks p and prepares a client on sock, which must be bound and steered (an XDP program redirects
@@ -154,7 +154,15 @@ func NewClient(sock *xsk.Socket, p Params, o ClientOptions) (*Client, error) {
 	if o.UsableCPUs < 1 {
 		o.UsableCPUs = 1
 	}
-	return &Client{p: p, o: o, sock: sock}, nil
+	c := &Client{p: p, o: o, sock: sock}
+	// The receive frames go to the fill ring now, not at the first Run: a zero-copy driver drops every frame,
+	// ARP and neighbour discovery included, while its fill ring is empty.
+	tx, err := c.prepareFrames()
+	if err != nil {
+		return nil, err
+	}
+	c.tx = &tx
+	return c, nil
 }
 
 // Placement returns where Run will put the spinning threads, and a warning when they outnumber the CPUs.
@@ -191,13 +199,6 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		res.Warnings = append(res.Warnings, pl.Warning)
 	}
 
-	if c.tx == nil {
-		tx, err := c.prepareFrames()
-		if err != nil {
-			return nil, err
-		}
-		c.tx = &tx
-	}
 	tx := *c.tx
 
 	defer reserveProcs(pl.Spinners)()

@@ -33,10 +33,7 @@ func newHotPath(tb testing.TB, format Format) *hotPath {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tx, err := cli.prepareFrames()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	tx := *cli.tx
 	sh := &shared{}
 	lateness, _ := hist.New(hist.DefaultConfig())
 	h := &hotPath{pair: pair}
@@ -55,9 +52,6 @@ func newHotPath(tb testing.TB, format Format) *hotPath {
 		h.rcv.tracker = NewTracker(trackerWindow)
 	}
 	if h.srv, err = NewServer(pair.B, m.server, m.srvOpts); err != nil {
-		tb.Fatal(err)
-	}
-	if err := h.srv.prepare(); err != nil {
 		tb.Fatal(err)
 	}
 	// One request, captured as the server sees it, and its reply as the client sees it.

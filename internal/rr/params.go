@@ -236,7 +236,11 @@ func (p *Params) Validate() error {
 		bad("busy-poll settings out of range: SO_BUSY_POLL takes microseconds >= 0, the budget 0 to 65535")
 	}
 	switch p.Bind {
-	case BindAuto, BindCopy, BindZeroCopy:
+	case BindAuto, BindCopy:
+	case BindZeroCopy:
+		if !p.NeedWakeup {
+			bad("zero-copy without need_wakeup can hang the kernel when threaded NAPI is switched off: keep need_wakeup on")
+		}
 	default:
 		bad("bind mode %q is unknown: use auto, copy or zero-copy", p.Bind)
 	}

@@ -42,14 +42,13 @@ type ServerOptions struct {
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
 // a request and handing its reply to the TX ring.
 type Server struct {
-	p        Params
-	o        ServerOptions
-	sock     *xsk.Socket
-	st       ServerStats
-	stop     atomic.Bool
-	ready    chan struct{}
-	once     sync.Once
-	prepared bool
+	p     Params
+	o     ServerOptions
+	sock  *xsk.Socket
+	st    ServerStats
+	stop  atomic.Bool
+	ready chan struct{}
+	once  sync.Once
 
 	pool     *xsk.FrameStack // template replies: frames carrying the pre-built reply
 	spill    *xsk.FrameStack // receive frames the fill ring had no room for yet
@@ -70,7 +69,13 @@ func NewServer(sock *xsk.Socket, p Params, o ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("rr server: the UMEM's %d frames cannot cover the fill ring (%d) and the TX ring (%d)",
 			cfg.FrameCount, cfg.FillSize, cfg.TXSize)
 	}
-	return &Server{p: p, o: o, sock: sock, ready: make(chan struct{})}, nil
+	s := &Server{p: p, o: o, sock: sock, ready: make(chan struct{})}
+	// Receive frames go to the fill ring now, not at the first Run: a zero-copy driver drops every frame, ARP
+	// and neighbour discovery included, while its fill ring is empty, so a client could not even find this end.
+	if err := s.prepare(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // SetParams changes the parameters of the next Run (a sweep switches poll modes over one socket). The reply
@@ -86,7 +91,7 @@ func (s *Server) SetParams(p Params) error {
 	return nil
 }
 
-// Ready is closed once the server's receive frames are on the fill ring and it is polling (requests sent before
+// Ready is closed once the server is polling (its receive frames went to the fill ring in NewServer; requests sent before
 // then find no frame to land in and are dropped by the kernel), or once Run has returned.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
@@ -97,12 +102,6 @@ func (s *Server) markReady() { s.once.Do(func() { close(s.ready) }) }
 // server thread: it is locked to its OS thread, pinned and made real-time as Params ask.
 func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 	defer s.markReady()
-	if !s.prepared {
-		if err := s.prepare(); err != nil {
-			return ServerStats{}, err
-		}
-		s.prepared = true
-	}
 	s.stop.Store(false)
 	s.st = ServerStats{}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))

@@ -132,11 +132,12 @@ func open(ctx context.Context, s Spec, env Env) (_ *bench, err error) {
 	if b.sl, err = rr.OpenLinkIn(ctx, b.server, env.ServerNS); err != nil {
 		return nil, fmt.Errorf("server link: %w", err)
 	}
-	if b.cl, err = rr.OpenLinkIn(ctx, b.client, env.ClientNS); err != nil {
-		return nil, fmt.Errorf("client link: %w", err)
-	}
+	// The server fills its fill ring before the client looks for it: a zero-copy driver drops even ARP without.
 	if b.srv, err = rr.NewServer(b.sl.Sock, b.server, rr.ServerOptions{Local: b.sl.Info.Local}); err != nil {
 		return nil, err
+	}
+	if b.cl, err = rr.OpenLinkIn(ctx, b.client, env.ClientNS); err != nil {
+		return nil, fmt.Errorf("client link: %w", err)
 	}
 	b.cli, err = rr.NewClient(b.cl.Sock, b.client, rr.ClientOptions{Local: b.cl.Info.Local, Peer: b.cl.Info.Peer,
 		UsableCPUs: runtime.NumCPU()})
