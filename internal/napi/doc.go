@@ -55,9 +55,10 @@
 // recorded, in reverse order, idempotently, and reports what it could not (a device that is gone). Reassert,
 // run after attaching an XDP program, puts back what a driver reset undid and re-pins a replaced kthread.
 //
-// Restoring threaded NAPI to disabled while an AF_XDP zero-copy socket with a starved fill ring is bound has
-// hung the kernel in the qemu lab (napi_stop_kthread never returned): that napi-set runs under a timeout and is
-// reported rather than waited for.
+// Restoring threaded NAPI to disabled while an AF_XDP socket bound zero-copy without need_wakeup has an empty fill
+// ring hangs the kernel (reproduced on virtio_net, Linux 7.2 and 7.3, in the qemu lab: napi_stop_kthread never
+// returns). Package xsk refuses such sockets; napi still runs that napi-set under a timeout and reports rather than
+// waits, in case another program bound one.
 //
 // Everything goes through small interfaces (Netdev, Ethtool, Knobs, Scheduler, Links) that packages netdev,
 // ethtool and sysknob implement and that tests fake. Written here because no library models NAPI polling

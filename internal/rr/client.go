@@ -407,6 +407,10 @@ func (c *Client) prepareFrames() (txFrames, error) {
 	if got := c.sock.FillAll(rx); got != cfg.FillSize {
 		return txFrames{}, fmt.Errorf("rr client: the fill ring took %d of %d frames", got, cfg.FillSize)
 	}
+	// A zero-copy driver takes fill frames only when woken: without this kick it receives nothing until Run.
+	if err := c.sock.KickRX(); err != nil {
+		return txFrames{}, err
+	}
 	pool := c.sock.FramePool(cfg.FillSize, cfg.TXSize)
 	for i := uint32(0); i < cfg.TXSize; i++ {
 		copy(c.sock.Frame(c.sock.FrameAddr(cfg.FillSize+i), uint32(n)), tpl[:n])

@@ -153,6 +153,10 @@ func (s *Server) prepare() error {
 	if got := s.sock.FillAll(s.sock.FramePool(0, cfg.FillSize)); got != cfg.FillSize {
 		return fmt.Errorf("rr server: the fill ring took %d of %d frames", got, cfg.FillSize)
 	}
+	// A zero-copy driver takes fill frames only when woken: without this kick it receives nothing until Run.
+	if err := s.sock.KickRX(); err != nil {
+		return err
+	}
 	s.spill = xsk.NewFrameStack(int(cfg.FillSize))
 	if s.p.Reply != ReplyTemplate {
 		return nil
