@@ -92,13 +92,7 @@ func helperApply(m Mode) error {
 
 // helperNotRoot gives up root (all threads: setuid applies process-wide) and tries to apply a mode.
 func helperNotRoot() {
-	err := syscall.Setgroups(nil)
-	if err == nil {
-		err = syscall.Setgid(65534)
-	}
-	if err == nil {
-		err = syscall.Setuid(65534)
-	}
+	err := testenv.DropToNobody()
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)

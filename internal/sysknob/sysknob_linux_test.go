@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -259,20 +258,13 @@ func TestPrivRejectedWriteKeepsValue(t *testing.T) {
 // startSleeper starts a child process that blocks until the returned stop function runs, which waits for it.
 func startSleeper(t *testing.T) (pid int, stop func()) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envSleeper+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	h := testenv.StartHelper(t, []string{envSleeper + "=1"})
+	cmd := h.Cmd
 	stopped := false
 	stop = func() {
 		if !stopped {
 			stopped = true
-			stdin.Close()
+			h.In.Close()
 			cmd.Wait()
 		}
 	}

@@ -110,13 +110,7 @@ func helperHold() {
 
 // helperNoPriv drops every capability in all threads (setuid from root to nobody) and tries to build a testbed.
 func helperNoPriv() {
-	err := syscall.Setgroups(nil)
-	if err == nil {
-		err = syscall.Setgid(65534)
-	}
-	if err == nil {
-		err = syscall.Setuid(65534)
-	}
+	err := testenv.DropToNobody()
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)
@@ -132,22 +126,8 @@ func helperNoPriv() {
 // startHelper starts the test binary in a helper role. It is killed when the test ends.
 func startHelper(t *testing.T, role string, env ...string) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append(env, helperEnv+"="+role)...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, bufio.NewScanner(stdout), stdin
+	h := testenv.StartHelper(t, append(env, helperEnv+"="+role))
+	return h.Cmd, h.Out, h.In
 }
 
 func nsInode(h *testbed.Host) uint64 {

@@ -1,7 +1,6 @@
 package xdp_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,6 +26,7 @@ import (
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
+	"github.com/napilab/napilab/internal/testenv"
 	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
@@ -277,21 +276,11 @@ func TestKilledHolderLeavesNothingAttached(t *testing.T) {
 			}
 			ns := os.NewFile(uintptr(dup), "netns")
 			defer ns.Close()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), holderEnv+"="+strconv.Itoa(b.Ifindex))
-			cmd.ExtraFiles = []*os.File{ns}
-			cmd.Stderr = os.Stderr
-			stdin, _ := cmd.StdinPipe()
-			defer stdin.Close()
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			line, _ := bufio.NewReader(stdout).ReadString('\n')
+			h := testenv.StartHelper(t, []string{holderEnv + "=" + strconv.Itoa(b.Ifindex)}, ns)
+			defer h.In.Close()
+			cmd := h.Cmd
+			h.Out.Scan()
+			line := h.Out.Text()
 			f := strings.Fields(line)
 			if len(f) != 2 || f[0] != "attached" {
 				t.Fatalf("holder said %q", line)
