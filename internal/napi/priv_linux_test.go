@@ -343,28 +343,10 @@ func TestPrivThreadedBusyPoll(t *testing.T) {
 }
 
 // startHelper runs the test binary in a helper role; it is killed when the test ends.
-func startHelper(t *testing.T, bin, role string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+func startHelper(t *testing.T, role string, env ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + role}, env...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return cmd, bufio.NewScanner(out)
+	h := testenv.StartHelper(t, append([]string{helperEnv + "=" + role}, env...))
+	return h.Cmd, h.Out
 }
 
 // TestPrivKillApplyRestore: a process applies a mode and is killed with SIGKILL; the mode stays in place, and
@@ -376,7 +358,7 @@ func TestPrivKillApplyRestore(t *testing.T) {
 	bed, s := bedB(t, true)
 	before := show(t, s)
 	path := journalPath(t)
-	cmd, out := startHelper(t, os.Args[0], "apply-and-hold", netnsEnv+"="+bed.B.NetNSPath(),
+	cmd, out := startHelper(t, "apply-and-hold", netnsEnv+"="+bed.B.NetNSPath(),
 		devEnv+"="+bed.B.Link, journalEnv+"="+path)
 	if !out.Scan() || out.Text() != "applied" {
 		t.Fatalf("helper said %q (%v)", out.Text(), out.Err())
@@ -462,7 +444,7 @@ func TestPrivBadInput(t *testing.T) {
 		bed, s := bedB(t, true)
 		before := show(t, s)
 		dir := t.TempDir()
-		cmd, out := startHelper(t, os.Args[0], "not-root", netnsEnv+"="+bed.B.NetNSPath(), devEnv+"="+bed.B.Link,
+		cmd, out := startHelper(t, "not-root", netnsEnv+"="+bed.B.NetNSPath(), devEnv+"="+bed.B.Link,
 			journalEnv+"="+filepath.Join(dir, "mode.journal"))
 		out.Scan()
 		err := cmd.Wait()
