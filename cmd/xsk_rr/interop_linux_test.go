@@ -358,7 +358,11 @@ func TestPrivCompatClientNapilabServer(t *testing.T) {
 		// An interval with fewer than 20 replies has a p5 target of 0 samples, and xsk_rr prints a pN of 0 then
 		// (in the slow qemu lab an interval may catch a single reply): only intervals with every target >= 1
 		// can be checked.
-		if r.counts[0] > 0 && !(r.min <= r.pn[0] && r.pn[0] <= r.pn[1] && r.pn[3] <= r.max && r.truth["p50"] <= r.truth["p99"]) {
+		// Once round trips pass 2 ms (the lab under TCG), the original's overflow bucket holds them, the p5 walk
+		// clips that bucket, and the shrunken total makes its "p50" the mean of fewer samples than its "p5":
+		// the columns are ordered only while every sample is below the overflow bucket.
+		ordered := r.max >= 2_000_000 || r.pn[0] <= r.pn[1]
+		if r.counts[0] > 0 && !(r.min <= r.pn[0] && ordered && r.pn[3] <= r.max && r.truth["p50"] <= r.truth["p99"]) {
 			t.Errorf("implausible report %+v", r)
 		}
 	}
