@@ -100,7 +100,9 @@ func rtAdvice(warn error) error {
 	if warn == nil {
 		return nil
 	}
-	return &Advice{Problem: warn.Error(), Fix: "echo -1 > /proc/sys/kernel/sched_rt_runtime_us (the seed-* " +
+	// sysknob's sentence ends with its own "; write -1 to ..." fix; the finding states the fix once, below.
+	problem, _, _ := strings.Cut(warn.Error(), "; write -1")
+	return &Advice{Problem: problem, Fix: "echo -1 > /proc/sys/kernel/sched_rt_runtime_us (the seed-* " +
 		"presets do it, and napilab mode restore puts it back)"}
 }
 
