@@ -32,7 +32,13 @@ func TestLabVirtioEveryDriver(t *testing.T) {
 					// last request, and the default 1 s reply timeout would count them lost.
 					b.client.Timeout = 10 * time.Second
 					res, st, info := b.run(t)
-					checkClean(t, res, 1000)
+					// Through qemu's virtio zero copy a few replies in a thousand arrive out of order (seen in CI's
+					// lab run; the napilab format pairs each from its own payload, so this is real reordering, not
+					// mispairing): allow it there, and report it.
+					checkAnswered(t, res, 1000, bind == BindZeroCopy)
+					if res.Reordered > 0 {
+						t.Logf("%d of 1000 replies reordered", res.Reordered)
+					}
 					if st.Replied != 1000 || st.Malformed != 0 {
 						t.Fatalf("server %+v", st)
 					}
