@@ -236,6 +236,11 @@ func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell
 	}()
 
 	notes := append([]string{}, b.sl.Info.Warnings...)
+	if b.sl.Info.NAPIID == 0 && (server.BusyPollUsec > 0 || server.PreferBusyPoll || server.Poll == rr.PollSeparate) {
+		notes = append(notes, fmt.Sprintf("the server's socket on %s has no NAPI id, so its busy polling reaches no "+
+			"NAPI (the driver does not link its queues to NAPIs; veth does not as of Linux 6.18): the mode's "+
+			"kernel-side settings still apply", env.ServerDev))
+	}
 	if server.Poll == rr.PollSeparate && runtime.NumCPU() < 3 {
 		notes = append(notes, fmt.Sprintf("3 spinning threads (server, its poller, client) share %d CPUs", runtime.NumCPU()))
 	}
