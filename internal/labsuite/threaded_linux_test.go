@@ -2,12 +2,10 @@ package labsuite
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -202,21 +200,9 @@ func rrExchange(t *testing.T, bed *testbed.Testbed, poll rr.PollDriver, cpu int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
-	var st rr.ServerStats
-	var srvErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); st, srvErr = srv.Run(sctx) }()
-	<-srv.Ready()
-	res, err := cli.Run(ctx)
-	stop()
-	wg.Wait()
+	res, st, err := rr.Exchange(ctx, srv, cli)
 	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	if srvErr != nil {
-		t.Fatalf("server: %v", srvErr)
+		t.Fatal(err)
 	}
 	return res, st, sl.Info
 }

@@ -39,14 +39,7 @@ func TestStopSendingDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stopServer := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _, _ = srv.Run(sctx) }()
-	<-srv.Ready()
-	res, err := cli.Run(context.Background())
-	stopServer()
-	wg.Wait()
+	res, _, err := Exchange(context.Background(), srv, cli)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package rr
 import (
 	"context"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,21 +70,9 @@ func (m memRun) run(t *testing.T) (*ClientResult, ServerStats) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var st ServerStats
-	var srvErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); st, srvErr = srv.Run(ctx) }()
-	<-srv.Ready()
-	res, err := cli.Run(context.Background())
-	cancel()
-	wg.Wait()
+	res, st, err := Exchange(context.Background(), srv, cli)
 	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	if srvErr != nil {
-		t.Fatalf("server: %v", srvErr)
+		t.Fatal(err)
 	}
 	return res, st
 }
@@ -243,15 +230,7 @@ func TestMemRunTwice(t *testing.T) {
 		if err := cli.SetParams(p); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		var st ServerStats
-		wg.Add(1)
-		go func() { defer wg.Done(); st, _ = srv.Run(ctx) }()
-		<-srv.Ready()
-		res, err := cli.Run(context.Background())
-		cancel()
-		wg.Wait()
+		res, st, err := Exchange(context.Background(), srv, cli)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}

@@ -1,10 +1,8 @@
 package rr
 
 import (
-	"context"
 	"net/netip"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,21 +65,9 @@ func (b bedRun) run(t *testing.T) (*ClientResult, ServerStats, LinkInfo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
-	var st ServerStats
-	var srvErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); st, srvErr = srv.Run(sctx) }()
-	<-srv.Ready()
-	res, err := cli.Run(ctx)
-	stop()
-	wg.Wait()
+	res, st, err := Exchange(ctx, srv, cli)
 	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	if srvErr != nil {
-		t.Fatalf("server: %v", srvErr)
+		t.Fatal(err)
 	}
 	return res, st, cl.Info
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
@@ -251,17 +250,8 @@ func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell
 		if err := b.cli.SetParams(client); err != nil {
 			return cells, err
 		}
-		sctx, stop := context.WithCancel(ctx)
-		var st rr.ServerStats
-		var srvErr error
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); st, srvErr = b.srv.Run(sctx) }()
-		<-b.srv.Ready()
-		r, cerr := b.cli.Run(ctx)
-		stop()
-		wg.Wait()
-		if err := errors.Join(cerr, srvErr); err != nil {
+		r, st, err := rr.Exchange(ctx, b.srv, b.cli)
+		if err != nil {
 			return cells, fmt.Errorf("%s, %s: %w", mode, row, err)
 		}
 		c.Client, c.Server = r, &st
