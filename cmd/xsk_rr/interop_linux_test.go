@@ -362,7 +362,8 @@ func TestPrivCompatClientNapilabServer(t *testing.T) {
 		// clips that bucket, and the shrunken total makes its "p50" the mean of fewer samples than its "p5":
 		// the columns are ordered only while every sample is below the overflow bucket.
 		ordered := r.max >= 2_000_000 || r.pn[0] <= r.pn[1]
-		if r.counts[0] > 0 && !(r.min <= r.pn[0] && ordered && r.pn[3] <= r.max && r.truth["p50"] <= r.truth["p99"]) {
+		// pN values are bucket numbers times 100 ns, floored: "p5" may sit up to one bucket below the exact min.
+		if r.counts[0] > 0 && !(r.min < r.pn[0]+100 && ordered && r.pn[3] <= r.max && r.truth["p50"] <= r.truth["p99"]) {
 			t.Errorf("implausible report %+v", r)
 		}
 	}
