@@ -187,3 +187,86 @@ func Explain(tool string, err error) string {
 	}
 	return msg
 }
+
+// SentenceError is an error that reads as the one sentence a user needs (what is wrong and how to fix it) and
+// still matches what callers branch on: errors.Is finds Kind (os.ErrNotExist, fs.ErrExist, ...) and anything
+// Cause wraps. It is napilab's one sentence type; packages do not define their own.
+type SentenceError struct {
+	Msg   string // the sentence; empty to read as Cause
+	Kind  error  // a sentinel the error matches, or nil
+	Cause error  // the error the sentence explains, shown after it in parentheses; may be nil
+}
+
+func (e *SentenceError) Error() string {
+	switch {
+	case e.Msg == "" && e.Cause != nil:
+		return e.Cause.Error()
+	case e.Cause != nil:
+		return e.Msg + " (" + e.Cause.Error() + ")"
+	}
+	return e.Msg
+}
+
+// Is matches Kind; errors.Is goes on into Cause through Unwrap.
+func (e *SentenceError) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+
+func (e *SentenceError) Unwrap() error { return e.Cause }
+
+// NotFound returns a sentence that matches os.ErrNotExist.
+func NotFound(format string, args ...any) error {
+	return &SentenceError{Msg: fmt.Sprintf(format, args...), Kind: os.ErrNotExist}
+}
+
+// Explained returns msg as the error's text, with err shown after it and reachable through errors.Is/As.
+func Explained(err error, msg string) error {
+	if err == nil {
+		return nil
+	}
+	return &SentenceError{Msg: msg, Cause: err}
+}
+
+// Mark makes err also match kind, keeping its text.
+func Mark(err, kind error) error {
+	if err == nil {
+		return nil
+	}
+	return &SentenceError{Kind: kind, Cause: err}
+}
+
+// FieldError is a problem with one field of a pure spec (rr.Workload, sweep.Spec, ...). Field is the spec's
+// own name for it, in lower case words ("period", "payload"); each command line maps it to its flag ("--period"
+// in napilab, "-P" in xsk_rr), so a library never tells a user about flags it does not know.
+type FieldError struct {
+	Field string
+	Msg   string // reads after the field: "-80µs is negative: use a positive period"
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Msg }
+
+// Fieldf returns a *FieldError.
+func Fieldf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// RenameFields rewrites every *FieldError in err (a single one or an errors.Join of them) with the name its
+// command line uses, keeping the rest. Fields without a name in names are left as they are; a FieldError
+// wrapped in another error's text is left too, so specs return them unwrapped.
+func RenameFields(err error, names map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = RenameFields(e, names)
+		}
+		return errors.Join(out...)
+	}
+	if fe, ok := err.(*FieldError); ok {
+		if name, ok := names[fe.Field]; ok {
+			return &FieldError{Field: name, Msg: fe.Msg}
+		}
+	}
+	return err
+}

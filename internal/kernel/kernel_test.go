@@ -108,3 +108,49 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("Explain(other) = %q", got)
 	}
 }
+
+func TestSentenceError(t *testing.T) {
+	cause := NewOpError("open", "/run/netns/x", unix.ENOENT)
+	for _, tc := range []struct {
+		err      error
+		text     string
+		notExist bool
+		errno    bool
+	}{
+		{NotFound("no device %q", "eth9"), `no device "eth9"`, true, false},
+		{Explained(cause, "the namespace is gone"), "the namespace is gone (open /run/netns/x: no such file or directory)", true, true},
+		{Mark(errors.New("no such NAPI"), os.ErrNotExist), "no such NAPI", true, false},
+		{Explained(errors.New("busy"), "the queue is taken"), "the queue is taken (busy)", false, false},
+	} {
+		if got := tc.err.Error(); got != tc.text {
+			t.Errorf("Error() = %q, want %q", got, tc.text)
+		}
+		if got := errors.Is(tc.err, os.ErrNotExist); got != tc.notExist {
+			t.Errorf("%q: errors.Is(os.ErrNotExist) = %v, want %v", tc.text, got, tc.notExist)
+		}
+		var errno unix.Errno
+		if got := errors.As(tc.err, &errno); got != tc.errno {
+			t.Errorf("%q: errors.As(errno) = %v, want %v", tc.text, got, tc.errno)
+		}
+	}
+	if Explained(nil, "x") != nil || Mark(nil, os.ErrNotExist) != nil {
+		t.Error("a nil error must stay nil")
+	}
+}
+
+func TestRenameFields(t *testing.T) {
+	err := errors.Join(Fieldf("period", "-80µs is negative: use a positive period"),
+		errors.New("not a field"), Fieldf("payload", "of 9000 bytes is out of range"), Fieldf("ring", "is 3"))
+	got := RenameFields(err, map[string]string{"period": "--period", "payload": "-B"}).Error()
+	want := "--period -80µs is negative: use a positive period\nnot a field\n-B of 9000 bytes is out of range\nring is 3"
+	if got != want {
+		t.Errorf("RenameFields:\n%s\nwant\n%s", got, want)
+	}
+	var fe *FieldError
+	if !errors.As(RenameFields(Fieldf("cpu", "7 is offline"), map[string]string{"cpu": "--cpu"}), &fe) || fe.Field != "--cpu" {
+		t.Errorf("a single field error is renamed and stays a *FieldError, got %v", fe)
+	}
+	if RenameFields(nil, nil) != nil {
+		t.Error("nil must stay nil")
+	}
+}

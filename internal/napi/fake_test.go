@@ -310,7 +310,7 @@ func (f *fakeOS) Get(k Knob) (string, error) {
 	defer f.mu.Unlock()
 	v, ok := f.knobs[k.String()]
 	if !ok {
-		return "", &notFound{"no " + k.String()}
+		return "", kernel.NotFound("%s", "no "+k.String())
 	}
 	return v, nil
 }
@@ -319,7 +319,7 @@ func (f *fakeOS) Set(k Knob, value string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.knobs[k.String()]; !ok {
-		return &notFound{"no " + k.String()}
+		return kernel.NotFound("%s", "no "+k.String())
 	}
 	if err := f.change("write %s=%s", k, value); err != nil {
 		return err
@@ -372,7 +372,7 @@ func (f *fakeOS) OnlineCPUs() (sysknob.CPUSet, error) { return f.online, nil }
 func (f *fakeOS) QueueIRQs(dev string, queue, _ int) ([]int, error) {
 	irqs, ok := f.irqs[fmt.Sprintf("%s/%d", dev, queue)]
 	if !ok {
-		return nil, &notFound{fmt.Sprintf("found no IRQ of %s queue %d", dev, queue)}
+		return nil, kernel.NotFound("found no IRQ of %s queue %d", dev, queue)
 	}
 	return irqs, nil
 }
@@ -393,7 +393,7 @@ func (f *fakeOS) Sched(pid int) (sysknob.Sched, error) {
 	defer f.mu.Unlock()
 	s, ok := f.sched[pid]
 	if !ok {
-		return sysknob.Sched{}, &notFound{fmt.Sprintf("thread %d is gone", pid)}
+		return sysknob.Sched{}, kernel.NotFound("thread %d is gone", pid)
 	}
 	return *s, nil
 }
@@ -403,7 +403,7 @@ func (f *fakeOS) SetFIFO(pid, prio int) error {
 	defer f.mu.Unlock()
 	s, ok := f.sched[pid]
 	if !ok {
-		return &notFound{fmt.Sprintf("thread %d is gone", pid)}
+		return kernel.NotFound("thread %d is gone", pid)
 	}
 	if err := f.change("chrt -f -p %d %d", prio, pid); err != nil {
 		return err
@@ -417,7 +417,7 @@ func (f *fakeOS) SetAffinity(pid int, cpus sysknob.CPUSet) error {
 	defer f.mu.Unlock()
 	s, ok := f.sched[pid]
 	if !ok {
-		return &notFound{fmt.Sprintf("thread %d is gone", pid)}
+		return kernel.NotFound("thread %d is gone", pid)
 	}
 	if err := f.change("taskset -pc %s %d", cpus, pid); err != nil {
 		return err
@@ -431,7 +431,7 @@ func (f *fakeOS) RestoreSched(prior sysknob.Sched) error {
 	defer f.mu.Unlock()
 	s, ok := f.sched[prior.PID]
 	if !ok {
-		return &notFound{fmt.Sprintf("thread %d is gone", prior.PID)}
+		return kernel.NotFound("thread %d is gone", prior.PID)
 	}
 	if err := f.change("sched %d %v/%d cpus %s", prior.PID, prior.Policy, prior.Priority, prior.CPUs); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/ethtool"
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -149,7 +150,7 @@ func journalError(op, path string, err error) error {
 func LoadJournal(path string) (*Journal, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &notFound{fmt.Sprintf("nothing to restore: there is no journal at %s", path)}
+		return nil, kernel.NotFound("nothing to restore: there is no journal at %s", path)
 	}
 	if err != nil {
 		return nil, journalError("read journal", path, err)

@@ -1,28 +1,25 @@
 package napi
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"runtime"
-	"syscall"
 
-	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/ethtool"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
 // Open connects to the machine for a device in network namespace netns (a name under /run/netns, a path, or
 // "" for napilab's own): netdev and ethtool sockets opened inside the namespace, a sysfs view of it, and the
 // host's procfs for everything machine-wide.
-func Open(netns string) (*System, error) {
-	path := NetNSPath(netns)
+func Open(nsName string) (*System, error) {
+	path := netns.Path(nsName)
 	ns := NetNS{Path: path}
-	ino, err := nsInode(path)
+	ino, err := netns.Inode(path)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +36,7 @@ func OpenNetNS(ns NetNS) (_ *System, err error) {
 			s.Close()
 		}
 	}()
-	ino, err := nsInode(ns.Path)
+	ino, err := netns.Inode(ns.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -49,21 +46,19 @@ func OpenNetNS(ns NetNS) (_ *System, err error) {
 		return nil, fmt.Errorf("the journal was written in network namespace net:[%d], but napilab now runs in "+
 			"net:[%d]: run it in the namespace the mode was applied in", ns.Inode, ino)
 	default:
-		return nil, &notFound{fmt.Sprintf("%s is gone (that path now holds net:[%d])", ns, ino)}
+		return nil, kernel.NotFound("%s is gone (that path now holds net:[%d])", ns, ino)
 	}
 	s.NetNS.Inode = ino
 	fd := 0
 	if ns.Path != "" {
-		h, err := netns.GetFromPath(ns.Path)
+		h, err := netns.Open(ns.Path)
 		if err != nil {
-			return nil, nsError(ns.Path, err)
+			return nil, err
 		}
-		s.closers = append(s.closers, h.Close)
-		fd = int(h)
-		s.Links = nsLinks{ns: h}
-	} else {
-		s.Links = nsLinks{ns: -1}
+		s.closers = append(s.closers, func() error { return unix.Close(h) })
+		fd = h
 	}
+	s.Links = nsLinks{fd: fd, name: ns.String()}
 	nd, err := netdev.Dial(&netdev.Options{NetNS: fd})
 	if err != nil {
 		return nil, err
@@ -92,58 +87,22 @@ func OpenNetNS(ns NetNS) (_ *System, err error) {
 	return s, nil
 }
 
-// nsInode returns the inode of the namespace at path, or of napilab's own for "".
-func nsInode(path string) (uint64, error) {
-	p := path
-	if p == "" {
-		p = "/proc/self/ns/net"
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return 0, nsError(path, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("stat %s: no inode", p)
-	}
-	return st.Ino, nil
-}
-
-func nsError(path string, err error) error {
-	if errors.Is(err, os.ErrNotExist) {
-		return &notFound{fmt.Sprintf("there is no network namespace at %s: list them with `ip netns list` "+
-			"(or napilab testbed show)", path)}
-	}
-	if errors.Is(err, os.ErrPermission) {
-		return kernel.WithHint(fmt.Errorf("open network namespace %s: %w", path, err), "run as root")
-	}
-	return fmt.Errorf("open network namespace %s: %w", path, err)
-}
-
 // nsLinks lists interfaces with the standard library, from a thread inside the namespace (netlink route
 // sockets belong to the namespace of the thread that opens them).
-type nsLinks struct{ ns netns.NsHandle }
+type nsLinks struct {
+	fd   int // 0: napilab's own namespace
+	name string
+}
 
-func (l nsLinks) Links() ([]Link, error) {
-	if l.ns < 0 {
+func (l nsLinks) Links() (links []Link, err error) {
+	if l.fd == 0 {
 		return stdLinks()
 	}
-	type result struct {
-		links []Link
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is retired with the goroutine, namespace and all
-		if err := netns.Set(l.ns); err != nil {
-			done <- result{err: kernel.WithHint(fmt.Errorf("enter network namespace: %w", err), "run as root")}
-			return
-		}
-		links, err := stdLinks()
-		done <- result{links, err}
-	}()
-	r := <-done
-	return r.links, r.err
+	err = netns.DoFD(l.fd, l.name, func() (err error) {
+		links, err = stdLinks()
+		return err
+	})
+	return links, err
 }
 
 func stdLinks() ([]Link, error) {

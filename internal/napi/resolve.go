@@ -146,8 +146,8 @@ func (r rxNAPIs) napiOf(dev string, id int) (uint32, error) {
 		return 0, fmt.Errorf("%s has %d NAPIs but does not report which one serves rx queue %d (veth does not): "+
 			"give the device a single rx queue", dev, len(r.all), id)
 	}
-	return 0, &kernel.HintError{Err: &notFound{fmt.Sprintf("%s rx queue %d has no NAPI instance, so there is "+
-		"nothing to poll", dev, id)}, Hint: "a veth gets one only while XDP is attached or GRO is on " +
+	return 0, &kernel.HintError{Err: kernel.NotFound("%s rx queue %d has no NAPI instance, so there is "+
+		"nothing to poll", dev, id), Hint: "a veth gets one only while XDP is attached or GRO is on " +
 		"(napilab testbed up --napi, or attach the XDP program first); for a NIC, check that its driver " +
 		"reports NAPIs over netlink (Linux 6.8+)"}
 }

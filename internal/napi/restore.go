@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/ethtool"
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -208,7 +209,7 @@ func (r *restorer) napi(c Change, prior NAPIPrior) (Result, error) {
 	}
 	cur := priorOf(n)
 	if cur.Ifindex != r.j.Ifindex {
-		return Gone, &notFound{fmt.Sprintf("napi %d now belongs to ifindex %d", c.NAPI, cur.Ifindex)}
+		return Gone, kernel.NotFound("napi %d now belongs to ifindex %d", c.NAPI, cur.Ifindex)
 	}
 	touched, all := *c.Settings, c.recordOnly()
 	var back NAPISettings
@@ -294,8 +295,8 @@ func (r *restorer) kthread(c Change, prior sysknob.Sched) (Result, error) {
 		return Failed, err
 	}
 	if !n.HasPID || int(n.PID) != prior.PID {
-		return Gone, &notFound{fmt.Sprintf("kthread %d exited (threaded NAPI was switched off or the driver "+
-			"reset the NAPI)", prior.PID)}
+		return Gone, kernel.NotFound("kthread %d exited (threaded NAPI was switched off or the driver "+
+			"reset the NAPI)", prior.PID)
 	}
 	cur, err := r.s.Sched.Sched(prior.PID)
 	if err != nil {

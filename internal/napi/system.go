@@ -3,11 +3,9 @@ package napi
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/napilab/napilab/internal/ethtool"
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -119,23 +117,6 @@ func (s *System) linkByName(dev string) (Link, error) {
 			return l, nil
 		}
 	}
-	return Link{}, &notFound{fmt.Sprintf("there is no network device %q in %s: check the name, or pass --netns "+
-		"with the namespace it lives in", dev, s.NetNS)}
-}
-
-// notFound is an error that reads as its sentence and matches os.ErrNotExist.
-type notFound struct{ msg string }
-
-func (e *notFound) Error() string { return e.msg }
-func (e *notFound) Is(target error) bool {
-	return target == os.ErrNotExist
-}
-
-// NetNSPath turns what a user passes as --netns into a path: a name is looked up under /run/netns (where
-// `ip netns` and named testbeds keep namespaces), a path is taken as it is, and "" means napilab's own.
-func NetNSPath(nameOrPath string) string {
-	if nameOrPath == "" || strings.ContainsRune(nameOrPath, '/') {
-		return nameOrPath
-	}
-	return filepath.Join("/run/netns", nameOrPath)
+	return Link{}, kernel.NotFound("there is no network device %q in %s: check the name, or pass --netns "+
+		"with the namespace it lives in", dev, s.NetNS)
 }

@@ -208,7 +208,7 @@ func get[T any](c *Client, op, subject string, cmd uint8, req []byte, notFound s
 	var zero T
 	msgs, err := c.execute(cmd, netlink.Request, req)
 	if errors.Is(err, unix.EINVAL) && cmd == cmdQueueGet {
-		err = notFoundError{err}
+		err = kernel.Mark(err, os.ErrNotExist)
 	}
 	if err != nil {
 		return zero, c.failed(op, subject, err, notFound)

@@ -87,13 +87,6 @@ func napiSetUnsupported(req []byte, cfg NAPIConfig, err error) *kernel.Unsupport
 	return nil
 }
 
-// notFoundError marks a kernel answer that means "no such object" although its errno does not say so.
-type notFoundError struct{ err error }
-
-func (e notFoundError) Error() string        { return e.err.Error() }
-func (e notFoundError) Unwrap() error        { return e.err }
-func (e notFoundError) Is(target error) bool { return target == os.ErrNotExist }
-
 func noDevice(ifindex uint32) string {
 	if ifindex == 0 {
 		return ""

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
@@ -91,20 +91,15 @@ func (v *vethNS) attachXDP(t *testing.T) {
 	t.Cleanup(func() { xdp.Close() })
 }
 
-// inNetNS runs fn on a throwaway thread inside the namespace nsfd. Unlike Host.Do, which returns its thread
-// to the scheduler, it never reuses the thread: the goroutine exits still locked, so Go destroys the thread
-// and no other goroutine ever runs in the namespace (or with whatever else fn changed about the thread).
+// inNetNS runs fn on a throwaway thread inside the namespace nsfd: the thread is never reused (fn changes its
+// capabilities), so no other goroutine ever runs with whatever fn changed.
 func inNetNS(nsfd int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter network namespace: %w", err)
-			return
+	return netns.OnThread(false, func() error {
+		if err := netns.Enter(nsfd, "the test namespace"); err != nil {
+			return err
 		}
-		errc <- fn()
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // napiOf attaches XDP to veth-b and returns its only NAPI instance.

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
@@ -95,36 +95,14 @@ func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
 }
 
 // OpenLinkIn opens the link inside the network namespace at nsPath (e.g. /run/netns/NAME), or in the caller's
-// when nsPath is empty. It enters the namespace on a thread of its own that is discarded afterwards, so no
-// goroutine of the caller ever runs in a foreign namespace.
-func OpenLinkIn(ctx context.Context, p Params, nsPath string) (*Link, error) {
-	if nsPath == "" {
-		return OpenLink(ctx, p)
-	}
-	type result struct {
-		l   *Link
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine, still in the namespace
-		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- result{err: kernel.WithHint(fmt.Errorf("open network namespace %s: %w", nsPath, err),
-				"name an existing namespace, e.g. one from napilab testbed show")}
-			return
-		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			done <- result{err: kernel.NewOpError("enter network namespace", nsPath, err)}
-			return
-		}
-		l, err := OpenLink(ctx, p)
-		done <- result{l, err}
-	}()
-	r := <-done
-	return r.l, r.err
+// when nsPath is empty. The socket and the program stay in that namespace; the link may be used from any
+// goroutine afterwards.
+func OpenLinkIn(ctx context.Context, p Params, nsPath string) (l *Link, err error) {
+	err = netns.Do(nsPath, func() (err error) {
+		l, err = OpenLink(ctx, p)
+		return err
+	})
+	return l, err
 }
 
 // Close detaches the program and closes the socket. It is idempotent.

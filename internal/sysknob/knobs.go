@@ -3,7 +3,6 @@ package sysknob
 import (
 	"fmt"
 	"math"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -160,7 +159,7 @@ func (r *Root) IRQCounts(irq int) (map[int]uint64, error) {
 	}
 	counts, ok := s.PerCPU(irq)
 	if !ok {
-		return nil, notExist(fmt.Sprintf("IRQ %d is not listed in /proc/interrupts of %s", irq, r))
+		return nil, kernel.NotFound("IRQ %d is not listed in /proc/interrupts of %s", irq, r)
 	}
 	return counts, nil
 }
@@ -175,7 +174,7 @@ func (r *Root) QueueIRQs(dev string, q, napiIRQ int) ([]int, error) {
 	}
 	if napiIRQ > 0 {
 		if !r.exists(procFile("irq", strconv.Itoa(napiIRQ))) {
-			return nil, notExist(fmt.Sprintf("IRQ %d of %s queue %d (from napi-get) is not in /proc/irq", napiIRQ, dev, q))
+			return nil, kernel.NotFound("IRQ %d of %s queue %d (from napi-get) is not in /proc/irq", napiIRQ, dev, q)
 		}
 		return []int{napiIRQ}, nil
 	}
@@ -189,9 +188,9 @@ func (r *Root) QueueIRQs(dev string, q, napiIRQ int) ([]int, error) {
 	}
 	irqs := MatchQueueIRQs(s, dev, busDev, q)
 	if len(irqs) == 0 {
-		return nil, notExist(fmt.Sprintf("found no IRQ of %s queue %d in /proc/interrupts (looked for %s); "+
+		return nil, kernel.NotFound("found no IRQ of %s queue %d in /proc/interrupts (looked for %s); "+
 			"pass the irq that netdev napi-get reports for the queue's NAPI", dev, q,
-			strings.Join(QueueIRQNames(dev, busDev, q), ", ")))
+			strings.Join(QueueIRQNames(dev, busDev, q), ", "))
 	}
 	return irqs, nil
 }
@@ -296,9 +295,3 @@ func (r *Root) UnboundWorkqueueCPUMask() Knob[CPUSet] {
 	return Knob[CPUSet]{root: r, file: sysFile(workqueueDir, "cpumask"), name: "unbound workqueue cpumask",
 		codec: cpuCodec(true), missing: func() string { return "this kernel has no unbound workqueue cpumask in sysfs" }}
 }
-
-// notExist is an error that matches os.ErrNotExist and reads as its sentence.
-type notExist string
-
-func (e notExist) Error() string        { return string(e) }
-func (e notExist) Is(target error) bool { return target == os.ErrNotExist }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
 )
 
 // Root is a view of the system's sysfs and procfs through which knobs are read and written: the host's (Host),
@@ -101,7 +102,7 @@ func (r *Root) open(f file, flag int) (*os.File, error) {
 	}
 	if f.netSysctl() && r.netns >= 0 {
 		var file *os.File
-		err := inNetNS(r.netns, func() (err error) {
+		err := netns.DoFD(r.netns, r.desc, func() (err error) {
 			file, err = base.OpenFile(f.rel, flag, 0)
 			return err
 		})
@@ -186,18 +187,9 @@ func (r *Root) fail(op, knob string, f file, err error, missing func() string) e
 	oe := kernel.NewOpError(op, fmt.Sprintf("%s (%s)", knob, r.where(f)), err)
 	switch {
 	case errors.Is(oe, os.ErrNotExist) && missing != nil:
-		return &sentenceError{sentence: missing(), err: oe}
+		return kernel.Explained(oe, missing())
 	case errors.Is(oe, os.ErrPermission):
 		return kernel.WithHint(oe, "run as root")
 	}
 	return oe
 }
-
-// sentenceError replaces an error's text with a sentence that explains it, keeping the error for errors.Is.
-type sentenceError struct {
-	sentence string
-	err      error
-}
-
-func (e *sentenceError) Error() string { return e.sentence + " (" + e.err.Error() + ")" }
-func (e *sentenceError) Unwrap() error { return e.err }

@@ -3,11 +3,11 @@ package sysknob
 import (
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
 )
 
 // Host returns the view of the running system: /sys and /proc as this process sees them. Network sysctls resolve
@@ -60,7 +60,7 @@ func NetNS(nsfd int) (*Root, error) {
 // that follows the mount.)
 func mountSysfs(ns int) (*os.Root, error) {
 	var fsfd int
-	err := inNetNS(ns, func() (err error) {
+	err := netns.DoFD(ns, "network namespace", func() (err error) {
 		fsfd, err = unix.Fsopen("sysfs", unix.FSOPEN_CLOEXEC)
 		return err
 	})
@@ -82,34 +82,4 @@ func mountSysfs(ns int) (*os.Root, error) {
 		return nil, kernel.NewOpError("open", "sysfs in the network namespace", err)
 	}
 	return root, nil
-}
-
-// inNetNS runs fn on a fresh locked OS thread that has joined the network namespace ns, and moves the thread
-// back afterwards. A thread that cannot get back stays locked, so Go retires it when the goroutine ends instead
-// of handing a thread in the wrong namespace to other goroutines.
-func inNetNS(ns int, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- kernel.NewOpError("open", "/proc/thread-self/ns/net", err)
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- kernel.WithHint(kernel.NewOpError("setns", "network namespace", err), "run as root")
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			done <- kernel.NewOpError("setns", "back to the original network namespace", err)
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
 }

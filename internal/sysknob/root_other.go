@@ -16,5 +16,3 @@ func Host() (*Root, error) { return nil, errNotLinux }
 
 // NetNS returns kernel.ErrNotSupported: network namespaces are Linux's.
 func NetNS(int) (*Root, error) { return nil, errNotLinux }
-
-func inNetNS(int, func() error) error { return errNotLinux }

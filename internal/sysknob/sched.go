@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/napilab/napilab/internal/kernel"
 )
 
 // Policy is a Linux scheduling policy (sched(7)).
@@ -100,6 +102,6 @@ func parseCPUsAllowed(status string) (CPUSet, error) {
 
 // gone is the error for a thread that no longer exists (ESRCH).
 func gone(pid int) error {
-	return notExist(fmt.Sprintf("thread %d is gone (a NAPI kthread exits when threaded NAPI is switched off or the "+
-		"device resets: look its pid up again with netdev napi-get)", pid))
+	return kernel.NotFound("thread %d is gone (a NAPI kthread exits when threaded NAPI is switched off or the "+
+		"device resets: look its pid up again with netdev napi-get)", pid)
 }

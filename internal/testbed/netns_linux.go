@@ -5,56 +5,19 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
 )
-
-// onThread runs fn on a fresh goroutine locked to its OS thread. Namespaces belong to threads, not processes,
-// so fn may move its thread. Afterwards the thread is put back into the network namespace it started in and
-// returned to the scheduler; when that is impossible (or keep is false, for a thread whose mount namespace fn
-// changed) the goroutine exits still locked and Go destroys the thread, so no other goroutine ever runs in a
-// namespace it did not ask for (gotcha 19). A panic in fn is re-raised in the caller's goroutine, where deferred
-// cleanups and t.Cleanup still run.
-func onThread(restore bool, fn func() error) error {
-	type result struct {
-		err   error
-		panic any
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- result{err: kernel.NewOpError("open", "/proc/thread-self/ns/net", err)}
-			return
-		}
-		defer unix.Close(orig)
-		var r result
-		func() {
-			defer func() { r.panic = recover() }()
-			r.err = fn()
-		}()
-		if restore && unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- r
-	}()
-	r := <-done
-	if r.panic != nil {
-		panic(r.panic)
-	}
-	return r.err
-}
 
 // newNamespace creates a network namespace and returns a descriptor holding it and its nsfs inode. With a path,
 // the namespace is also bind-mounted there as `ip netns add` does, so it outlives the descriptor; the file is
 // created exclusively, so an existing namespace of that name is never replaced.
 func newNamespace(path string) (fd int, inode uint64, err error) {
 	fd = -1
-	err = onThread(true, func() error {
+	err = netns.OnThread(true, func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return kernel.NewOpError("create network namespace", path, err)
 		}
@@ -100,7 +63,7 @@ func mountNamespace(nsfd int, path string) error {
 	return nil
 }
 
-const netnsDir = "/run/netns"
+const netnsDir = netns.Dir
 
 // deleteNamed unmounts and removes a namespace file, but only while it still is the namespace with the given
 // inode: a name that was reused by someone else is left alone. Inode 0 means the namespace was never mounted
@@ -160,12 +123,7 @@ func (h *Host) Do(fn func() error) error {
 	if h.nsfd < 0 {
 		return fmt.Errorf("testbed host %s: %w", h.Namespace, os.ErrClosed)
 	}
-	return onThread(true, func() error {
-		if err := unix.Setns(h.nsfd, unix.CLONE_NEWNET); err != nil {
-			return kernel.NewOpError("enter network namespace", h.Namespace, err)
-		}
-		return fn()
-	})
+	return netns.DoFD(h.nsfd, h.Namespace, fn)
 }
 
 // Start starts cmd inside the host, like `ip netns exec`: in its network namespace, and in a private mount
@@ -180,7 +138,7 @@ func (h *Host) Start(cmd *exec.Cmd) error {
 	if h.nsfd < 0 {
 		return fmt.Errorf("testbed host %s: %w", h.Namespace, os.ErrClosed)
 	}
-	return onThread(false, func() error {
+	return netns.OnThread(false, func() error {
 		if err := h.enter(); err != nil {
 			return err
 		}
@@ -194,7 +152,7 @@ func (h *Host) Exec(path string, argv, env []string) error {
 	if h.nsfd < 0 {
 		return fmt.Errorf("testbed host %s: %w", h.Namespace, os.ErrClosed)
 	}
-	return onThread(false, func() error {
+	return netns.OnThread(false, func() error {
 		if err := h.enter(); err != nil {
 			return err
 		}
@@ -205,8 +163,8 @@ func (h *Host) Exec(path string, argv, env []string) error {
 // enter moves the calling (locked) thread into the host's network namespace and a private mount namespace with
 // the namespace's sysfs on /sys.
 func (h *Host) enter() error {
-	if err := unix.Setns(h.nsfd, unix.CLONE_NEWNET); err != nil {
-		return kernel.NewOpError("enter network namespace", h.Namespace, err)
+	if err := netns.Enter(h.nsfd, h.Namespace); err != nil {
+		return err
 	}
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return kernel.NewOpError("create mount namespace for", h.Namespace, err)

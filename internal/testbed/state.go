@@ -102,7 +102,7 @@ func (s Store) Get(name string) (Record, error) {
 	}
 	b, err := os.ReadFile(s.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return Record{}, kernel.WithHint(&sentence{fmt.Sprintf("no testbed named %q", name), fs.ErrNotExist},
+		return Record{}, kernel.WithHint(&kernel.SentenceError{Msg: fmt.Sprintf("no testbed named %q", name), Kind: fs.ErrNotExist},
 			"`napilab testbed show` lists the testbeds")
 	}
 	if err != nil {
@@ -157,7 +157,7 @@ func (s Store) reserve(r *Record) error {
 	}
 	f, err := os.OpenFile(s.path(r.Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
-		return kernel.WithHint(&sentence{fmt.Sprintf("testbed name %q is taken", r.Name), fs.ErrExist},
+		return kernel.WithHint(&kernel.SentenceError{Msg: fmt.Sprintf("testbed name %q is taken", r.Name), Kind: fs.ErrExist},
 			"pick another name, or remove that testbed with `napilab testbed down "+r.Name+"`")
 	}
 	if err != nil {
@@ -219,13 +219,3 @@ func parseStatStart(stat []byte) (uint64, error) {
 	}
 	return v, nil
 }
-
-// sentence is an error message that matches a sentinel (fs.ErrExist, fs.ErrNotExist) without repeating the
-// sentinel's own words.
-type sentence struct {
-	msg string
-	is  error
-}
-
-func (e *sentence) Error() string { return e.msg }
-func (e *sentence) Unwrap() error { return e.is }
