@@ -11,7 +11,6 @@ import (
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/report"
-	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/testbed"
 )
@@ -72,8 +71,8 @@ func (d *demoCmd) Run(ctx context.Context) error {
 		}
 		r := c.Client
 		fmt.Printf("  %-19s %-11s p50 %-9s p99 %-9s p99.9 %-9s lost %d of %d, %s CPU/request\n", c.Mode, c.Row,
-			rr.FormatNs(r.Latency.P50), rr.FormatNs(r.Latency.P99), rr.FormatNs(r.Latency.P999), r.Lost, r.Sent,
-			rr.FormatNs(int64(r.CPUPerRequest)))
+			report.FormatNs(r.Latency.P50), report.FormatNs(r.Latency.P99), report.FormatNs(r.Latency.P999), r.Lost, r.Sent,
+			report.FormatNs(int64(r.CPUPerRequest)))
 	})
 	if res != nil && len(res.Cells) > 0 {
 		fmt.Println("\nLatency in ns from each request's scheduled send time to its reply (true percentiles), loss,")

@@ -11,8 +11,10 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/napilab/napilab/internal/frame"
-	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
+	"github.com/napilab/napilab/internal/note"
+	"github.com/napilab/napilab/internal/report"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -48,14 +50,35 @@ type rrCommon struct {
 	JSON bool `help:"Print one JSON document (schema napilab.rr/v1) instead of the report."`
 }
 
-func (c *rrCommon) params(role rr.Role) rr.Params {
-	p := rr.DefaultParams(role)
-	p.Dev, p.Queue, p.Port, p.Payload, p.Format, p.Verify = c.Dev, c.Queue, c.Port, c.Payload, rr.Format(c.Format), c.Verify
-	p.Poll, p.BusyPollUsec, p.PreferBusyPoll, p.BusyPollBudget = rr.PollDriver(c.Poll), c.BusyPoll, c.PreferBusyPoll, c.BusyPollBudget
-	p.CPUs, p.FIFO = c.CPU, c.FIFO
-	p.Bind, p.XDPMode, p.NeedWakeup, p.Ring = c.Bind, c.XDPMode, c.NeedWakeup, c.Ring
-	return p
+// link and threads map the shared flags onto the option sets of rr's operations.
+func (c *rrCommon) link() rr.LinkOptions {
+	l := rr.DefaultLink(c.Dev)
+	l.Queue, l.Port = c.Queue, c.Port
+	l.BusyPoll = rr.BusyPoll{Usec: c.BusyPoll, Prefer: c.PreferBusyPoll, Budget: c.BusyPollBudget}
+	l.Bind, l.XDPMode, l.NeedWakeup, l.Ring = c.Bind, c.XDPMode, c.NeedWakeup, c.Ring
+	return l
 }
+
+func (c *rrCommon) threads() rr.Threads {
+	return rr.Threads{CPUs: c.CPU, FIFO: c.FIFO, Poll: rr.PollDriver(c.Poll), Sender: rr.SenderAuto}
+}
+
+// flagErrors names the problems rr's option sets report by the flags that set them: napilab's flags are
+// spelled as rr's field names.
+func flagErrors(err error) error {
+	return kernel.RenameFields(err, rrFlags)
+}
+
+var rrFlags = func() map[string]string {
+	m := map[string]string{}
+	for _, f := range []string{"dev", "queue", "port", "payload", "format", "poll", "busy-poll", "busy-poll-budget",
+		"cpu", "fifo", "bind", "xdp-mode", "need-wakeup", "ring", "reply", "delay", "duration", "peer-mac",
+		"local-ip", "period", "outstanding", "sender", "catch-up", "count", "warmup", "interval", "timeout",
+		"colocated"} {
+		m[f] = "--" + f
+	}
+	return m
+}()
 
 // fifoWarning says what RT throttling will do to spinning threads run SCHED_FIFO, or "" when it will not bite.
 // Measured on a 2-vCPU machine: with the default 950 ms of every second, FIFO spinners stall for about 50 ms
@@ -75,12 +98,7 @@ func (c *rrCommon) fifoWarning() string {
 	return ""
 }
 
-func (c *rrCommon) nsPath() string {
-	if c.Netns == "" || c.Netns[0] == '/' {
-		return c.Netns
-	}
-	return "/run/netns/" + c.Netns
-}
+func (c *rrCommon) nsPath() string { return netns.Path(c.Netns) }
 
 type rrServerCmd struct {
 	rrCommon
@@ -94,27 +112,28 @@ type rrServerCmd struct {
 }
 
 func (s *rrServerCmd) Run(ctx context.Context) error {
-	p := s.params(rr.RoleServer)
-	p.Reply, p.Delay = rr.ReplyStyle(s.Reply), s.Delay
+	l, th := s.link(), s.threads()
+	svc := rr.Service{Payload: s.Payload, Format: rr.Format(s.Format), Verify: s.Verify,
+		Reply: rr.ReplyStyle(s.Reply), Delay: s.Delay}
 	var err error
-	if p.PeerIP, p.PeerMAC, p.LocalIP, err = parseAddrs(s.Peer, s.PeerMAC, s.LocalIP); err != nil {
+	if l.PeerIP, l.PeerMAC, l.LocalIP, err = parseAddrs(s.Peer, s.PeerMAC, s.LocalIP); err != nil {
 		return err
 	}
-	if err := p.Validate(); err != nil {
+	if err := flagErrors(errors.Join(l.Validate(), svc.Validate(), th.Validate())); err != nil {
 		return err
 	}
-	link, err := rr.OpenLinkIn(ctx, p, s.nsPath())
+	link, err := rr.OpenLinkIn(ctx, l, s.nsPath())
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	defer link.Close()
 	opts := rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer}
 	if s.Recompute {
-		opts.Checksums = frame.RecomputeChecksums
+		opts.Checksums = rr.RecomputeChecksums
 	}
-	srv, err := rr.NewServer(link.Sock, p, opts)
+	srv, err := rr.NewServer(link.Sock, svc, th, opts)
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	if s.Duration > 0 {
 		var cancel context.CancelFunc
@@ -133,9 +152,9 @@ func (s *rrServerCmd) Run(ctx context.Context) error {
 	<-srv.Ready() // the line below tells scripts the server is taking requests: print it only when it is
 	if !s.JSON {
 		fmt.Printf("napilab rr server on %s queue %d, port %d, %s replies (%s XDP, %s); stop with Ctrl-C\n",
-			p.Dev, p.Queue, p.Port, p.Reply, link.Info.XDPMode, map[bool]string{true: "zero-copy", false: "copy mode"}[link.Info.ZeroCopy])
-		for _, w := range link.Info.Warnings {
-			fmt.Println("warning:", w)
+			l.Dev, l.Queue, l.Port, svc.Reply, link.Info.XDPMode, map[bool]string{true: "zero-copy", false: "copy mode"}[link.Info.ZeroCopy])
+		for _, n := range link.Info.Notes {
+			fmt.Println(n)
 		}
 		if w := s.fifoWarning(); w != "" {
 			fmt.Println("warning:", w)
@@ -148,12 +167,12 @@ func (s *rrServerCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	doc := rr.NewDocument(p, link.Info)
-	doc.Server = &st
+	doc := rr.NewDocument(rr.RoleServer, l, th, link.Info)
+	doc.Service, doc.Server = &svc, &st
 	if s.JSON {
 		return writeJSON(doc)
 	}
-	rr.WriteServerReport(os.Stdout, &doc)
+	report.ServerReport(os.Stdout, &doc)
 	return nil
 }
 
@@ -179,9 +198,10 @@ type rrClientCmd struct {
 }
 
 func (c *rrClientCmd) Run(ctx context.Context) error {
-	p := c.params(rr.RoleClient)
+	l, th, p := c.link(), c.threads(), rr.DefaultWorkload()
+	p.Payload, p.Format, p.Verify = c.Payload, rr.Format(c.Format), c.Verify
 	var err error
-	if p.PeerIP, p.PeerMAC, p.LocalIP, err = parseAddrs(c.Peer, c.PeerMAC, c.LocalIP); err != nil {
+	if l.PeerIP, l.PeerMAC, l.LocalIP, err = parseAddrs(c.Peer, c.PeerMAC, c.LocalIP); err != nil {
 		return err
 	}
 	set := 0
@@ -203,37 +223,37 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 	case c.Period > 0:
 		p.Period = c.Period
 	}
-	p.Sender, p.CatchUp, p.Delay = rr.SenderPlacement(c.Sender), rr.CatchUp(c.CatchUp), c.Delay
+	th.Sender, p.CatchUp, p.Delay = rr.SenderPlacement(c.Sender), rr.CatchUp(c.CatchUp), c.Delay
 	p.Duration, p.Count, p.Warmup, p.Interval, p.Timeout = c.Duration, c.Count, c.Warmup, c.Interval, c.Timeout
 	if c.Count > 0 {
 		p.Duration = 0
 	}
-	p.Colocated = c.Colocated
-	if err := p.Validate(); err != nil {
+	th.Colocated = c.Colocated
+	if err := flagErrors(errors.Join(l.Validate(), p.Validate(), th.Validate())); err != nil {
 		return err
 	}
-	link, err := rr.OpenLinkIn(ctx, p, c.nsPath())
+	link, err := rr.OpenLinkIn(ctx, l, c.nsPath())
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	defer link.Close()
 
 	opts := rr.ClientOptions{Local: link.Info.Local, Peer: link.Info.Peer, UsableCPUs: runtime.NumCPU()}
 	if c.XskRRV1 {
-		opts.XskRRVersion = hist.XskRRv1
+		opts.XskRRVersion = rr.XskRRv1
 	}
 	if !c.JSON && p.Interval > 0 {
-		opts.OnInterval = func(iv rr.Interval) { rr.WriteIntervalLine(os.Stdout, iv) }
+		opts.OnInterval = func(iv rr.Interval) { report.IntervalLine(os.Stdout, iv) }
 	}
-	cli, err := rr.NewClient(link.Sock, p, opts)
+	cli, err := rr.NewClient(link.Sock, p, th, opts)
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	if pl := cli.Placement(); !c.JSON {
 		fmt.Printf("napilab rr client → %s (%s) on %s queue %d: %d spinning threads, sender %s\n",
-			link.Info.PeerIP, link.Info.PeerMAC, p.Dev, p.Queue, pl.Spinners, pl.Sender)
-		if pl.Warning != "" {
-			fmt.Println("warning:", pl.Warning)
+			link.Info.PeerIP, link.Info.PeerMAC, l.Dev, l.Queue, pl.Spinners, pl.Sender)
+		for _, n := range note.Merge(append([]note.Note{}, link.Info.Notes...), pl.Notes...) {
+			fmt.Println(n)
 		}
 		if w := c.fifoWarning(); w != "" {
 			fmt.Println("warning:", w)
@@ -243,8 +263,8 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	doc := rr.NewDocument(p, link.Info)
-	doc.Client = res
+	doc := rr.NewDocument(rr.RoleClient, l, th, link.Info)
+	doc.Workload, doc.Client = &p, res
 	if c.CSV != "" {
 		if err := writeCSV(c.CSV, res.Intervals); err != nil {
 			return err
@@ -253,7 +273,7 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 	if c.JSON {
 		return writeJSON(doc)
 	}
-	rr.WriteClientReport(os.Stdout, &doc)
+	report.ClientReport(os.Stdout, &doc)
 	return nil
 }
 
@@ -287,7 +307,7 @@ func writeCSV(path string, ivs []rr.Interval) error {
 	if err != nil {
 		return fmt.Errorf("--csv: %w", err)
 	}
-	if err := rr.WriteIntervalsCSV(f, ivs); err != nil {
+	if err := report.IntervalsCSV(f, ivs); err != nil {
 		f.Close()
 		return fmt.Errorf("--csv %s: %w", path, err)
 	}

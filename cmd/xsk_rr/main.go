@@ -28,8 +28,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 )
 
@@ -51,9 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range o.warnings() {
 			fmt.Fprintf(stderr, "xsk_rr: warning: %s\n", w)
 		}
-		p := o.params(r)
-		if err = p.Validate(); err == nil {
-			err = datapath(&o, p, stdout, stderr)
+		e := o.params(r)
+		if err = e.validate(o.server); err == nil {
+			err = datapath(&o, e, stdout, stderr)
 		}
 	}
 	if err != nil {
@@ -70,7 +70,7 @@ var errStalled = errors.New("no reply for 1 s and the closed loop waits for one:
 // datapath opens the link, runs the role until SIGINT or SIGTERM, and detaches everything on the way out. The
 // first signal stops a client gracefully (nothing more is sent, the replies in flight are awaited up to 1 s, a
 // final report follows); a second one, or any signal to a server, stops at once.
-func datapath(o *options, p rr.Params, stdout, stderr io.Writer) error {
+func datapath(o *options, e engine, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopSending := make(chan struct{})
@@ -95,28 +95,26 @@ func datapath(o *options, p rr.Params, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	link, err := rr.OpenLink(ctx, p)
+	link, err := rr.OpenLink(ctx, e.link)
 	if err != nil {
-		return err
+		return kernel.RenameFields(err, flagOf)
 	}
 	defer link.Close()
-	for _, w := range link.Info.Warnings {
-		fmt.Fprintf(stderr, "xsk_rr: warning: %s\n", w)
-	}
+	writeNotes(stderr, link.Info.Notes)
 	if o.rxPolling {
 		// The original announces the thread, and the thread announces itself.
 		fmt.Fprint(stdout, "Do rx polling in separate thread\nDoing rx polling in separate thread\n")
 	}
 	if o.server {
-		return serve(ctx, o, p, link, stdout, stderr)
+		return serve(ctx, o, e, link, stdout, stderr)
 	}
-	return measure(ctx, o, p, link, stopSending, stdout, stderr)
+	return measure(ctx, o, e, link, stopSending, stdout, stderr)
 }
 
-func measure(ctx context.Context, o *options, p rr.Params, link *rr.Link, stopSending <-chan struct{}, stdout, stderr io.Writer) error {
+func measure(ctx context.Context, o *options, e engine, link *rr.Link, stopSending <-chan struct{}, stdout, stderr io.Writer) error {
 	buf := make([]byte, 0, 512) // used by the reporter goroutine only
 	opts := rr.ClientOptions{Local: link.Info.Local, Peer: link.Info.Peer, UsableCPUs: runtime.NumCPU(),
-		XskRRVersion: hist.XskRRv2, StopSending: stopSending,
+		XskRRVersion: rr.XskRRv2, StopSending: stopSending,
 		OnInterval: func(iv rr.Interval) {
 			if iv.Replies == 0 {
 				return // the original reports only when a reply arrives
@@ -124,13 +122,11 @@ func measure(ctx context.Context, o *options, p rr.Params, link *rr.Link, stopSe
 			buf = appendInterval(buf[:0], iv, o.exactOutput)
 			_, _ = stdout.Write(buf) // one write per report: line-buffered even into a pipe
 		}}
-	cli, err := rr.NewClient(link.Sock, p, opts)
+	cli, err := rr.NewClient(link.Sock, e.load, e.th, opts)
 	if err != nil {
 		return err
 	}
-	if pl := cli.Placement(); pl.Warning != "" {
-		fmt.Fprintf(stderr, "xsk_rr: warning: %s\n", pl.Warning)
-	}
+	writeNotes(stderr, cli.Placement().Notes)
 	if o.threaded {
 		fmt.Fprint(stdout, "send in separate thread\n")
 	}
@@ -147,9 +143,10 @@ func measure(ctx context.Context, o *options, p rr.Params, link *rr.Link, stopSe
 	return nil
 }
 
-func serve(ctx context.Context, o *options, p rr.Params, link *rr.Link, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, o *options, e engine, link *rr.Link, stdout, stderr io.Writer) error {
 	md := newMaxDesc(stdout)
-	srv, err := rr.NewServer(link.Sock, p, rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer, OnMaxBatch: md.note})
+	srv, err := rr.NewServer(link.Sock, e.svc, e.th, rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer,
+		OnMaxBatch: md.note})
 	if err != nil {
 		return err
 	}
@@ -159,7 +156,7 @@ func serve(ctx context.Context, o *options, p rr.Params, link *rr.Link, stdout, 
 			select {
 			case <-srv.Ready():
 				fmt.Fprintf(stderr, "xsk_rr: serving %s queue 0, UDP port %d (%s XDP, copy mode): replies go to %s %s\n",
-					p.Dev, p.Port, link.Info.XDPMode, link.Info.PeerIP, link.Info.PeerMAC)
+					e.link.Dev, e.link.Port, link.Info.XDPMode, link.Info.PeerIP, link.Info.PeerMAC)
 			case <-ctx.Done():
 			}
 		}()
@@ -309,3 +306,10 @@ Where napilab differs from the original, and why:
 For loss and reorder detection, CPU cost, JSON output and automatic addressing, use
 "napilab rr client|server" (--format xsk_rr talks to this tool and to the original).
 `
+
+// writeNotes prints what the engine noted, the way the tool prints its own warnings.
+func writeNotes(w io.Writer, notes []note.Note) {
+	for _, n := range notes {
+		fmt.Fprintf(w, "xsk_rr: %s\n", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/rr"
 )
 
@@ -276,46 +277,70 @@ const untilStopped = 100 * 365 * 24 * time.Hour
 // ringEntries is the original's size of every ring (UMEM_QLEN): the fill and RX rings hold 4096 frames.
 const ringEntries = 4096
 
+// engine is what the options map onto: one option set per rr operation.
+type engine struct {
+	link rr.LinkOptions
+	th   rr.Threads
+	load rr.Workload // the client's
+	svc  rr.Service  // the server's
+}
+
+// validate checks the option sets of the role and names problems by xsk_rr's own flags.
+func (e engine) validate(server bool) error {
+	errs := []error{e.link.Validate(), e.th.Validate()}
+	if server {
+		errs = append(errs, e.svc.Validate())
+	} else {
+		errs = append(errs, e.load.Validate())
+	}
+	return kernel.RenameFields(errors.Join(errs...), flagOf)
+}
+
+// flagOf names the engine's fields by the options that set them.
+var flagOf = map[string]string{"dev": "-i", "port": "-p", "payload": "-B", "period": "-P", "outstanding": "-o",
+	"delay": "-d", "interval": "-l", "cpu": "-C", "local-mac": "-S", "peer-mac": "-M", "local-ip": "-s"}
+
 // params maps checked options onto the engine: the original's datapath is copy mode on queue 0 with a kick after
 // every transmit (RFC v2 binds without need_wakeup), a natively attached steering program, and the all-'a'
 // payload matched first-in-first-out.
-func (o *options) params(r resolved) rr.Params {
-	role := rr.RoleClient
-	if o.server {
-		role = rr.RoleServer
-	}
-	p := rr.DefaultParams(role)
-	p.Dev, p.Queue, p.Port, p.Payload = o.ifname, 0, uint16(o.port), o.payload
-	p.Format, p.Verify = rr.FormatXskRR, o.verify
-	p.LocalMAC, p.PeerMAC, p.LocalIP, p.PeerIP = r.macSrc, r.macDst, r.saddr, r.daddr
-	p.Bind, p.NeedWakeup, p.XDPMode, p.Ring = rr.BindCopy, false, "native", ringEntries
-	p.Interval = time.Duration(o.logInterval) * time.Second
+func (o *options) params(r resolved) engine {
+	var e engine
+	e.link = rr.DefaultLink(o.ifname)
+	e.link.Queue, e.link.Port = 0, uint16(o.port)
+	e.link.LocalMAC, e.link.PeerMAC, e.link.LocalIP, e.link.PeerIP = r.macSrc, r.macDst, r.saddr, r.daddr
+	e.link.Bind, e.link.NeedWakeup, e.link.XDPMode, e.link.Ring = rr.BindCopy, false, "native", ringEntries
+	e.th = rr.DefaultThreads()
 	switch {
 	case o.rxPolling:
-		p.Poll = rr.PollSeparate
+		e.th.Poll = rr.PollSeparate
 	case o.skipKick:
-		p.Poll = rr.PollNone
+		e.th.Poll = rr.PollNone
 	default:
-		p.Poll = rr.PollInline
+		e.th.Poll = rr.PollInline
 	}
-	p.Delay = r.delay
 	if o.server {
-		p.Reply, p.DelaySleeps = rr.ReplyTemplate, true // the original usleep()s between request and reply
-		return p
+		// The original usleep()s between request and reply.
+		e.svc = rr.Service{Payload: o.payload, Format: rr.FormatXskRR, Verify: o.verify, Reply: rr.ReplyTemplate,
+			Delay: r.delay, DelaySleeps: true}
+		return e
 	}
-	p.Period, p.Warmup, p.Duration, p.Count = r.period, 0, untilStopped, 0
+	w := rr.DefaultWorkload()
+	w.Payload, w.Format, w.Verify, w.Delay = o.payload, rr.FormatXskRR, o.verify, r.delay
+	w.Interval = time.Duration(o.logInterval) * time.Second
+	w.Period, w.Warmup, w.Duration, w.Count = r.period, 0, untilStopped, 0
 	if o.intervals > 0 {
-		p.Duration = time.Duration(o.intervals) * p.Interval
+		w.Duration = time.Duration(o.intervals) * w.Interval
 	}
-	p.Sender, p.Outstanding = rr.SenderInline, 0
+	e.th.Sender, w.Outstanding = rr.SenderInline, 0
 	if o.threaded {
-		p.Sender = rr.SenderThread
+		e.th.Sender = rr.SenderThread
 	}
-	if p.Period == 0 {
+	if w.Period == 0 {
 		// The original sends -o requests, then one more before each blocking receive: -o + 1 in flight.
-		p.Outstanding = o.outstanding + 1
+		w.Outstanding = o.outstanding + 1
 	}
-	return p
+	e.load = w
+	return e
 }
 
 // warnings are what the original would have done silently.

@@ -179,8 +179,8 @@ func TestPayloadCapWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := o.params(r); p.Payload != 1024 {
-		t.Fatalf("payload %d, want the original's cap of 1024", p.Payload)
+	if e := o.params(r); e.load.Payload != 1024 {
+		t.Fatalf("payload %d, want the original's cap of 1024", e.load.Payload)
 	}
 	w := o.warnings()
 	if len(w) != 1 || !strings.Contains(w[0], "-B 1500") || !strings.Contains(w[0], "capped at 1024") {
@@ -201,17 +201,18 @@ func TestParamsCoverLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := o.params(r)
-	if err := c.Validate(); err != nil {
+	if err := c.validate(false); err != nil {
 		t.Fatal(err)
 	}
-	want := rr.DefaultParams(rr.RoleClient)
-	want.Dev, want.Port, want.Payload, want.Format, want.Verify = "eth0", 54321, 400, rr.FormatXskRR, true
-	want.LocalMAC, want.PeerMAC = r.macSrc, r.macDst
-	want.LocalIP, want.PeerIP = netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
-	want.Bind, want.NeedWakeup, want.XDPMode, want.Ring = rr.BindCopy, false, "native", 4096
-	want.Period, want.Delay, want.Sender, want.Poll = 80*time.Microsecond, 30*time.Microsecond, rr.SenderThread, rr.PollSeparate
-	want.Interval, want.Warmup, want.Duration, want.Outstanding = time.Second, 0, untilStopped, 0
-	if diff := cmp.Diff(want, c, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+	want := engine{link: rr.DefaultLink("eth0"), load: rr.DefaultWorkload(),
+		th: rr.Threads{Sender: rr.SenderThread, Poll: rr.PollSeparate}}
+	want.link.LocalMAC, want.link.PeerMAC = r.macSrc, r.macDst
+	want.link.LocalIP, want.link.PeerIP = netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	want.link.Bind, want.link.NeedWakeup, want.link.XDPMode, want.link.Ring = rr.BindCopy, false, "native", 4096
+	want.load.Payload, want.load.Format, want.load.Verify = 400, rr.FormatXskRR, true
+	want.load.Period, want.load.Delay = 80*time.Microsecond, 30*time.Microsecond
+	want.load.Interval, want.load.Warmup, want.load.Duration, want.load.Outstanding = time.Second, 0, untilStopped, 0
+	if diff := cmp.Diff(want, c, cmp.AllowUnexported(engine{}), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Fatalf("client params (-want +got):\n%s", diff)
 	}
 
@@ -220,12 +221,13 @@ func TestParamsCoverLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := o.params(r)
-	if err := s.Validate(); err != nil {
+	if err := s.validate(true); err != nil {
 		t.Fatal(err)
 	}
-	if s.Role != rr.RoleServer || s.Reply != rr.ReplyTemplate || !s.DelaySleeps || s.Delay != 5*time.Microsecond ||
-		s.LocalIP.String() != "10.0.0.2" || s.PeerIP.String() != "10.0.0.1" || s.PeerMAC.String() != "02:00:00:00:00:01" ||
-		s.Poll != rr.PollInline || s.Bind != rr.BindCopy || s.NeedWakeup || s.Format != rr.FormatXskRR {
+	if s.svc.Reply != rr.ReplyTemplate || !s.svc.DelaySleeps || s.svc.Delay != 5*time.Microsecond ||
+		s.link.LocalIP.String() != "10.0.0.2" || s.link.PeerIP.String() != "10.0.0.1" ||
+		s.link.PeerMAC.String() != "02:00:00:00:00:01" || s.th.Poll != rr.PollInline || s.link.Bind != rr.BindCopy ||
+		s.link.NeedWakeup || s.svc.Format != rr.FormatXskRR {
 		t.Fatalf("server params %+v", s)
 	}
 }
@@ -254,13 +256,14 @@ func TestParamsLoops(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := o.params(r)
-		if err := p.Validate(); err != nil {
+		e := o.params(r)
+		if err := e.validate(false); err != nil {
 			t.Errorf("%q: %v", tc.extra, err)
 		}
-		if p.Outstanding != tc.outstanding || p.Period != tc.period || p.Poll != tc.poll || p.Sender != tc.sender {
+		if e.load.Outstanding != tc.outstanding || e.load.Period != tc.period || e.th.Poll != tc.poll ||
+			e.th.Sender != tc.sender {
 			t.Errorf("%q: outstanding %d period %v poll %s sender %s; want %d %v %s %s", tc.extra,
-				p.Outstanding, p.Period, p.Poll, p.Sender, tc.outstanding, tc.period, tc.poll, tc.sender)
+				e.load.Outstanding, e.load.Period, e.th.Poll, e.th.Sender, tc.outstanding, tc.period, tc.poll, tc.sender)
 		}
 	}
 }
@@ -280,8 +283,7 @@ func FuzzParseArgs(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p := o.params(r)
-		if err := p.Validate(); err != nil {
+		if err := o.params(r).validate(o.server); err != nil {
 			t.Fatalf("options %q pass the checks but the engine refuses them: %v", args, err)
 		}
 	})
@@ -297,8 +299,8 @@ func TestIntervalsBoundsTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := o.params(r); p.Duration != 6*time.Second || p.Interval != 2*time.Second || p.Validate() != nil {
-		t.Fatalf("duration %v interval %v: want 6s of 2s intervals", p.Duration, p.Interval)
+	if e := o.params(r); e.load.Duration != 6*time.Second || e.load.Interval != 2*time.Second || e.validate(false) != nil {
+		t.Fatalf("duration %v interval %v: want 6s of 2s intervals", e.load.Duration, e.load.Interval)
 	}
 	if strings.Contains(usage, "--intervals") {
 		t.Fatal("--intervals is meant to stay out of --help")

@@ -123,7 +123,7 @@ func TestRun(t *testing.T) {
 	}{
 		{[]string{"-B"}, "xsk_rr: option -B needs a value\n"},
 		{[]string{"-4", "-p", "1"}, "xsk_rr: all MAC and IP addresses must be set: -m, -M, -S and -D\n"},
-		{with("-i", "nosuchdev0"), `xsk_rr: device "nosuchdev0": file does not exist; name an existing interface`},
+		{with("-i", "nosuchdev0"), `xsk_rr: -i "nosuchdev0" does not exist in this process's network namespace: check the device's name`},
 	} {
 		stdout.Reset()
 		stderr.Reset()

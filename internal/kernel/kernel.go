@@ -239,9 +239,13 @@ func Mark(err, kind error) error {
 type FieldError struct {
 	Field string
 	Msg   string // reads after the field: "-80µs is negative: use a positive period"
+	Kind  error  // a sentinel the error also matches (os.ErrNotExist for a device that is not there), or nil
 }
 
 func (e *FieldError) Error() string { return e.Field + " " + e.Msg }
+
+// Is matches Kind.
+func (e *FieldError) Is(target error) bool { return e.Kind != nil && target == e.Kind }
 
 // Fieldf returns a *FieldError.
 func Fieldf(field, format string, args ...any) error {
@@ -265,7 +269,7 @@ func RenameFields(err error, names map[string]string) error {
 	}
 	if fe, ok := err.(*FieldError); ok {
 		if name, ok := names[fe.Field]; ok {
-			return &FieldError{Field: name, Msg: fe.Msg}
+			return &FieldError{Field: name, Msg: fe.Msg, Kind: fe.Kind}
 		}
 	}
 	return err

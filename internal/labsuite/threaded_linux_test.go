@@ -173,30 +173,32 @@ func TestLabThreadedBusyPollEndToEnd(t *testing.T) {
 func rrExchange(t *testing.T, bed *testbed.Testbed, poll rr.PollDriver, cpu int, count uint64) (*rr.ClientResult, rr.ServerStats, rr.LinkInfo) {
 	t.Helper()
 	ctx := t.Context()
-	s := rr.DefaultParams(rr.RoleServer)
-	s.Dev, s.Ring, s.Poll, s.CPUs, s.Bind = bed.B.Link, 4096, poll, []int{cpu}, rr.BindCopy
-	c := rr.DefaultParams(rr.RoleClient)
-	c.Dev, c.PeerIP, c.Ring, c.Poll, c.CPUs, c.Bind = bed.A.Link, bed.B.IPv4.Addr(), 4096, poll, []int{cpu}, rr.BindCopy
+	serverLink, clientLink := rr.DefaultLink(bed.B.Link), rr.DefaultLink(bed.A.Link)
+	serverLink.Ring, serverLink.Bind = 4096, rr.BindCopy
+	clientLink.PeerIP, clientLink.Ring, clientLink.Bind = bed.B.IPv4.Addr(), 4096, rr.BindCopy
+	svc := rr.DefaultService()
+	serverThreads := rr.Threads{Poll: poll, CPUs: []int{cpu}}
 	// Fewer requests than the receive rings hold and a generous reply timeout: two spinning loops share one
 	// emulated CPU, so replies come late, but none may be lost.
-	c.Period, c.Duration, c.Warmup, c.Count, c.Interval, c.Timeout = 50*time.Microsecond, 0, 0, count, 0, 10*time.Second
-	c.Sender, c.Colocated = rr.SenderInline, 1
+	load := rr.DefaultWorkload()
+	load.Period, load.Duration, load.Warmup, load.Count, load.Interval, load.Timeout = 50*time.Microsecond, 0, 0, count, 0, 10*time.Second
+	clientThreads := rr.Threads{Poll: poll, CPUs: []int{cpu}, Sender: rr.SenderInline, Colocated: 1}
 	labtest.WaitQueueFree(t, bed.A, 0)
 	labtest.WaitQueueFree(t, bed.B, 0)
 	var sl, cl *rr.Link
-	if err := bed.B.Do(func() (err error) { sl, err = rr.OpenLink(ctx, s); return }); err != nil {
+	if err := bed.B.Do(func() (err error) { sl, err = rr.OpenLink(ctx, serverLink); return }); err != nil {
 		t.Fatalf("server link: %v", err)
 	}
 	t.Cleanup(func() { sl.Close() })
-	if err := bed.A.Do(func() (err error) { cl, err = rr.OpenLink(ctx, c); return }); err != nil {
+	if err := bed.A.Do(func() (err error) { cl, err = rr.OpenLink(ctx, clientLink); return }); err != nil {
 		t.Fatalf("client link: %v", err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	srv, err := rr.NewServer(sl.Sock, s, rr.ServerOptions{Local: sl.Info.Local})
+	srv, err := rr.NewServer(sl.Sock, svc, serverThreads, rr.ServerOptions{Local: sl.Info.Local})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := rr.NewClient(cl.Sock, c, rr.ClientOptions{Local: cl.Info.Local, Peer: cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
+	cli, err := rr.NewClient(cl.Sock, load, clientThreads, rr.ClientOptions{Local: cl.Info.Local, Peer: cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func (p *Plan) Format() string {
 		w("#   requirement: %s", r)
 	}
 	for _, n := range p.Notes {
-		w("#   note: %s", n)
+		w("#   note: %s", n.Text)
 	}
 	for i, c := range p.Changes {
 		opt := ""

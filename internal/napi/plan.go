@@ -10,6 +10,7 @@ import (
 	"github.com/napilab/napilab/internal/ethtool"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
@@ -113,11 +114,11 @@ func (s NAPISettings) String() string {
 
 // Plan is the ordered list of changes that put a mode in place, with what it leaves out and why.
 type Plan struct {
-	Mode    Mode     `json:"mode"`
-	Target  Target   `json:"target"`
-	PollCPU int      `json:"poll_cpu"`
-	Changes []Change `json:"changes"`
-	Notes   []string `json:"notes,omitempty"`
+	Mode    Mode        `json:"mode"`
+	Target  Target      `json:"target"`
+	PollCPU int         `json:"poll_cpu"`
+	Changes []Change    `json:"changes"`
+	Notes   []note.Note `json:"notes,omitempty"`
 }
 
 // Build plans mode m on target t. It fails, before anything could change, when the kernel is too old for the
@@ -168,7 +169,7 @@ type builder struct {
 }
 
 func (b *builder) note(format string, args ...any) {
-	b.p.Notes = append(b.p.Notes, fmt.Sprintf(format, args...))
+	b.p.Notes = append(b.p.Notes, note.Infof(format, args...))
 }
 
 func (b *builder) add(c Change) { b.p.Changes = append(b.p.Changes, c) }

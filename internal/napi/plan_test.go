@@ -14,6 +14,7 @@ import (
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
@@ -226,7 +227,7 @@ func TestPlanFallsBackToSysfs(t *testing.T) {
 	if d := cmp.Diff(want, kinds); d != "" {
 		t.Errorf("6.13 threaded plan (-want +got):\n%s", d)
 	}
-	if !strings.Contains(strings.Join(p.Notes, "\n"), "no per-NAPI threaded setting") {
+	if !strings.Contains(notesText(p.Notes), "no per-NAPI threaded setting") {
 		t.Errorf("notes %q do not explain the device-wide fallback", p.Notes)
 	}
 
@@ -253,7 +254,7 @@ func TestUnlinkedVethQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Changes[2].NAPI != 259 || !strings.Contains(strings.Join(p.Notes, "\n"), "its only NAPI, 259, serves it") {
+	if p.Changes[2].NAPI != 259 || !strings.Contains(notesText(p.Notes), "its only NAPI, 259, serves it") {
 		t.Errorf("plan %s", p.Format())
 	}
 }
@@ -269,4 +270,12 @@ func TestAutoCPU(t *testing.T) {
 	if p.PollCPU != 5 {
 		t.Errorf("poll CPU %d, want 5", p.PollCPU)
 	}
+}
+
+func notesText(notes []note.Note) string {
+	var b strings.Builder
+	for _, n := range notes {
+		b.WriteString(n.Text + "\n")
+	}
+	return b.String()
 }

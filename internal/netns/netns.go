@@ -17,10 +17,10 @@ func Path(nameOrPath string) string {
 	return filepath.Join(Dir, nameOrPath)
 }
 
-// Describe names a namespace path for messages: "napilab's network namespace" for "".
+// Describe names a namespace path for messages: "this process's network namespace" for "".
 func Describe(path string) string {
 	if path == "" {
-		return "napilab's own network namespace"
+		return "this process's network namespace"
 	}
 	return "network namespace " + path
 }

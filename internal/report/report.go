@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sweep"
 )
@@ -125,20 +126,15 @@ func Table(w io.Writer, res *sweep.Result, stats []Stat) {
 func Notes(w io.Writer, res *sweep.Result) {
 	seen := map[string]bool{}
 	for _, c := range res.Cells {
-		for _, n := range c.Notes {
-			key := c.Mode + ": " + n
+		notes := c.Notes
+		if c.Client != nil {
+			notes = note.Merge(append([]note.Note{}, notes...), c.Client.Notes...)
+		}
+		for _, n := range notes {
+			key := c.Mode + ": " + n.String()
 			if !seen[key] {
 				seen[key] = true
 				fmt.Fprintf(w, "- %s\n", key)
-			}
-		}
-		if c.Client != nil {
-			for _, n := range c.Client.Warnings {
-				key := c.Mode + ": " + n
-				if !seen[key] {
-					seen[key] = true
-					fmt.Fprintf(w, "- %s\n", key)
-				}
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sweep"
 )
@@ -32,7 +33,7 @@ func sample() *sweep.Result {
 						Latency:       hist.Summary{P5: base, P50: base + 500, P95: base + 900, P99: base + 2000, P999: base + 9000},
 						CPUPerRequest: time.Duration(80000 + 1000*mi),
 						XskRRPN:       [4]hist.XskRRPercentile{{P: 5}, {P: 50, Value: uint64(base)}, {P: 95}, {P: 99, Value: uint64(base + 100)}}}
-					c.Notes = []string{"the socket has no NAPI id"}
+					c.Notes = []note.Note{note.Warnf("the socket has no NAPI id")}
 				}
 				res.Cells = append(res.Cells, c)
 			}

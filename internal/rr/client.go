@@ -12,6 +12,8 @@ import (
 
 	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/usage"
 	"github.com/napilab/napilab/internal/xsk"
 )
@@ -38,7 +40,7 @@ var ErrOutstandingFull = errors.New("outstanding array full: 1024 requests unans
 // ClientOptions are the parts of a client run that are not the benchmark's parameters.
 type ClientOptions struct {
 	Local, Peer frame.Endpoint // the flow as it appears on the wire (see Resolve)
-	// UsableCPUs is the number of CPUs the process may run on; with Params.Colocated it decides the sender
+	// UsableCPUs is the number of CPUs the process may run on; with Threads.Colocated it decides the sender
 	// placement.
 	UsableCPUs int
 	// OnInterval, if set, receives each interval report on the reporter goroutine.
@@ -87,7 +89,7 @@ type ClientResult struct {
 	GCCycles        uint64                  `json:"gc_cycles"`
 	XSK             xsk.Statistics          `json:"xsk_stats"`
 	Kicks           xsk.KickStats           `json:"xsk_kicks"`
-	Warnings        []string                `json:"warnings,omitempty"`
+	Notes           []note.Note             `json:"notes,omitempty"`
 }
 
 // shared is the state the client's threads exchange. Everything else belongs to exactly one thread.
@@ -120,23 +122,18 @@ func (sh *shared) fail(err error) {
 
 // Client measures round trips over one AF_XDP socket.
 type Client struct {
-	p    Params
+	p    Workload
+	th   Threads
 	o    ClientOptions
 	sock *xsk.Socket
 	tx   *txFrames // prepared by NewClient; every run reuses the frames where they are
 }
 
-// NewClient checks p and prepares a client on sock, which must be bound and steered (an XDP program redirects
-// replies to it). The client owns sock's rings until Run returns.
-func NewClient(sock *xsk.Socket, p Params, o ClientOptions) (*Client, error) {
-	if p.Role != RoleClient {
-		return nil, fmt.Errorf("rr client: params are for the %s", p.Role)
-	}
-	if err := p.Validate(); err != nil {
+// NewClient checks w and th and prepares a client on sock, which must be bound and steered (an XDP program
+// redirects replies to it). The client owns sock's rings until Run returns.
+func NewClient(sock *xsk.Socket, w Workload, th Threads, o ClientOptions) (*Client, error) {
+	if err := checkClient(w, th); err != nil {
 		return nil, err
-	}
-	if p.Sender == SenderThread && !p.OpenLoop() {
-		return nil, errors.New("rr client: the closed loop sends from the receive loop; drop --sender thread or set --period/--rate")
 	}
 	cfg := sock.Config()
 	if cfg.FrameCount < cfg.FillSize+cfg.TXSize {
@@ -146,7 +143,7 @@ func NewClient(sock *xsk.Socket, p Params, o ClientOptions) (*Client, error) {
 	if o.Local.IP.Is4() != o.Peer.IP.Is4() || !o.Local.IP.IsValid() || !o.Peer.IP.IsValid() {
 		return nil, errors.New("rr client: local and peer need IP addresses of one family")
 	}
-	spec := frame.Spec{Src: o.Local, Dst: o.Peer, PayloadLen: p.Payload}
+	spec := frame.Spec{Src: o.Local, Dst: o.Peer, PayloadLen: w.Payload}
 	if uint32(spec.FrameLen()) > cfg.MaxRXLen() {
 		return nil, fmt.Errorf("rr client: a %d-byte frame does not fit the socket's %d-byte receive frames; use a smaller payload",
 			spec.FrameLen(), cfg.MaxRXLen())
@@ -154,7 +151,7 @@ func NewClient(sock *xsk.Socket, p Params, o ClientOptions) (*Client, error) {
 	if o.UsableCPUs < 1 {
 		o.UsableCPUs = 1
 	}
-	c := &Client{p: p, o: o, sock: sock}
+	c := &Client{p: w, th: th, o: o, sock: sock}
 	// The receive frames go to the fill ring now, not at the first Run: a zero-copy driver drops every frame,
 	// ARP and neighbour discovery included, while its fill ring is empty.
 	tx, err := c.prepareFrames()
@@ -166,7 +163,7 @@ func NewClient(sock *xsk.Socket, p Params, o ClientOptions) (*Client, error) {
 }
 
 // Placement returns where Run will put the spinning threads, and a warning when they outnumber the CPUs.
-func (c *Client) Placement() Placement { return place(&c.p, c.o.UsableCPUs, c.p.Colocated) }
+func (c *Client) Placement() Placement { return placeClient(&c.p, &c.th, c.o.UsableCPUs) }
 
 // timeline is the run's schedule on the nanotime clock.
 type timeline struct {
@@ -175,16 +172,27 @@ type timeline struct {
 	sendEnd      int64 // no request is due at or after this (math.MaxInt64: count-limited)
 }
 
-// SetParams changes the parameters of the next Run (a sweep runs many loads over one socket). The payload size
-// and format must stay as they were: the request frames are built for them.
-func (c *Client) SetParams(p Params) error {
-	if p.Payload != c.p.Payload || p.Format != c.p.Format || p.Role != RoleClient {
-		return errors.New("rr client: a client keeps its role, payload size and format across runs")
+// Set changes the workload and threads of the next Run (a sweep runs many loads over one socket). The payload
+// size and format must stay as they were: the request frames are built for them.
+func (c *Client) Set(w Workload, th Threads) error {
+	if w.Payload != c.p.Payload || w.Format != c.p.Format {
+		return errors.New("rr client: a client keeps its payload size and format across runs")
 	}
-	if err := p.Validate(); err != nil {
+	if err := checkClient(w, th); err != nil {
 		return err
 	}
-	c.p = p
+	c.p, c.th = w, th
+	return nil
+}
+
+func checkClient(w Workload, th Threads) error {
+	if err := errors.Join(w.Validate(), th.Validate()); err != nil {
+		return err
+	}
+	if th.Sender == SenderThread && !w.OpenLoop() {
+		return kernel.Fieldf("sender", "thread needs an open loop (a closed loop sends from the receive loop): "+
+			"use inline, or set a period or rate")
+	}
 	return nil
 }
 
@@ -195,9 +203,7 @@ func (c *Client) SetParams(p Params) error {
 func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	pl := c.Placement()
 	res := &ClientResult{Placement: pl, TargetRate: c.p.Rate()}
-	if pl.Warning != "" {
-		res.Warnings = append(res.Warnings, pl.Warning)
-	}
+	res.Notes = note.Merge(res.Notes, pl.Notes...)
 
 	tx := *c.tx
 
@@ -222,7 +228,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	if c.p.Format == FormatXskRR {
 		snd.fifo = newFIFO(fifoWindow)
 	}
-	rcv := &receiver{sock: c.sock, p: &c.p, sh: sh, tl: tl, snd: snd, rep: rep, run: snd.run,
+	rcv := &receiver{sock: c.sock, p: &c.p, poll: c.th.Poll, sh: sh, tl: tl, snd: snd, rep: rep, run: snd.run,
 		port: c.o.Local.Port, payloadLen: c.p.Payload}
 	if c.p.Format == FormatNapilab {
 		rcv.tracker = NewTracker(trackerWindow)
@@ -238,7 +244,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid, err := lockThread(pinFor(c.p.CPUs, 1), c.p.FIFO)
+			tid, err := lockThread(pinFor(c.th.CPUs, 1), c.th.FIFO)
 			tids.set("sender", tid)
 			if err != nil {
 				sh.fail(fmt.Errorf("sender thread: %w", err))
@@ -247,11 +253,11 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 			snd.loop()
 		}()
 	}
-	if c.p.Poll == PollSeparate {
+	if c.th.Poll == PollSeparate {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid, err := lockThread(pinFor(c.p.CPUs, 2), c.p.FIFO)
+			tid, err := lockThread(pinFor(c.th.CPUs, 2), c.th.FIFO)
 			tids.set("poller", tid)
 			if err != nil {
 				sh.fail(fmt.Errorf("poller thread: %w", err))
@@ -266,7 +272,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	rcvDone := make(chan struct{})
 	go func() {
 		defer close(rcvDone)
-		tid, err := lockThread(pinFor(c.p.CPUs, 0), c.p.FIFO)
+		tid, err := lockThread(pinFor(c.th.CPUs, 0), c.th.FIFO)
 		tids.set("receiver", tid)
 		if err != nil {
 			sh.fail(fmt.Errorf("receive thread: %w", err))
@@ -338,7 +344,8 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	}
 	res.Kicks = c.sock.KickStats()
 	if res.GCCycles > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d GC cycles ran during the run: latencies may include GC pauses", res.GCCycles))
+		res.Notes = append(res.Notes, note.Warnf("%d GC cycles ran during the run: latencies may include GC pauses",
+			res.GCCycles))
 	}
 	return res, nil
 }

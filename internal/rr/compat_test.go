@@ -31,11 +31,11 @@ func TestStopSendingDrains(t *testing.T) {
 	var once sync.Once
 	opts := ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2, StopSending: stopSending,
 		OnInterval: func(Interval) { once.Do(func() { close(stopSending) }) }}
-	srv, err := NewServer(pair.B, m.server, m.srvOpts)
+	srv, err := NewServer(pair.B, m.server.Service, m.server.Threads, m.srvOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := NewClient(pair.A, m.client, opts)
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,10 @@
 package rr
 
 import (
-	"encoding/csv"
-	"fmt"
-	"io"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/usage"
 	"github.com/napilab/napilab/internal/version"
@@ -18,7 +12,7 @@ import (
 
 // Schema names the layout of Document. It changes only when a field changes meaning or disappears; new fields
 // may be added under the same name.
-const Schema = "napilab.rr/v1"
+const Schema = "napilab.rr/v2"
 
 // Document is the one JSON document a run writes with --json: the fully resolved configuration, the machine it
 // ran on and every figure, so a result can be reproduced and compared from the file alone.
@@ -31,8 +25,12 @@ type Document struct {
 	Hostname string    `json:"hostname"`
 	Started  time.Time `json:"started"`
 
-	Params Params   `json:"params"`
-	Link   LinkInfo `json:"link"`
+	Role     Role        `json:"role"`
+	Options  LinkOptions `json:"link_options"`
+	Workload *Workload   `json:"workload,omitempty"` // a client's
+	Service  *Service    `json:"service,omitempty"`  // a server's
+	Threads  Threads     `json:"threads"`
+	Link     LinkInfo    `json:"link"` // what opening the link resolved
 	// Mode is the NAPI polling mode the system was in, when napilab set it (demo, sweep).
 	Mode any `json:"mode,omitempty"`
 
@@ -40,141 +38,10 @@ type Document struct {
 	Server *ServerStats  `json:"server,omitempty"`
 }
 
-// NewDocument describes a run about to start on this machine.
-func NewDocument(p Params, link LinkInfo) Document {
+// NewDocument describes a run about to start on this machine; the caller sets Workload or Service.
+func NewDocument(role Role, o LinkOptions, th Threads, link LinkInfo) Document {
 	host, _ := os.Hostname()
 	return Document{Schema: Schema, Napilab: version.String(), Kernel: kernel.Release(), CPUModel: usage.CPUModel(),
-		CPUs: runtime.NumCPU(), Hostname: host, Started: time.Now().UTC(), Params: p, Link: link}
+		CPUs: runtime.NumCPU(), Hostname: host, Started: time.Now().UTC(), Role: role, Options: o, Threads: th,
+		Link: link}
 }
-
-// FormatNs renders nanoseconds for people: "820 ns", "3.51 µs", "1.24 ms", "2.00 s".
-func FormatNs(ns int64) string {
-	d := float64(ns)
-	switch a := max(d, -d); {
-	case a < 1e3:
-		return strconv.FormatInt(ns, 10) + " ns"
-	case a < 1e6:
-		return trim(d/1e3) + " µs"
-	case a < 1e9:
-		return trim(d/1e6) + " ms"
-	}
-	return trim(d/1e9) + " s"
-}
-
-// trim prints three significant digits.
-func trim(v float64) string {
-	switch a := max(v, -v); {
-	case a >= 100:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case a >= 10:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	}
-	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-// WriteIntervalLine writes one live interval line of a client run.
-func WriteIntervalLine(w io.Writer, iv Interval) {
-	fmt.Fprintf(w, "%7.2fs %9.0f req/s  p50 %-9s p99 %-9s p99.9 %-9s max %-9s lost %d reordered %d\n",
-		iv.Start+iv.Seconds, iv.Rate, FormatNs(iv.Latency.P50), FormatNs(iv.Latency.P99),
-		FormatNs(iv.Latency.P999), FormatNs(iv.Latency.Max), iv.Lost, iv.Reorder)
-}
-
-// WriteClientReport writes the human summary of a client run.
-func WriteClientReport(w io.Writer, d *Document) {
-	p, r, l := d.Params, d.Client, d.Link
-	fmt.Fprintf(w, "\nnapilab rr client → %s on %s queue %d (%s XDP, %s, NAPI id %d)\n",
-		l.PeerIP, l.Dev, l.Queue, l.XDPMode, bindWord(l.ZeroCopy), l.NAPIID)
-	load := fmt.Sprintf("closed loop, %d outstanding", p.Outstanding)
-	if p.OpenLoop() {
-		load = fmt.Sprintf("open loop at %.0f req/s (period %s, catch-up %s)", p.Rate(), FormatNs(int64(p.Period)), p.CatchUp)
-	}
-	fmt.Fprintf(w, "  load      %s; %d B %s payload; sender %s, poll %s", load, p.Payload, p.Format,
-		r.Placement.Sender, p.Poll)
-	if p.Delay > 0 {
-		fmt.Fprintf(w, "; %s processing after each reply", FormatNs(int64(p.Delay)))
-	}
-	fmt.Fprintln(w)
-	lossPct := 0.0
-	if r.Sent > 0 {
-		lossPct = 100 * float64(r.Lost) / float64(r.Sent)
-	}
-	fmt.Fprintf(w, "  requests  sent %d, answered %d, lost %d (%.3f%%), reordered %d, duplicates %d, late %d, stray %d, malformed %d\n",
-		r.Sent, r.Answered, r.Lost, lossPct, r.Reordered, r.Duplicates, r.Late, r.Stray, r.Malformed)
-	fmt.Fprintf(w, "  window    %s measured after %s warm-up; sent %.0f req/s (target %.0f), %.0f replies/s; sender lateness p50 %s p99 %s\n",
-		FormatNs(int64(r.Window)), FormatNs(int64(p.Warmup)), r.SendRate, r.TargetRate, r.ReplyRate,
-		FormatNs(r.SenderLateness.P50), FormatNs(r.SenderLateness.P99))
-	fmt.Fprintf(w, "  latency   %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p5", "p50", "p90", "p99", "p99.9", "p99.99", "max")
-	row := func(name string, s hist.Summary) {
-		fmt.Fprintf(w, "            %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", name, FormatNs(s.Min), FormatNs(s.P5),
-			FormatNs(s.P50), FormatNs(s.P90), FormatNs(s.P99), FormatNs(s.P999), FormatNs(s.P9999), FormatNs(s.Max))
-	}
-	row("from schedule", r.Latency)
-	row("from send", r.LatencyFromSend)
-	pn := make([]string, 0, 4)
-	for _, c := range r.XskRRPN {
-		pn = append(pn, fmt.Sprintf("p%d %s", c.P, FormatNs(int64(c.Value))))
-	}
-	fmt.Fprintf(w, "  xsk_rr    %s  (the original's \"pN\": means of the lowest N%%, not percentiles)\n", strings.Join(pn, "  "))
-	if u := r.Usage; u != nil {
-		fmt.Fprintf(w, "  cpu       process usr %s sys %s over %s; %s CPU per request; context switches %d voluntary, %d involuntary; GC cycles %d\n",
-			FormatNs(int64(u.User)), FormatNs(int64(u.Sys)), FormatNs(int64(u.Wall)), FormatNs(int64(r.CPUPerRequest)),
-			u.VolCtxSw, u.InvolCtxSw, r.GCCycles)
-		for _, c := range u.CPUs {
-			fmt.Fprintf(w, "            cpu%d usr %5.1f%% sys %5.1f%% softirq %5.1f%% irq %5.1f%% idle %5.1f%%\n",
-				c.CPU, c.User, c.System, c.SoftIRQ, c.IRQ, c.Idle)
-		}
-		for name, t := range u.Tasks {
-			fmt.Fprintf(w, "            %s (%s) on CPU %.1f%%\n", name, t.Name, t.Percent)
-		}
-		for irq, a := range u.IRQs {
-			fmt.Fprintf(w, "            IRQ %s: %d interrupts\n", irq, a.Total)
-		}
-	}
-	x := r.XSK
-	fmt.Fprintf(w, "  kernel    XDP stats: rx dropped %d, rx ring full %d, fill ring empty %d, invalid descs rx %d tx %d\n",
-		x.RxDropped, x.RxRingFull, x.RxFillRingEmptyDescs, x.RxInvalidDescs, x.TxInvalidDescs)
-	for _, warn := range append(append([]string{}, l.Warnings...), r.Warnings...) {
-		fmt.Fprintf(w, "  warning   %s\n", warn)
-	}
-}
-
-// WriteServerReport writes the human summary of a server run.
-func WriteServerReport(w io.Writer, d *Document) {
-	s, l := d.Server, d.Link
-	fmt.Fprintf(w, "\nnapilab rr server on %s queue %d (%s XDP, %s, NAPI id %d), %s replies\n",
-		l.Dev, l.Queue, l.XDPMode, bindWord(l.ZeroCopy), l.NAPIID, d.Params.Reply)
-	fmt.Fprintf(w, "  requests  received %d, replied %d, malformed %d, bad payload %d, checksums fixed %d, TX full %d, largest backlog %d\n",
-		s.Received, s.Replied, s.Malformed, s.BadPayload, s.ChecksumFixed, s.TXFull, s.MaxBatch)
-	x := s.XSK
-	fmt.Fprintf(w, "  kernel    XDP stats: rx dropped %d, rx ring full %d, fill ring empty %d\n",
-		x.RxDropped, x.RxRingFull, x.RxFillRingEmptyDescs)
-	for _, warn := range l.Warnings {
-		fmt.Fprintf(w, "  warning   %s\n", warn)
-	}
-}
-
-func bindWord(zc bool) string {
-	if zc {
-		return "zero-copy"
-	}
-	return "copy mode"
-}
-
-// WriteIntervalsCSV writes one row per interval: the per-interval samples a plot or a spreadsheet wants.
-func WriteIntervalsCSV(w io.Writer, ivs []Interval) error {
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"start_s", "seconds", "replies", "replies_per_s", "sent", "lost", "reordered", "empty_pct",
-		"min_ns", "p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "max_ns", "mean_ns", "xsk_rr_p50_ns", "xsk_rr_p99_ns"})
-	for _, iv := range ivs {
-		l := iv.Latency
-		_ = cw.Write([]string{f64(iv.Start), f64(iv.Seconds), u64(iv.Replies), f64(iv.Rate), u64(iv.Sent), u64(iv.Lost),
-			u64(iv.Reorder), u64(iv.EmptyPct), i64(l.Min), i64(l.P50), i64(l.P90), i64(l.P99), i64(l.P999), i64(l.Max),
-			f64(l.Mean), u64(iv.PN[1].Value), u64(iv.PN[3].Value)})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-func f64(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-func u64(v uint64) string  { return strconv.FormatUint(v, 10) }
-func i64(v int64) string   { return strconv.FormatInt(v, 10) }

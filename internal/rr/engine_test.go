@@ -31,21 +31,43 @@ func memConfig() xsk.Config {
 	return c
 }
 
+// clientSpec and serverSpec bundle one side's option sets, so a test sets any field by its name.
+type clientSpec struct {
+	LinkOptions
+	Workload
+	Threads
+}
+
+type serverSpec struct {
+	LinkOptions
+	Service
+	Threads
+}
+
+func defaultClient() clientSpec {
+	return clientSpec{DefaultLink(""), DefaultWorkload(), DefaultThreads()}
+}
+
+func defaultServer() serverSpec {
+	return serverSpec{DefaultLink(""), DefaultService(), DefaultThreads()}
+}
+
 type memRun struct {
-	client, server Params
-	srvOpts        ServerOptions
+	client  clientSpec
+	server  serverSpec
+	srvOpts ServerOptions
 }
 
 func newMemRun(v6 bool) memRun {
 	ce, se := endpoints(v6)
-	c := DefaultParams(RoleClient)
+	c := defaultClient()
 	c.Dev, c.PeerIP, c.LocalIP = "mem0", se.IP, ce.IP
 	// 1000 requests stay below both the receive rings (2048) and the xsk_rr format's 1024-request window, so
 	// neither a scheduling stall nor a slow emulated CPU can make the run drop or mispair anything.
 	c.Period, c.Duration, c.Warmup, c.Count = 20*time.Microsecond, 0, 0, 1000
 	c.Interval = 0
 	c.Sender = SenderInline
-	s := DefaultParams(RoleServer)
+	s := defaultServer()
 	s.Dev = "mem1"
 	return memRun{client: c, server: s, srvOpts: ServerOptions{Local: se, Peer: ce}}
 }
@@ -61,12 +83,12 @@ func (m memRun) run(t *testing.T) (*ClientResult, ServerStats) {
 	defer pair.Close()
 	m.server.Format = m.client.Format
 	m.server.Payload = m.client.Payload
-	srv, err := NewServer(pair.B, m.server, m.srvOpts)
+	srv, err := NewServer(pair.B, m.server.Service, m.server.Threads, m.srvOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ce, se := m.srvOpts.Peer, m.srvOpts.Local
-	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: ce, Peer: se, UsableCPUs: 2})
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, ClientOptions{Local: ce, Peer: se, UsableCPUs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +215,7 @@ func TestMemPeerNeverAnswers(t *testing.T) {
 	defer pair.Close()
 	m := newMemRun(false)
 	m.client.Count, m.client.Timeout = 100, 50*time.Millisecond
-	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,18 +238,18 @@ func TestMemRunTwice(t *testing.T) {
 	}
 	defer pair.Close()
 	m := newMemRun(false)
-	srv, err := NewServer(pair.B, m.server, m.srvOpts)
+	srv, err := NewServer(pair.B, m.server.Service, m.server.Threads, m.srvOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for round, count := range []uint64{500, 800, 300} {
 		p := m.client
 		p.Count = count
-		if err := cli.SetParams(p); err != nil {
+		if err := cli.Set(p.Workload, p.Threads); err != nil {
 			t.Fatal(err)
 		}
 		res, st, err := Exchange(context.Background(), srv, cli)
@@ -241,7 +263,7 @@ func TestMemRunTwice(t *testing.T) {
 	}
 	bad := m.client
 	bad.Payload = 300
-	if err := cli.SetParams(bad); err == nil {
+	if err := cli.Set(bad.Workload, bad.Threads); err == nil {
 		t.Fatal("SetParams accepted a new payload size")
 	}
 }

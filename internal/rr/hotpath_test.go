@@ -29,7 +29,7 @@ func newHotPath(tb testing.TB, format Format) *hotPath {
 	tb.Cleanup(func() { pair.Close() })
 	m := newMemRun(false)
 	m.client.Format, m.server.Format = format, format
-	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local})
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func newHotPath(tb testing.TB, format Format) *hotPath {
 	if format == FormatNapilab {
 		h.rcv.tracker = NewTracker(trackerWindow)
 	}
-	if h.srv, err = NewServer(pair.B, m.server, m.srvOpts); err != nil {
+	if h.srv, err = NewServer(pair.B, m.server.Service, m.server.Threads, m.srvOpts); err != nil {
 		tb.Fatal(err)
 	}
 	// One request, captured as the server sees it, and its reply as the client sees it.

@@ -1,6 +1,13 @@
 package rr
 
-import "github.com/napilab/napilab/internal/frame"
+import (
+	"errors"
+	"time"
+
+	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/note"
+	"github.com/napilab/napilab/internal/xsk"
+)
 
 // LinkInfo is what opening a link resolved, for the record of a run.
 type LinkInfo struct {
@@ -16,5 +23,24 @@ type LinkInfo struct {
 	LocalIP  string         `json:"local_ip,omitempty"`
 	PeerMAC  string         `json:"peer_mac,omitempty"`
 	PeerIP   string         `json:"peer_ip,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	Notes    []note.Note    `json:"notes,omitempty"`
+}
+
+// BusyPollNotes says, for a socket that will busy-poll (socket options, or a poll thread kicking it), when that
+// cannot reach the device: the kernel copies a queue's NAPI id into the socket at bind, and a driver that does
+// not link its queues to NAPIs leaves it 0, so every busy-poll pass finds nothing to poll.
+func (l LinkInfo) BusyPollNotes() []note.Note {
+	if l.NAPIID != 0 {
+		return nil
+	}
+	return []note.Note{note.Warnf("the socket on %s queue %d has no NAPI id, so its busy polling reaches no NAPI "+
+		"(the driver does not link its queues to NAPIs; veth does not as of Linux 6.18): the numbers do not show "+
+		"busy polling, though kernel-side settings still apply", l.Dev, l.Queue)}
+}
+
+// SetBusyPoll puts b on the socket: every option, so that a sweep switching modes over one socket also clears
+// the previous mode's (zero values clear; SO_BUSY_POLL 0 turns busy polling off for the socket).
+func SetBusyPoll(s *xsk.Socket, b BusyPoll) error {
+	return errors.Join(s.SetBusyPoll(time.Duration(b.Usec)*time.Microsecond), s.SetPreferBusyPoll(b.Prefer),
+		s.SetBusyPollBudget(b.Budget))
 }

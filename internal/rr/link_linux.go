@@ -16,6 +16,7 @@ import (
 	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netns"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
@@ -29,25 +30,30 @@ type Link struct {
 	Info LinkInfo
 }
 
-// OpenLink opens the datapath p describes in the calling thread's network namespace. A client resolves its
-// addresses first: the local ones from the device, the peer's MAC from the neighbour table, probing the peer
-// when the table has no entry yet.
-func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
-	ifc, err := net.InterfaceByName(p.Dev)
-	if err != nil {
-		return nil, kernel.WithHint(fmt.Errorf("device %q: %w", p.Dev, os.ErrNotExist),
-			"name an existing interface (ip link shows them; run inside the device's network namespace)")
+// OpenLink opens the datapath o describes in the calling thread's network namespace. With a peer address it
+// resolves the flow's addresses first: the local ones from the device, the peer's MAC from the neighbour table,
+// probing the peer when the table has no entry yet.
+func OpenLink(ctx context.Context, o LinkOptions) (*Link, error) { return openLink(ctx, o, "") }
+
+func openLink(ctx context.Context, o LinkOptions, nsPath string) (_ *Link, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
-	info := LinkInfo{Dev: p.Dev, Ifindex: ifc.Index, Queue: p.Queue}
-	if err := resolveAddrs(ctx, &p, ifc, &info); err != nil {
+	ifc, err := net.InterfaceByName(o.Dev)
+	if err != nil {
+		return nil, &kernel.FieldError{Field: "dev", Kind: os.ErrNotExist, Msg: fmt.Sprintf("%q does not exist in "+
+			"%s: check the device's name and the network namespace it lives in", o.Dev, netns.Describe(nsPath))}
+	}
+	info := LinkInfo{Dev: o.Dev, Ifindex: ifc.Index, Queue: o.Queue}
+	if err := resolveAddrs(ctx, &o, ifc, &info); err != nil {
 		return nil, err
 	}
 
-	cfg, err := socketConfig(p)
+	cfg, err := socketConfig(o)
 	if err != nil {
 		return nil, err
 	}
-	sock, err := openSocket(ctx, ifc.Index, p.Queue, cfg)
+	sock, err := openSocket(ctx, ifc.Index, o.Queue, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -58,18 +64,18 @@ func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
 		}
 	}()
 	info.ZeroCopy = sock.ZeroCopy()
-	if err := setBusyPoll(sock, p); err != nil {
+	if err := SetBusyPoll(sock, o.BusyPoll); err != nil {
 		return nil, err
 	}
 
-	mode, err := xdp.ParseMode(p.XDPMode)
+	mode, err := xdp.ParseMode(o.XDPMode)
 	if err != nil {
 		return nil, err
 	}
-	if l.Prog, err = xdp.Load(xdp.Spec{Port: p.Port}); err != nil {
+	if l.Prog, err = xdp.Load(xdp.Spec{Port: o.Port}); err != nil {
 		return nil, err
 	}
-	if err := l.Prog.Register(p.Queue, sock.FD()); err != nil {
+	if err := l.Prog.Register(o.Queue, sock.FD()); err != nil {
 		return nil, err
 	}
 	active, err := l.Prog.Attach(ifc.Index, mode)
@@ -85,10 +91,8 @@ func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
 	if id, err := sock.NAPIID(); err == nil {
 		info.NAPIID = id
 	}
-	if info.NAPIID == 0 && (p.BusyPollUsec > 0 || p.PreferBusyPoll || p.Poll == PollSeparate) {
-		info.Warnings = append(info.Warnings, fmt.Sprintf("the socket on %s queue %d has no NAPI id, so busy polling "+
-			"cannot reach the device: the numbers will not show busy polling (the driver does not link its queues "+
-			"to NAPIs; veth does not as of Linux 6.18)", p.Dev, p.Queue))
+	if o.BusyPoll.Active() {
+		info.Notes = note.Merge(info.Notes, info.BusyPollNotes()...)
 	}
 	l.Info = info
 	return l, nil
@@ -97,9 +101,9 @@ func OpenLink(ctx context.Context, p Params) (_ *Link, err error) {
 // OpenLinkIn opens the link inside the network namespace at nsPath (e.g. /run/netns/NAME), or in the caller's
 // when nsPath is empty. The socket and the program stay in that namespace; the link may be used from any
 // goroutine afterwards.
-func OpenLinkIn(ctx context.Context, p Params, nsPath string) (l *Link, err error) {
+func OpenLinkIn(ctx context.Context, o LinkOptions, nsPath string) (l *Link, err error) {
 	err = netns.Do(nsPath, func() (err error) {
-		l, err = OpenLink(ctx, p)
+		l, err = openLink(ctx, o, nsPath)
 		return err
 	})
 	return l, err
@@ -135,9 +139,9 @@ func openSocket(ctx context.Context, ifindex, queue int, cfg xsk.Config) (*xsk.S
 	}
 }
 
-func socketConfig(p Params) (xsk.Config, error) {
+func socketConfig(o LinkOptions) (xsk.Config, error) {
 	cfg := xsk.DefaultConfig()
-	switch p.Bind {
+	switch o.Bind {
 	case BindCopy:
 		cfg.Mode = xsk.ModeCopy
 	case BindZeroCopy:
@@ -145,8 +149,8 @@ func socketConfig(p Params) (xsk.Config, error) {
 	default:
 		cfg.Mode = xsk.ModeAuto
 	}
-	cfg.NeedWakeup = p.NeedWakeup
-	ring := uint32(p.Ring)
+	cfg.NeedWakeup = o.NeedWakeup
+	ring := uint32(o.Ring)
 	cfg.FillSize, cfg.RXSize = ring, ring
 	cfg.TXSize, cfg.CompletionSize = min(ring, 512), min(ring, 512)
 	cfg.FrameSize = 2048
@@ -160,25 +164,6 @@ func ceilPow2(n uint32) uint32 {
 		p <<= 1
 	}
 	return p
-}
-
-func setBusyPoll(s *xsk.Socket, p Params) error {
-	if p.BusyPollUsec > 0 {
-		if err := s.SetBusyPoll(time.Duration(p.BusyPollUsec) * time.Microsecond); err != nil {
-			return err
-		}
-	}
-	if p.PreferBusyPoll {
-		if err := s.SetPreferBusyPoll(true); err != nil {
-			return err
-		}
-	}
-	if p.BusyPollBudget > 0 {
-		if err := s.SetBusyPollBudget(p.BusyPollBudget); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // waitRunning waits for the device to report its carrier after the XDP attach: some drivers reset the device to
@@ -204,37 +189,37 @@ func waitRunning(ctx context.Context, ifindex int) error {
 	}
 }
 
-// resolveAddrs fills in the flow's addresses: what p gives, else the device's own, and for a client the peer's
-// MAC from the neighbour table.
-func resolveAddrs(ctx context.Context, p *Params, ifc *net.Interface, info *LinkInfo) error {
-	local := frame.Endpoint{Port: p.Port}
-	mac := p.LocalMAC
+// resolveAddrs fills in the flow's addresses: what o gives, else the device's own, and with a peer address the
+// peer's MAC from the neighbour table.
+func resolveAddrs(ctx context.Context, o *LinkOptions, ifc *net.Interface, info *LinkInfo) error {
+	local := frame.Endpoint{Port: o.Port}
+	mac := o.LocalMAC
 	if mac == nil {
 		mac = ifc.HardwareAddr
 	}
 	if len(mac) != 6 {
-		return fmt.Errorf("device %s has no Ethernet address: AF_XDP benchmarks need an Ethernet device", p.Dev)
+		return fmt.Errorf("device %s has no Ethernet address: AF_XDP benchmarks need an Ethernet device", o.Dev)
 	}
 	local.MAC = frame.MAC(mac)
 	info.LocalMAC = net.HardwareAddr(mac).String()
 
-	if p.Role == RoleServer && p.Reply == ReplyEcho {
+	if !o.PeerIP.IsValid() {
 		info.Local = local
 		return nil // an echo server answers whoever asks: it needs no addresses
 	}
-	local.IP = p.LocalIP
+	local.IP = o.LocalIP
 	if !local.IP.IsValid() {
-		ip, err := deviceAddr(ifc, p.PeerIP)
+		ip, err := deviceAddr(ifc, o.PeerIP)
 		if err != nil {
 			return err
 		}
 		local.IP = ip
 	}
-	peer := frame.Endpoint{IP: p.PeerIP, Port: p.Port}
-	if p.PeerMAC != nil {
-		peer.MAC = frame.MAC(p.PeerMAC)
+	peer := frame.Endpoint{IP: o.PeerIP, Port: o.Port}
+	if o.PeerMAC != nil {
+		peer.MAC = frame.MAC(o.PeerMAC)
 	} else {
-		m, err := neighbour(ctx, ifc, p.PeerIP)
+		m, err := neighbour(ctx, ifc, o.PeerIP)
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,7 @@ type Link struct {
 }
 
 // OpenLink is only implemented on Linux.
-func OpenLink(context.Context, Params) (*Link, error) {
+func OpenLink(context.Context, LinkOptions) (*Link, error) {
 	return nil, fmt.Errorf("AF_XDP on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
 }
 
@@ -26,4 +26,4 @@ func OpenLink(context.Context, Params) (*Link, error) {
 func (l *Link) Close() error { return nil }
 
 // OpenLinkIn is only implemented on Linux.
-func OpenLinkIn(ctx context.Context, p Params, _ string) (*Link, error) { return OpenLink(ctx, p) }
+func OpenLinkIn(ctx context.Context, o LinkOptions, _ string) (*Link, error) { return OpenLink(ctx, o) }

@@ -96,7 +96,7 @@ func TestMemLossDuplicatesReordering(t *testing.T) {
 
 	m := newMemRun(false)
 	m.client.Count, m.client.Period, m.client.Timeout = 1000, 50*time.Microsecond, 200*time.Millisecond
-	cli, err := NewClient(pair.A, m.client, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

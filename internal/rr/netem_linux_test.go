@@ -83,13 +83,13 @@ func newImpairedRun(t *testing.T) (bedRun, bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := DefaultParams(RoleClient)
+	c := defaultClient()
 	c.Dev, c.PeerIP = testbed.LinkA, bed.B.IPv4.Addr()
 	// 200 µs between requests: the 400 µs delay holds two back, so a request that skips it overtakes them.
 	// Receive rings larger than the request count: nothing but netem can lose a request or a reply.
 	c.Period, c.Duration, c.Warmup, c.Count, c.Ring = 200*time.Microsecond, 0, 0, 3000, 4096
 	c.Interval, c.Colocated, c.Poll = 0, 1, PollNone
-	s := DefaultParams(RoleServer)
+	s := defaultServer()
 	s.Dev, s.Ring, s.Poll = testbed.LinkB, 4096, PollNone
 	return bedRun{bed: bed, client: c, server: s}, true
 }

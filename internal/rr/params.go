@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/napilab/napilab/internal/kernel"
 )
 
 // Role says which end of the exchange a process plays.
@@ -78,233 +80,274 @@ const (
 	MaxPayload = 1400
 )
 
-// Endpoint is one end of the UDP flow as it appears on the wire.
-type Endpoint struct {
-	MAC  net.HardwareAddr
-	IP   netip.Addr
-	Port uint16
-}
+// The three option sets below describe a run by concern, each for the operation that takes it: LinkOptions for
+// OpenLink (where the datapath is), Workload for NewClient and Service for NewServer (what is sent and how it is
+// answered), Threads for both (where the loops run). They are pure values: they validate without root, name
+// their problems by field (kernel.FieldError, field names as napilab's flags spell them, so the napilab command
+// line passes them through and xsk_rr maps them to its letters), and are recorded in every result.
 
-// Params is the pure description of a run: it validates without root and is embedded in every result.
-type Params struct {
-	Role Role `json:"role"`
-
+// LinkOptions are one end's datapath: the device queue, the flow's addresses, the AF_XDP socket and the steering
+// program.
+type LinkOptions struct {
 	Dev   string `json:"dev"`
 	Queue int    `json:"queue"`
 	Port  uint16 `json:"port"`
-	// Local and Peer override what napilab discovers from the device and the neighbour table.
-	// (The MACs as resolved are recorded in LinkInfo, as text.)
-	LocalMAC net.HardwareAddr `json:"-"`
+	// LocalIP and PeerIP, LocalMAC and PeerMAC override what OpenLink discovers from the device and the
+	// neighbour table. Without PeerIP the link resolves only its own end: an echo server answers anyone.
+	LocalMAC net.HardwareAddr `json:"-"` // (the MACs as resolved are recorded in LinkInfo, as text)
 	PeerMAC  net.HardwareAddr `json:"-"`
 	LocalIP  netip.Addr       `json:"local_ip,omitzero"`
 	PeerIP   netip.Addr       `json:"peer_ip,omitzero"`
 
-	Payload int        `json:"payload_bytes"`
-	Format  Format     `json:"format"`
-	Reply   ReplyStyle `json:"reply,omitempty"`
-	Verify  bool       `json:"verify"`
-
-	// Open loop when Period > 0: request k is due at t0 + k*Period. Closed loop otherwise, with Outstanding
-	// requests in flight.
-	Period      time.Duration   `json:"period_ns"`
-	Outstanding int             `json:"outstanding,omitempty"`
-	Sender      SenderPlacement `json:"sender,omitempty"`
-	CatchUp     CatchUp         `json:"catch_up,omitempty"`
-
-	// Delay is the client's simulated application processing after each reply (busy-wait), or the server's
-	// delay between receiving a request and replying.
-	Delay time.Duration `json:"delay_ns"`
-	// DelaySleeps makes the server sleep for Delay instead of busy-waiting, as xsk_rr's usleep does.
-	DelaySleeps bool `json:"delay_sleeps,omitempty"`
-
-	Poll PollDriver `json:"poll"`
-
-	// Colocated is the number of spinning threads of other processes on this machine (a server in the same
-	// testbed): the client counts them when it places its own.
-	Colocated int `json:"colocated_spinners,omitempty"`
-
-	Count    uint64        `json:"count,omitempty"`    // stop after this many measured requests (0: no limit)
-	Duration time.Duration `json:"duration_ns"`        // stop after this long (0: no limit)
-	Warmup   time.Duration `json:"warmup_ns"`          // sent and answered but not measured
-	Interval time.Duration `json:"interval_ns"`        // report every interval (0: only at the end)
-	Timeout  time.Duration `json:"timeout_ns"`         // give up on replies this long after the last send
-	CPUs     []int         `json:"cpus,omitempty"`     // CPUs for receiver, sender, poller threads, in that order
-	FIFO     int           `json:"fifo_prio,omitzero"` // SCHED_FIFO priority for the spinning threads (0: normal)
-
-	BusyPollUsec   int  `json:"busy_poll_usec,omitzero"` // SO_BUSY_POLL; 0 leaves the socket's default
-	PreferBusyPoll bool `json:"prefer_busy_poll"`        // SO_PREFER_BUSY_POLL
-	BusyPollBudget int  `json:"busy_poll_budget,omitzero"`
-
-	// The AF_XDP socket and the steering program.
 	Bind       string `json:"bind"`        // auto (zero-copy where the driver has it), copy or zero-copy
 	XDPMode    string `json:"xdp_mode"`    // auto (native, else generic), native or generic
 	NeedWakeup bool   `json:"need_wakeup"` // bind with XDP_USE_NEED_WAKEUP: kick only when the kernel asks
-	Ring       int    `json:"ring"`        // fill and RX ring entries (a power of two); the UMEM holds Ring+TXRing frames
+	Ring       int    `json:"ring"`        // fill and RX ring entries (a power of two); the UMEM holds Ring+TX frames
+
+	BusyPoll BusyPoll `json:"busy_poll"`
 }
 
-// Bind modes and XDP attach modes as Params names them.
+// BusyPoll are the socket's busy-poll options. Zero values leave the socket's defaults (SO_BUSY_POLL starts
+// at net.core.busy_read).
+type BusyPoll struct {
+	Usec   int  `json:"usec,omitzero"`   // SO_BUSY_POLL: each kick busy-polls the queue's NAPI up to this long
+	Prefer bool `json:"prefer"`          // SO_PREFER_BUSY_POLL: keep the IRQ masked while the application polls
+	Budget int  `json:"budget,omitzero"` // SO_BUSY_POLL_BUDGET: packets per busy-poll pass
+}
+
+// Active reports whether the options ask for busy polling at all.
+func (b BusyPoll) Active() bool { return b.Usec > 0 || b.Prefer || b.Budget > 0 }
+
+// Workload is what a client sends: the requests, their schedule, and how long the run lasts.
+type Workload struct {
+	Payload int    `json:"payload_bytes"`
+	Format  Format `json:"format"`
+	Verify  bool   `json:"verify"` // check every reply's payload
+
+	// Open loop when Period > 0: request k is due at t0 + k*Period. Closed loop otherwise, with Outstanding
+	// requests in flight.
+	Period      time.Duration `json:"period_ns"`
+	Outstanding int           `json:"outstanding,omitempty"`
+	CatchUp     CatchUp       `json:"catch_up,omitempty"`
+
+	// Delay is the simulated application processing after each reply (busy-wait).
+	Delay time.Duration `json:"delay_ns"`
+
+	Count    uint64        `json:"count,omitempty"` // stop after this many measured requests (0: no limit)
+	Duration time.Duration `json:"duration_ns"`     // stop sending after this long (0: no limit)
+	Warmup   time.Duration `json:"warmup_ns"`       // sent and answered but not measured
+	Interval time.Duration `json:"interval_ns"`     // report every interval (0: only at the end)
+	Timeout  time.Duration `json:"timeout_ns"`      // give up on replies this long after the last send
+}
+
+// Service is how a server answers: the requests it expects and the replies it sends.
+type Service struct {
+	Payload int        `json:"payload_bytes"`
+	Format  Format     `json:"format"`
+	Verify  bool       `json:"verify"` // check every request's payload; refuse (and count) those that fail
+	Reply   ReplyStyle `json:"reply"`
+	// Delay is the time between receiving a request and replying, busy-waited, or slept with DelaySleeps as
+	// xsk_rr's usleep does.
+	Delay       time.Duration `json:"delay_ns"`
+	DelaySleeps bool          `json:"delay_sleeps,omitempty"`
+}
+
+// Threads says where the spinning loops run and what drives NAPI polling from the application side.
+type Threads struct {
+	CPUs []int      `json:"cpus,omitempty"`     // receiver (or server), sender, poller, in that order
+	FIFO int        `json:"fifo_prio,omitzero"` // SCHED_FIFO priority of the spinning threads (0: normal)
+	Poll PollDriver `json:"poll"`
+	// Sender places an open-loop client's sending (clients only).
+	Sender SenderPlacement `json:"sender,omitempty"`
+	// Colocated counts spinning threads of other processes on this machine (a server in the same testbed): the
+	// client counts them when it places its own.
+	Colocated int `json:"colocated_spinners,omitempty"`
+}
+
+// Bind modes and XDP attach modes as LinkOptions names them.
 const (
 	BindAuto     = "auto"
 	BindCopy     = "copy"
 	BindZeroCopy = "zero-copy"
 )
 
-// DefaultParams returns the defaults of `napilab rr` for a role.
-func DefaultParams(role Role) Params {
-	p := Params{
-		Role:     role,
-		Port:     54321,
-		Payload:  200,
-		Format:   FormatNapilab,
-		Poll:     PollInline,
-		Sender:   SenderAuto,
-		CatchUp:  CatchUpSend,
-		Interval: time.Second,
-		Timeout:  time.Second,
-
-		Bind:       BindAuto,
-		XDPMode:    "auto",
-		NeedWakeup: true,
-		Ring:       2048,
-	}
-	if role == RoleServer {
-		p.Reply = ReplyEcho
-	} else {
-		p.Period = 80 * time.Microsecond // 12.5k requests/s, the seed's lightest row
-		p.Duration = 10 * time.Second
-		p.Warmup = 500 * time.Millisecond
-	}
-	return p
+// DefaultLink returns the defaults of `napilab rr` for a device.
+func DefaultLink(dev string) LinkOptions {
+	return LinkOptions{Dev: dev, Port: 54321, Bind: BindAuto, XDPMode: "auto", NeedWakeup: true, Ring: 2048}
 }
 
+// DefaultWorkload is 200-byte napilab requests at 12.5k/s (the seed's lightest row) for 10 s after 0.5 s of
+// warm-up, reported every second, with a reply timeout of a second.
+func DefaultWorkload() Workload {
+	return Workload{Payload: 200, Format: FormatNapilab, Period: 80 * time.Microsecond, CatchUp: CatchUpSend,
+		Duration: 10 * time.Second, Warmup: 500 * time.Millisecond, Interval: time.Second, Timeout: time.Second}
+}
+
+// DefaultService echoes 200-byte napilab requests.
+func DefaultService() Service {
+	return Service{Payload: 200, Format: FormatNapilab, Reply: ReplyEcho}
+}
+
+// DefaultThreads polls inline and places the sender automatically.
+func DefaultThreads() Threads { return Threads{Poll: PollInline, Sender: SenderAuto} }
+
 // OpenLoop reports whether the client sends on a fixed schedule.
-func (p *Params) OpenLoop() bool { return p.Period > 0 }
+func (w *Workload) OpenLoop() bool { return w.Period > 0 }
 
-// Validate returns every problem with p, one sentence each, joined.
-func (p *Params) Validate() error {
+// Rate is the open-loop request rate in requests per second, 0 for the closed loop.
+func (w *Workload) Rate() float64 {
+	if w.Period <= 0 {
+		return 0
+	}
+	return float64(time.Second) / float64(w.Period)
+}
+
+// Validate returns every problem with l, one kernel.FieldError each, joined.
+func (l *LinkOptions) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
-	switch p.Role {
-	case RoleServer, RoleClient:
-	default:
-		bad("role %q is unknown: use server or client", p.Role)
+	bad := func(field, format string, args ...any) { errs = append(errs, kernel.Fieldf(field, format, args...)) }
+	if l.Dev == "" {
+		bad("dev", "is missing: name the interface to bind, e.g. eth0")
 	}
-	if p.Dev == "" {
-		bad("no device: name the interface to bind, e.g. --dev eth0")
+	if l.Queue < 0 {
+		bad("queue", "%d is negative", l.Queue)
 	}
-	if p.Queue < 0 {
-		bad("queue %d is negative", p.Queue)
+	if l.Port == 0 {
+		bad("port", "0 cannot be steered: choose a UDP port, e.g. 54321")
 	}
-	if p.Port == 0 {
-		bad("port 0 cannot be steered: choose a UDP port, e.g. --port 54321")
+	if l.LocalIP.IsValid() && l.PeerIP.IsValid() && l.LocalIP.Is4() != l.PeerIP.Is4() {
+		bad("local-ip", "%s and the peer's %s are of different families: use two IPv4 or two IPv6 addresses",
+			l.LocalIP, l.PeerIP)
 	}
-	if p.Payload < 1 || p.Payload > MaxPayload {
-		bad("payload of %d bytes is out of range: use 1 to %d bytes", p.Payload, MaxPayload)
+	if l.LocalMAC != nil && len(l.LocalMAC) != 6 {
+		bad("local-mac", "%s is not an Ethernet address: use six bytes like 02:00:00:00:00:01", l.LocalMAC)
 	}
-	switch p.Format {
-	case FormatXskRR:
-	case FormatNapilab:
-		if p.Payload < MinPayload {
-			bad("payload of %d bytes cannot hold the napilab header: use at least %d bytes or --format xsk_rr",
-				p.Payload, MinPayload)
-		}
-	default:
-		bad("payload format %q is unknown: use napilab or xsk_rr", p.Format)
+	if l.PeerMAC != nil && len(l.PeerMAC) != 6 {
+		bad("peer-mac", "%s is not an Ethernet address: use six bytes like 02:00:00:00:00:01", l.PeerMAC)
 	}
-	switch p.Poll {
-	case PollInline, PollSeparate, PollNone:
-	default:
-		bad("poll driver %q is unknown: use inline, separate or none", p.Poll)
-	}
-	if p.LocalIP.IsValid() && p.PeerIP.IsValid() && p.LocalIP.Is4() != p.PeerIP.Is4() {
-		bad("local address %s and peer address %s are of different families: use two IPv4 or two IPv6 addresses",
-			p.LocalIP, p.PeerIP)
-	}
-	for name, mac := range map[string]net.HardwareAddr{"local": p.LocalMAC, "peer": p.PeerMAC} {
-		if mac != nil && len(mac) != 6 {
-			bad("%s MAC %s is not an Ethernet address: use six bytes like 02:00:00:00:00:01", name, mac)
-		}
-	}
-	if p.Delay < 0 || p.Period < 0 || p.Duration < 0 || p.Warmup < 0 || p.Interval < 0 || p.Timeout < 0 {
-		bad("durations must not be negative")
-	}
-	if p.FIFO < 0 || p.FIFO > 99 {
-		bad("SCHED_FIFO priority %d is out of range: use 1 to 99, or 0 for the normal scheduler", p.FIFO)
-	}
-	if p.BusyPollUsec < 0 || p.BusyPollBudget < 0 || p.BusyPollBudget > 65535 {
-		bad("busy-poll settings out of range: SO_BUSY_POLL takes microseconds >= 0, the budget 0 to 65535")
-	}
-	switch p.Bind {
+	switch l.Bind {
 	case BindAuto, BindCopy:
 	case BindZeroCopy:
-		if !p.NeedWakeup {
-			bad("zero-copy without need_wakeup can hang the kernel when threaded NAPI is switched off: keep need_wakeup on")
+		if !l.NeedWakeup {
+			bad("need-wakeup", "is off, and zero copy without it can hang the kernel when threaded NAPI is "+
+				"switched off: keep need_wakeup on")
 		}
 	default:
-		bad("bind mode %q is unknown: use auto, copy or zero-copy", p.Bind)
+		bad("bind", "mode %q is unknown: use auto, copy or zero-copy", l.Bind)
 	}
-	switch p.XDPMode {
+	switch l.XDPMode {
 	case "auto", "native", "generic", "drv", "skb":
 	default:
-		bad("XDP attach mode %q is unknown: use auto, native or generic", p.XDPMode)
+		bad("xdp-mode", "%q is unknown: use auto, native or generic", l.XDPMode)
 	}
-	if p.Ring < 64 || p.Ring > 1<<15 || p.Ring&(p.Ring-1) != 0 {
-		bad("ring size %d is not a power of two from 64 to 32768", p.Ring)
+	if l.Ring < 64 || l.Ring > 1<<15 || l.Ring&(l.Ring-1) != 0 {
+		bad("ring", "size %d is not a power of two from 64 to 32768", l.Ring)
 	}
-	for _, c := range p.CPUs {
-		if c < 0 {
-			bad("CPU %d is negative", c)
-		}
+	if l.BusyPoll.Usec < 0 {
+		bad("busy-poll", "of %d µs is negative", l.BusyPoll.Usec)
 	}
-
-	if p.Role == RoleServer {
-		switch p.Reply {
-		case ReplyEcho:
-		case ReplyTemplate:
-			if !p.PeerIP.IsValid() {
-				bad("template replies go to one client: give its address (--peer), or use echo replies")
-			}
-		default:
-			bad("reply style %q is unknown: use echo or template", p.Reply)
-		}
-	}
-	if p.Role == RoleClient {
-		if !p.PeerIP.IsValid() {
-			bad("no peer address: give the server's IP, e.g. --peer 10.0.0.2")
-		}
-		switch p.Sender {
-		case SenderAuto, SenderThread, SenderInline:
-		default:
-			bad("sender placement %q is unknown: use auto, thread or inline", p.Sender)
-		}
-		switch p.CatchUp {
-		case CatchUpSend, CatchUpSkip:
-		default:
-			bad("catch-up policy %q is unknown: use send or skip", p.CatchUp)
-		}
-		if !p.OpenLoop() && p.Outstanding < 1 {
-			bad("closed loop needs at least one outstanding request: set --outstanding N, or an open-loop --period/--rate")
-		}
-		if p.OpenLoop() && p.Outstanding > 0 {
-			bad("--outstanding applies to the closed loop only: drop it, or drop --period/--rate")
-		}
-		if p.Count == 0 && p.Duration == 0 {
-			bad("the run has no end: set --count or --duration")
-		}
-		if p.Timeout == 0 {
-			bad("a zero reply timeout would end the run before any reply: use e.g. --timeout 1s")
-		}
+	if l.BusyPoll.Budget < 0 || l.BusyPoll.Budget > 65535 {
+		bad("busy-poll-budget", "%d is out of range: use 0 to 65535", l.BusyPoll.Budget)
 	}
 	return errors.Join(errs...)
 }
 
-// Rate is the open-loop request rate in requests per second, 0 for the closed loop.
-func (p *Params) Rate() float64 {
-	if p.Period <= 0 {
-		return 0
+// Validate returns every problem with w, one kernel.FieldError each, joined.
+func (w *Workload) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) { errs = append(errs, kernel.Fieldf(field, format, args...)) }
+	errs = append(errs, checkPayload(w.Payload, w.Format)...)
+	switch {
+	case w.Period < 0:
+		bad("period", "%s is negative: use a positive period, or a closed loop with outstanding requests", w.Period)
+	case w.OpenLoop() && w.Outstanding != 0:
+		bad("outstanding", "applies to the closed loop only: drop it, or drop the period (rate)")
+	case !w.OpenLoop() && w.Outstanding < 1:
+		bad("outstanding", "%d: a closed loop needs at least one request in flight (or set a period or rate for "+
+			"an open loop)", w.Outstanding)
 	}
-	return float64(time.Second) / float64(p.Period)
+	switch w.CatchUp {
+	case CatchUpSend, CatchUpSkip:
+	default:
+		bad("catch-up", "policy %q is unknown: use send or skip", w.CatchUp)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"delay", w.Delay}, {"duration", w.Duration}, {"warmup", w.Warmup}, {"interval", w.Interval},
+		{"timeout", w.Timeout}} {
+		if d.v < 0 {
+			bad(d.field, "%s is negative", d.v)
+		}
+	}
+	if w.Count == 0 && w.Duration == 0 {
+		bad("duration", "and count are both unset, so the run has no end: set a duration or a count")
+	}
+	if w.Timeout == 0 {
+		bad("timeout", "of zero would end the run before any reply: use e.g. 1s")
+	}
+	return errors.Join(errs...)
+}
+
+// Validate returns every problem with s, one kernel.FieldError each, joined.
+func (s *Service) Validate() error {
+	errs := checkPayload(s.Payload, s.Format)
+	switch s.Reply {
+	case ReplyEcho, ReplyTemplate:
+	default:
+		errs = append(errs, kernel.Fieldf("reply", "style %q is unknown: use echo or template", s.Reply))
+	}
+	if s.Delay < 0 {
+		errs = append(errs, kernel.Fieldf("delay", "%s is negative", s.Delay))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate returns every problem with t, one kernel.FieldError each, joined. A CPU that does not exist on this
+// machine is a problem of the machine, checked when the thread is pinned.
+func (t *Threads) Validate() error {
+	var errs []error
+	for _, c := range t.CPUs {
+		if c < 0 {
+			errs = append(errs, kernel.Fieldf("cpu", "%d is negative", c))
+		}
+	}
+	if t.FIFO < 0 || t.FIFO > 99 {
+		errs = append(errs, kernel.Fieldf("fifo", "priority %d is out of range: use 1 to 99, or 0 for the "+
+			"normal scheduler", t.FIFO))
+	}
+	switch t.Poll {
+	case PollInline, PollSeparate, PollNone:
+	default:
+		errs = append(errs, kernel.Fieldf("poll", "driver %q is unknown: use inline, separate or none", t.Poll))
+	}
+	switch t.Sender {
+	case "", SenderAuto, SenderThread, SenderInline:
+	default:
+		errs = append(errs, kernel.Fieldf("sender", "placement %q is unknown: use auto, thread or inline", t.Sender))
+	}
+	if t.Colocated < 0 {
+		errs = append(errs, kernel.Fieldf("colocated", "%d is negative", t.Colocated))
+	}
+	return errors.Join(errs...)
+}
+
+func checkPayload(n int, f Format) []error {
+	var errs []error
+	if n < 1 || n > MaxPayload {
+		errs = append(errs, kernel.Fieldf("payload", "of %d bytes is out of range: use 1 to %d bytes", n, MaxPayload))
+	}
+	switch f {
+	case FormatXskRR:
+	case FormatNapilab:
+		if n >= 1 && n < MinPayload {
+			errs = append(errs, kernel.Fieldf("payload", "of %d bytes cannot hold the napilab header: use at least "+
+				"%d bytes, or the xsk_rr format", n, MinPayload))
+		}
+	default:
+		errs = append(errs, kernel.Fieldf("format", "%q is unknown: use napilab or xsk_rr", f))
+	}
+	return errs
 }
 
 // ParseRate parses a rate such as "12k", "12.5k", "125000" or "1M" (requests per second) into a period.

@@ -1,6 +1,6 @@
 package rr
 
-import "fmt"
+import "github.com/napilab/napilab/internal/note"
 
 // Placement is where the client's or server's spinning loops run. Every loop spins on a CPU; more spinning
 // threads than CPUs measures the scheduler instead of the network (on a 2-vCPU machine the original xsk_rr's
@@ -11,20 +11,21 @@ type Placement struct {
 	Colocated int             `json:"colocated_spinners"`    // other spinning threads on this machine
 	CPUs      int             `json:"usable_cpus"`           // CPUs this process may run on
 	Pins      []int           `json:"pinned_cpus,omitempty"` // receiver, sender, poller, as pinned
-	Warning   string          `json:"warning,omitempty"`
+	Notes     []note.Note     `json:"notes,omitempty"`
 }
 
-// place resolves the sender placement and checks that the spinning threads fit the usable CPUs.
-// colocated counts spinning threads of other processes on the machine (a server in the same testbed).
-func place(p *Params, usableCPUs, colocated int) Placement {
-	pl := Placement{Sender: p.Sender, Colocated: colocated, CPUs: usableCPUs}
-	base := 1 // the receive loop (or the server loop)
-	if p.Poll == PollSeparate {
+// placeClient resolves the sender placement and checks that the spinning threads fit the usable CPUs.
+// th.Colocated counts spinning threads of other processes on the machine (a server in the same testbed).
+func placeClient(w *Workload, th *Threads, usableCPUs int) Placement {
+	colocated := th.Colocated
+	pl := Placement{Sender: th.Sender, Colocated: colocated, CPUs: usableCPUs}
+	base := 1 // the receive loop
+	if th.Poll == PollSeparate {
 		base++
 	}
-	if p.Role == RoleServer || !p.OpenLoop() {
-		pl.Sender = SenderInline // the server replies inline; a closed loop sends from the receive loop
-	} else if pl.Sender == SenderAuto {
+	if !w.OpenLoop() {
+		pl.Sender = SenderInline // a closed loop sends from the receive loop
+	} else if pl.Sender == SenderAuto || pl.Sender == "" {
 		pl.Sender = SenderInline
 		if base+1+colocated <= usableCPUs {
 			pl.Sender = SenderThread
@@ -35,9 +36,9 @@ func place(p *Params, usableCPUs, colocated int) Placement {
 		pl.Spinners++
 	}
 	if total := pl.Spinners + colocated; total > usableCPUs {
-		pl.Warning = fmt.Sprintf("%d spinning threads (%d here, %d colocated) on %d usable CPUs: results will "+
-			"measure the scheduler, not the network; use --sender inline, --poll inline or none, or more CPUs",
-			total, pl.Spinners, colocated, usableCPUs)
+		pl.Notes = append(pl.Notes, note.Warnf("%d spinning threads (%d here, %d colocated) on %d usable CPUs: "+
+			"results will measure the scheduler, not the network; send inline, poll inline or not at all, or use "+
+			"more CPUs", total, pl.Spinners, colocated, usableCPUs))
 	}
 	return pl
 }

@@ -1,7 +1,9 @@
 package rr
 
 import (
+	"errors"
 	"net/netip"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -13,8 +15,9 @@ import (
 
 // bedRun is one client/server exchange across a testbed: server on side B, client on side A.
 type bedRun struct {
-	bed            *testbed.Testbed
-	client, server Params
+	bed    *testbed.Testbed
+	client clientSpec
+	server serverSpec
 }
 
 func newBedRun(t *testing.T, v6 bool) bedRun {
@@ -28,7 +31,7 @@ func newBedRunOn(bed *testbed.Testbed, v6 bool) bedRun {
 	if v6 {
 		peer = bed.B.IPv6.Addr()
 	}
-	c := DefaultParams(RoleClient)
+	c := defaultClient()
 	c.Dev, c.PeerIP = bed.A.Link, peer
 	// Receive rings larger than the request count, and fewer requests than the xsk_rr format's 1024-request
 	// window: no scheduling delay (or slow emulated CPU in the lab) can then make the kernel drop a request or
@@ -36,7 +39,7 @@ func newBedRunOn(bed *testbed.Testbed, v6 bool) bedRun {
 	c.Period, c.Duration, c.Warmup, c.Count, c.Ring = 50*time.Microsecond, 0, 0, 1000, 4096
 	c.Interval = 0
 	c.Colocated = 1 // the server spins on this machine too
-	s := DefaultParams(RoleServer)
+	s := defaultServer()
 	s.Dev, s.Ring = bed.B.Link, 4096
 	return bedRun{bed: bed, client: c, server: s}
 }
@@ -48,20 +51,20 @@ func (b bedRun) run(t *testing.T) (*ClientResult, ServerStats, LinkInfo) {
 	ctx := t.Context()
 	b.server.Format, b.server.Payload = b.client.Format, b.client.Payload
 	var sl, cl *Link
-	if err := b.bed.B.Do(func() (err error) { sl, err = OpenLink(ctx, b.server); return }); err != nil {
+	if err := b.bed.B.Do(func() (err error) { sl, err = OpenLink(ctx, b.server.LinkOptions); return }); err != nil {
 		t.Fatalf("server link: %v", err)
 	}
 	defer sl.Close()
 	// The server's frames go on its fill ring before the client resolves it: zero copy drops even ARP without.
-	srv, err := NewServer(sl.Sock, b.server, ServerOptions{Local: sl.Info.Local, Peer: sl.Info.Peer})
+	srv, err := NewServer(sl.Sock, b.server.Service, b.server.Threads, ServerOptions{Local: sl.Info.Local, Peer: sl.Info.Peer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.bed.A.Do(func() (err error) { cl, err = OpenLink(ctx, b.client); return }); err != nil {
+	if err := b.bed.A.Do(func() (err error) { cl, err = OpenLink(ctx, b.client.LinkOptions); return }); err != nil {
 		t.Fatalf("client link: %v", err)
 	}
 	defer cl.Close()
-	cli, err := NewClient(cl.Sock, b.client, ClientOptions{Local: cl.Info.Local, Peer: cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
+	cli, err := NewClient(cl.Sock, b.client.Workload, b.client.Threads, ClientOptions{Local: cl.Info.Local, Peer: cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +123,7 @@ func TestPrivUnreachablePeer(t *testing.T) {
 	b := newBedRun(t, false)
 	b.client.PeerIP = netip.MustParseAddr("198.18.0.77")
 	err := b.bed.A.Do(func() error {
-		l, err := OpenLink(t.Context(), b.client)
+		l, err := OpenLink(t.Context(), b.client.LinkOptions)
 		if err == nil {
 			l.Close()
 		}
@@ -134,10 +137,11 @@ func TestPrivUnreachablePeer(t *testing.T) {
 // TestPrivUnknownDevice: a device that does not exist is one clear sentence.
 func TestPrivUnknownDevice(t *testing.T) {
 	testenv.RequirePriv(t)
-	p := DefaultParams(RoleServer)
+	p := defaultServer()
 	p.Dev = "napilab-no-such-dev"
-	_, err := OpenLink(t.Context(), p)
-	if err == nil || !contains(err.Error(), "napilab-no-such-dev") || !contains(err.Error(), "name an existing interface") {
+	_, err := OpenLink(t.Context(), p.LinkOptions)
+	if err == nil || !contains(err.Error(), `dev "napilab-no-such-dev" does not exist in this process's network namespace`) ||
+		!errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("OpenLink on a missing device: %v", err)
 	}
 }

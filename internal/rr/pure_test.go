@@ -1,71 +1,94 @@
 package rr
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/napilab/napilab/internal/kernel"
 )
 
-func validClient() Params {
-	p := DefaultParams(RoleClient)
+func validClient() clientSpec {
+	p := defaultClient()
 	p.Dev = "veth0"
 	p.PeerIP = netip.MustParseAddr("10.0.0.2")
 	return p
 }
 
+func (c *clientSpec) validate() error {
+	return errors.Join(c.LinkOptions.Validate(), c.Workload.Validate(), c.Threads.Validate())
+}
+
 func TestDefaultsValidate(t *testing.T) {
 	c := validClient()
-	if err := c.Validate(); err != nil {
+	if err := c.validate(); err != nil {
 		t.Fatalf("default client: %v", err)
 	}
-	s := DefaultParams(RoleServer)
+	s := defaultServer()
 	s.Dev = "veth1"
-	if err := s.Validate(); err != nil {
+	if err := errors.Join(s.LinkOptions.Validate(), s.Service.Validate(), s.Threads.Validate()); err != nil {
 		t.Fatalf("default server: %v", err)
 	}
 }
 
+// TestValidateRejects: every problem is a kernel.FieldError naming the field a command line maps to its flag.
 func TestValidateRejects(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		mod  func(*Params)
-		want string
+		name  string
+		mod   func(*clientSpec)
+		field string
+		want  string
 	}{
-		{"no dev", func(p *Params) { p.Dev = "" }, "no device"},
-		{"port 0", func(p *Params) { p.Port = 0 }, "port 0"},
-		{"payload too big", func(p *Params) { p.Payload = MaxPayload + 1 }, "out of range"},
-		{"payload 0", func(p *Params) { p.Payload = 0 }, "out of range"},
-		{"payload below header", func(p *Params) { p.Payload = HeaderLen - 1 }, "napilab header"},
-		{"unknown format", func(p *Params) { p.Format = "json" }, "payload format"},
-		{"unknown poll", func(p *Params) { p.Poll = "sometimes" }, "poll driver"},
-		{"closed loop without outstanding", func(p *Params) { p.Period = 0 }, "outstanding"},
-		{"outstanding with open loop", func(p *Params) { p.Outstanding = 4 }, "closed loop only"},
-		{"endless", func(p *Params) { p.Duration, p.Count = 0, 0 }, "no end"},
-		{"no peer", func(p *Params) { p.PeerIP = netip.Addr{} }, "no peer"},
-		{"mixed families", func(p *Params) { p.LocalIP = netip.MustParseAddr("fd00::1") }, "different families"},
-		{"short mac", func(p *Params) { p.PeerMAC = net.HardwareAddr{1, 2, 3} }, "not an Ethernet address"},
-		{"fifo 100", func(p *Params) { p.FIFO = 100 }, "SCHED_FIFO"},
-		{"negative delay", func(p *Params) { p.Delay = -1 }, "negative"},
-		{"budget", func(p *Params) { p.BusyPollBudget = 70000 }, "budget"},
-		{"zero timeout", func(p *Params) { p.Timeout = 0 }, "timeout"},
-		{"sender", func(p *Params) { p.Sender = "elsewhere" }, "sender placement"},
+		{"no dev", func(p *clientSpec) { p.Dev = "" }, "dev", "is missing"},
+		{"port 0", func(p *clientSpec) { p.Port = 0 }, "port", "0 cannot be steered"},
+		{"payload too big", func(p *clientSpec) { p.Payload = MaxPayload + 1 }, "payload", "out of range"},
+		{"payload 0", func(p *clientSpec) { p.Payload = 0 }, "payload", "out of range"},
+		{"payload below header", func(p *clientSpec) { p.Payload = HeaderLen - 1 }, "payload", "napilab header"},
+		{"unknown format", func(p *clientSpec) { p.Format = "json" }, "format", "unknown"},
+		{"unknown poll", func(p *clientSpec) { p.Poll = "sometimes" }, "poll", "driver"},
+		{"closed loop without outstanding", func(p *clientSpec) { p.Period = 0 }, "outstanding", "at least one"},
+		{"negative outstanding", func(p *clientSpec) { p.Period, p.Outstanding = 0, -1 }, "outstanding", "-1"},
+		{"negative period", func(p *clientSpec) { p.Period = -80 * time.Microsecond }, "period", "negative"},
+		{"outstanding with open loop", func(p *clientSpec) { p.Outstanding = 4 }, "outstanding", "closed loop only"},
+		{"endless", func(p *clientSpec) { p.Duration, p.Count = 0, 0 }, "duration", "no end"},
+		{"mixed families", func(p *clientSpec) { p.LocalIP = netip.MustParseAddr("fd00::1") }, "local-ip", "different families"},
+		{"short mac", func(p *clientSpec) { p.PeerMAC = net.HardwareAddr{1, 2, 3} }, "peer-mac", "not an Ethernet address"},
+		{"fifo 100", func(p *clientSpec) { p.FIFO = 100 }, "fifo", "out of range"},
+		{"negative delay", func(p *clientSpec) { p.Workload.Delay = -1 }, "delay", "negative"},
+		{"budget", func(p *clientSpec) { p.BusyPoll.Budget = 70000 }, "busy-poll-budget", "out of range"},
+		{"zero timeout", func(p *clientSpec) { p.Timeout = 0 }, "timeout", "zero"},
+		{"sender", func(p *clientSpec) { p.Sender = "elsewhere" }, "sender", "placement"},
+		{"zero copy without wakeup", func(p *clientSpec) { p.Bind, p.NeedWakeup = BindZeroCopy, false }, "need-wakeup", "hang"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := validClient()
 			tc.mod(&p)
-			err := p.Validate()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v; want an error containing %q", err, tc.want)
+			err := p.validate()
+			var fe *kernel.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Msg, tc.want) {
+				t.Fatalf("validate() = %v; want a FieldError on %q containing %q", err, tc.field, tc.want)
 			}
 		})
 	}
-	s := DefaultParams(RoleServer)
+	s := defaultServer()
 	s.Dev, s.Reply = "veth1", ReplyTemplate
-	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "template replies go to one client") {
-		t.Fatalf("template server without addresses: %v", err)
+	_, err := NewServer(nil, s.Service, s.Threads, ServerOptions{})
+	var fe *kernel.FieldError
+	if !errors.As(err, &fe) || fe.Field != "reply" || !strings.Contains(err.Error(), "template replies go to one client") {
+		t.Fatalf("template server without a peer: %v", err)
+	}
+	if err := (&Threads{Poll: PollNone, Sender: SenderThread}).Validate(); err != nil {
+		t.Fatalf("threads alone: %v", err)
+	}
+	w := DefaultWorkload()
+	w.Period, w.Outstanding = 0, 2
+	if err := checkClient(w, Threads{Poll: PollInline, Sender: SenderThread}); err == nil ||
+		!strings.Contains(err.Error(), "sender thread needs an open loop") {
+		t.Fatalf("closed loop with a sender thread: %v", err)
 	}
 }
 

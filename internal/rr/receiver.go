@@ -8,7 +8,8 @@ import (
 // receiver owns the client's RX and fill rings, the reply accounting and the current interval's sample.
 type receiver struct {
 	sock       *xsk.Socket
-	p          *Params
+	p          *Workload
+	poll       PollDriver
 	sh         *shared
 	tl         timeline
 	snd        *sender // used from this thread only when sending inline
@@ -71,7 +72,7 @@ func (r *receiver) loop(inline bool) {
 			if inline {
 				r.snd.flush()
 			}
-			if err := kickRX(r.sock, r.p.Poll); err != nil {
+			if err := kickRX(r.sock, r.poll); err != nil {
 				r.sh.fail(err)
 				return
 			}

@@ -10,7 +10,7 @@ import (
 // goroutine. It and the receiver pass samples back and forth over two channels, so neither ever waits on the
 // other and the receiver never merges or prints.
 type reporter struct {
-	p            Params
+	p            Workload
 	onInterval   func(Interval)
 	measureStart int64
 
@@ -25,7 +25,7 @@ type reporter struct {
 	prevCounts            sample
 }
 
-func newReporter(p Params, o ClientOptions, measureStart int64) (*reporter, error) {
+func newReporter(p Workload, o ClientOptions, measureStart int64) (*reporter, error) {
 	r := &reporter{p: p, onInterval: o.OnInterval, measureStart: measureStart,
 		spare: make(chan *sample, 2), full: make(chan *sample, 2), done: make(chan struct{}),
 		cumCompat: hist.NewXskRR(o.XskRRVersion)}

@@ -12,7 +12,7 @@ type sender struct {
 	sock     *xsk.Socket
 	pool     *xsk.FrameStack
 	frameLen uint32
-	p        *Params
+	p        *Workload
 	sh       *shared
 	tl       timeline
 	run      uint32

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/xsk"
 )
 
@@ -29,7 +30,8 @@ type ServerStats struct {
 
 // ServerOptions are the parts of a server run that are not the benchmark's parameters.
 type ServerOptions struct {
-	// Template addresses the server's own replies (ReplyTemplate): Local is this end, Peer the client.
+	// Local is this end of the flow as the link resolved it: requests to another port are refused, and template
+	// replies come from it. Peer is the client template replies go to.
 	Local, Peer frame.Endpoint
 	// OnMaxBatch, if set, is called from the server thread whenever the RX backlog reaches a new maximum, as
 	// xsk_rr prints "max_desc: N". It must not block.
@@ -42,7 +44,8 @@ type ServerOptions struct {
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
 // a request and handing its reply to the TX ring.
 type Server struct {
-	p     Params
+	p     Service
+	th    Threads
 	o     ServerOptions
 	sock  *xsk.Socket
 	st    ServerStats
@@ -56,20 +59,22 @@ type Server struct {
 	tplPayld int
 }
 
-// NewServer checks p and prepares a server on sock, which must be bound and steered.
-func NewServer(sock *xsk.Socket, p Params, o ServerOptions) (*Server, error) {
-	if p.Role != RoleServer {
-		return nil, fmt.Errorf("rr server: params are for the %s", p.Role)
-	}
-	if err := p.Validate(); err != nil {
+// NewServer checks svc and th and prepares a server on sock, which must be bound and steered. o.Local is the
+// server's end of the flow (its port is the one it answers); template replies also need o.Peer.
+func NewServer(sock *xsk.Socket, svc Service, th Threads, o ServerOptions) (*Server, error) {
+	if err := errors.Join(svc.Validate(), th.Validate()); err != nil {
 		return nil, err
+	}
+	if svc.Reply == ReplyTemplate && !o.Peer.IP.IsValid() {
+		return nil, kernel.Fieldf("reply", "template replies go to one client: give its address (the peer), or "+
+			"use echo replies")
 	}
 	cfg := sock.Config()
 	if cfg.FrameCount < cfg.FillSize+cfg.TXSize {
 		return nil, fmt.Errorf("rr server: the UMEM's %d frames cannot cover the fill ring (%d) and the TX ring (%d)",
 			cfg.FrameCount, cfg.FillSize, cfg.TXSize)
 	}
-	s := &Server{p: p, o: o, sock: sock, ready: make(chan struct{})}
+	s := &Server{p: svc, th: th, o: o, sock: sock, ready: make(chan struct{})}
 	// Receive frames go to the fill ring now, not at the first Run: a zero-copy driver drops every frame, ARP
 	// and neighbour discovery included, while its fill ring is empty, so a client could not even find this end.
 	if err := s.prepare(); err != nil {
@@ -78,16 +83,13 @@ func NewServer(sock *xsk.Socket, p Params, o ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// SetParams changes the parameters of the next Run (a sweep switches poll modes over one socket). The reply
-// style, payload size and format must stay as they were.
-func (s *Server) SetParams(p Params) error {
-	if p.Role != RoleServer || p.Reply != s.p.Reply || p.Payload != s.p.Payload || p.Format != s.p.Format {
-		return errors.New("rr server: a server keeps its role, reply style, payload size and format across runs")
-	}
-	if err := p.Validate(); err != nil {
+// SetThreads changes where the next Run's loops go and what drives polling (a sweep switches polling modes over
+// one socket).
+func (s *Server) SetThreads(th Threads) error {
+	if err := th.Validate(); err != nil {
 		return err
 	}
-	s.p = p
+	s.th = th
 	return nil
 }
 
@@ -106,7 +108,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 	s.st = ServerStats{}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	spinners := 1
-	if s.p.Poll == PollSeparate {
+	if s.th.Poll == PollSeparate {
 		spinners++
 	}
 	defer reserveProcs(spinners)()
@@ -115,11 +117,11 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 
 	errc := make(chan error, 1)
 	go func() { // a fresh goroutine, so the thread it locks and pins dies with it
-		if _, err := lockThread(pinFor(s.p.CPUs, 0), s.p.FIFO); err != nil {
+		if _, err := lockThread(pinFor(s.th.CPUs, 0), s.th.FIFO); err != nil {
 			errc <- fmt.Errorf("server thread: %w", err)
 			return
 		}
-		if s.p.Poll == PollSeparate {
+		if s.th.Poll == PollSeparate {
 			go s.poller()
 		}
 		s.markReady()
@@ -135,7 +137,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 }
 
 func (s *Server) poller() {
-	if _, err := lockThread(pinFor(s.p.CPUs, 1), s.p.FIFO); err != nil {
+	if _, err := lockThread(pinFor(s.th.CPUs, 1), s.th.FIFO); err != nil {
 		s.stop.Store(true)
 		return
 	}
@@ -238,7 +240,7 @@ func (s *Server) loop() error {
 // idle runs when the RX ring is empty: the poll driver's kick, replies the kernel left on the TX ring (a
 // copy-mode kick sends at most 32 and answers EAGAIN for the rest), and completions back into circulation.
 func (s *Server) idle() error {
-	if err := kickRX(s.sock, s.p.Poll); err != nil {
+	if err := kickRX(s.sock, s.th.Poll); err != nil {
 		return err
 	}
 	if s.sock.TX().Pending() > 0 {
@@ -254,7 +256,7 @@ func (s *Server) idle() error {
 // request is dropped (the caller then recycles its frame).
 func (s *Server) answer(d xsk.Desc, i uint32) bool {
 	pkt, err := frame.Parse(s.sock.Frame(d.Addr, d.Len))
-	if err != nil || pkt.UDP().DstPort() != s.p.Port {
+	if err != nil || pkt.UDP().DstPort() != s.o.Local.Port {
 		s.st.Malformed++
 		return false
 	}

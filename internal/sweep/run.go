@@ -10,6 +10,7 @@ import (
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 )
 
@@ -30,7 +31,7 @@ type Cell struct {
 	Row     Row              `json:"row"`
 	Rep     int              `json:"rep"`
 	Skipped string           `json:"skipped,omitempty"` // why the cell has no numbers
-	Notes   []string         `json:"notes,omitempty"`   // caveats for reading its numbers
+	Notes   []note.Note      `json:"notes,omitempty"`   // caveats for reading its numbers
 	App     napi.AppSide     `json:"app"`
 	Client  *rr.ClientResult `json:"client,omitempty"`
 	Server  *rr.ServerStats  `json:"server,omitempty"`
@@ -103,12 +104,13 @@ func skipAll(s Spec, mode string, rep int, why string) []Cell {
 // mode configures exists only while an XDP program is attached, and a closed socket's queue is released
 // asynchronously), and the server and client are re-parameterised per mode and load.
 type bench struct {
-	s              Spec
-	env            Env
-	sl, cl         *rr.Link
-	srv            *rr.Server
-	cli            *rr.Client
-	server, client rr.Params
+	s      Spec
+	env    Env
+	sl, cl *rr.Link
+	srv    *rr.Server
+	cli    *rr.Client
+	load   rr.Workload
+	client rr.Threads
 }
 
 func open(ctx context.Context, s Spec, env Env) (_ *bench, err error) {
@@ -118,28 +120,31 @@ func open(ctx context.Context, s Spec, env Env) (_ *bench, err error) {
 			b.close()
 		}
 	}()
-	b.server = rr.DefaultParams(rr.RoleServer)
-	b.server.Dev, b.server.Payload, b.server.Ring = env.ServerDev, s.Payload, s.Ring
-	b.client = rr.DefaultParams(rr.RoleClient)
-	b.client.Dev, b.client.PeerIP, b.client.Payload, b.client.Ring = env.ClientDev, env.Peer, s.Payload, s.Ring
-	b.client.CPUs, b.client.Poll, b.client.Sender, b.client.Colocated = []int{s.ClientCPU}, rr.PollNone, rr.SenderInline, 1
-	b.client.Duration, b.client.Warmup, b.client.Interval, b.client.Count = s.Duration, s.Warmup, 0, 0
-	b.client.Period = s.Rows[0].Period()
-	if err := errors.Join(b.server.Validate(), b.client.Validate()); err != nil {
+	serverLink := rr.DefaultLink(env.ServerDev)
+	serverLink.Ring = s.Ring
+	svc := rr.DefaultService()
+	svc.Payload = s.Payload
+	clientLink := rr.DefaultLink(env.ClientDev)
+	clientLink.PeerIP, clientLink.Ring = env.Peer, s.Ring
+	b.load = rr.DefaultWorkload()
+	b.load.Payload, b.load.Duration, b.load.Warmup, b.load.Interval = s.Payload, s.Duration, s.Warmup, 0
+	b.load.Period = s.Rows[0].Period()
+	b.client = rr.Threads{CPUs: []int{s.ClientCPU}, Poll: rr.PollNone, Sender: rr.SenderInline, Colocated: 1}
+	if err := errors.Join(serverLink.Validate(), svc.Validate(), clientLink.Validate(), b.load.Validate()); err != nil {
 		return nil, err
 	}
-	if b.sl, err = rr.OpenLinkIn(ctx, b.server, env.ServerNS); err != nil {
+	if b.sl, err = rr.OpenLinkIn(ctx, serverLink, env.ServerNS); err != nil {
 		return nil, fmt.Errorf("server link: %w", err)
 	}
 	// The server fills its fill ring before the client looks for it: a zero-copy driver drops even ARP without.
-	if b.srv, err = rr.NewServer(b.sl.Sock, b.server, rr.ServerOptions{Local: b.sl.Info.Local}); err != nil {
+	if b.srv, err = rr.NewServer(b.sl.Sock, svc, rr.DefaultThreads(), rr.ServerOptions{Local: b.sl.Info.Local}); err != nil {
 		return nil, err
 	}
-	if b.cl, err = rr.OpenLinkIn(ctx, b.client, env.ClientNS); err != nil {
+	if b.cl, err = rr.OpenLinkIn(ctx, clientLink, env.ClientNS); err != nil {
 		return nil, fmt.Errorf("client link: %w", err)
 	}
-	b.cli, err = rr.NewClient(b.cl.Sock, b.client, rr.ClientOptions{Local: b.cl.Info.Local, Peer: b.cl.Info.Peer,
-		UsableCPUs: runtime.NumCPU()})
+	b.cli, err = rr.NewClient(b.cl.Sock, b.load, b.client, rr.ClientOptions{Local: b.cl.Info.Local,
+		Peer: b.cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
 	return b, err
 }
 
@@ -152,27 +157,18 @@ func (b *bench) close() {
 	}
 }
 
-// serverParams is the server's side of a mode: its poll driver and busy-poll socket options.
-func (b *bench) serverParams(m napi.Mode) rr.Params {
-	p := b.server
-	p.CPUs = []int{b.s.ServerCPU}
-	p.Poll = rr.PollDriver(m.App.Poll)
-	p.PreferBusyPoll, p.BusyPollBudget, p.BusyPollUsec = m.App.PreferBusyPoll, m.App.BusyPollBudget, 0
+// serverSide is the server's side of a mode: its threads and poll driver, and its socket's busy-poll options.
+func (b *bench) serverSide(m napi.Mode) (rr.Threads, rr.BusyPoll) {
+	th := rr.Threads{CPUs: []int{b.s.ServerCPU}, Poll: rr.PollDriver(m.App.Poll)}
+	bp := rr.BusyPoll{Prefer: m.App.PreferBusyPoll, Budget: m.App.BusyPollBudget}
 	if m.BusyRead != nil {
 		// busy_read only reaches sockets created after it is set; the open socket gets the same value directly.
-		p.BusyPollUsec = int(*m.BusyRead / time.Microsecond)
+		bp.Usec = int(*m.BusyRead / time.Microsecond)
 	}
-	if p.Poll == rr.PollSeparate {
-		p.CPUs = nil // the poller shares the CPUs with everything else: let the scheduler place both threads
+	if th.Poll == rr.PollSeparate {
+		th.CPUs = nil // the poller shares the CPUs with everything else: let the scheduler place both threads
 	}
-	return p
-}
-
-// setSocket puts a mode's busy-poll options on the server's socket, clearing those of the previous mode.
-func (b *bench) setSocket(p rr.Params) error {
-	sock := b.sl.Sock
-	return errors.Join(sock.SetBusyPoll(time.Duration(p.BusyPollUsec)*time.Microsecond),
-		sock.SetPreferBusyPoll(p.PreferBusyPoll), sock.SetBusyPollBudget(p.BusyPollBudget))
+	return th, bp
 }
 
 // runMode puts one mode in place and runs every row under it. An error return means the sweep cannot go on
@@ -196,8 +192,8 @@ func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell
 		}
 		return skipAll(s, mode, rep, "the busy-polling NAPI kthread needs a CPU of its own: set the poll CPU apart from the server's and the client's"), nil
 	}
-	server := b.serverParams(m)
-	if err := b.srv.SetParams(server); err != nil {
+	server, busy := b.serverSide(m)
+	if err := b.srv.SetThreads(server); err != nil {
 		return nil, err
 	}
 
@@ -217,7 +213,7 @@ func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
-	if err := b.setSocket(server); err != nil {
+	if err := rr.SetBusyPoll(b.sl.Sock, busy); err != nil {
 		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
 	applied, err := sys.Apply(ctx, plan, napi.ApplyOptions{Journal: env.Journal})
@@ -234,20 +230,19 @@ func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell
 		err = errors.Join(err, napi.RemoveJournal(applied.Journal.Path()))
 	}()
 
-	notes := append([]string{}, b.sl.Info.Warnings...)
-	if b.sl.Info.NAPIID == 0 && (server.BusyPollUsec > 0 || server.PreferBusyPoll || server.Poll == rr.PollSeparate) {
-		notes = append(notes, fmt.Sprintf("the server's socket on %s has no NAPI id, so its busy polling reaches no "+
-			"NAPI (the driver does not link its queues to NAPIs; veth does not as of Linux 6.18): the mode's "+
-			"kernel-side settings still apply", env.ServerDev))
+	notes := append([]note.Note{}, b.sl.Info.Notes...)
+	if busy.Active() || server.Poll == rr.PollSeparate {
+		notes = note.Merge(notes, b.sl.Info.BusyPollNotes()...)
 	}
 	if server.Poll == rr.PollSeparate && runtime.NumCPU() < 3 {
-		notes = append(notes, fmt.Sprintf("3 spinning threads (server, its poller, client) share %d CPUs", runtime.NumCPU()))
+		notes = append(notes, note.Warnf("3 spinning threads (server, its poller, client) share %d CPUs",
+			runtime.NumCPU()))
 	}
 	for _, row := range s.Rows {
 		c := Cell{Mode: mode, Row: row, Rep: rep, App: m.App, Link: b.sl.Info, Notes: notes}
-		client := b.client
-		client.Period, client.Delay = row.Period(), row.Delay
-		if err := b.cli.SetParams(client); err != nil {
+		load := b.load
+		load.Period, load.Delay = row.Period(), row.Delay
+		if err := b.cli.Set(load, b.client); err != nil {
 			return cells, err
 		}
 		r, st, err := rr.Exchange(ctx, b.srv, b.cli)
@@ -256,9 +251,9 @@ func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell
 		}
 		c.Client, c.Server = r, &st
 		if late := r.SenderLateness.P99; late > int64(row.Period()) {
-			c.Notes = append(append([]string{}, c.Notes...), fmt.Sprintf("at %s the client could not keep to its schedule "+
-				"(sender lateness p99 %s > the %s period): the load saturates this machine, and latencies include queueing",
-				row, rr.FormatNs(late), rr.FormatNs(int64(row.Period()))))
+			c.Notes = append(append([]note.Note{}, c.Notes...), note.Warnf("at %s the client could not keep to its "+
+				"schedule (sender lateness p99 %s > the %s period): the load saturates this machine, and latencies "+
+				"include queueing", row, time.Duration(late), row.Period()))
 		}
 		cells = append(cells, c)
 		if ctx.Err() != nil {

@@ -26,6 +26,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/napilab/napilab/internal/report"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/testbed"
 )
@@ -96,7 +97,7 @@ func run(rounds int, o opts) error {
 			}
 			t.runs = append(t.runs, s)
 			fmt.Printf("  round %d  %-24s p50 %-9s p99 %-9s %.0f req/s\n", r, t.name,
-				rr.FormatNs(int64(s.p50)), rr.FormatNs(int64(s.p99)), s.rate)
+				report.FormatNs(int64(s.p50)), report.FormatNs(int64(s.p99)), s.rate)
 		}
 	}
 	fmt.Println()
@@ -127,7 +128,7 @@ func med(runs []sample, get func(sample) float64, ns bool) string {
 	}
 	f := func(x float64) string {
 		if ns {
-			return rr.FormatNs(int64(x))
+			return report.FormatNs(int64(x))
 		}
 		return strconv.FormatFloat(x, 'f', 0, 64)
 	}
