@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,14 +22,14 @@ const recordVersion = 1
 // namespace exists and updated as pieces are made, so Down and Reap can always find what a process created,
 // even one that died half-way through Up, and never touch what it did not create.
 type Record struct {
-	Version  int        `json:"version"`
-	Name     string     `json:"name"`
-	Topology Topology   `json:"topology"`
-	Owner    Process    `json:"owner"` // the process that ran Up
-	Created  time.Time  `json:"created"`
-	Complete bool       `json:"complete"` // false while Up is still building the testbed
-	A        HostRecord `json:"a"`
-	B        HostRecord `json:"b"`
+	Version  int            `json:"version"`
+	Name     string         `json:"name"`
+	Topology Topology       `json:"topology"`
+	Owner    kernel.Process `json:"owner"` // the process that ran Up
+	Created  time.Time      `json:"created"`
+	Complete bool           `json:"complete"` // false while Up is still building the testbed
+	A        HostRecord     `json:"a"`
+	B        HostRecord     `json:"b"`
 }
 
 // HostRecord is what a Record keeps about one host.
@@ -44,13 +43,6 @@ type HostRecord struct {
 	MAC     string       `json:"mac,omitempty"`
 	IPv4    netip.Prefix `json:"ipv4"`
 	IPv6    netip.Prefix `json:"ipv6"`
-}
-
-// Process identifies a process across pid reuse.
-type Process struct {
-	PID int `json:"pid"`
-	// Start is the process's start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
-	Start uint64 `json:"start"`
 }
 
 // ParseRecord decodes and checks a state file. It rejects anything Down could not act on safely, such as a
@@ -197,25 +189,4 @@ func (s Store) remove(name string) error {
 		return nil
 	}
 	return err
-}
-
-// parseStatStart returns the start time (field 22) from the contents of /proc/<pid>/stat. The command name
-// (field 2) is in parentheses and may itself contain spaces and parentheses, so fields are counted after the
-// last ')'.
-func parseStatStart(stat []byte) (uint64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("parse /proc/<pid>/stat: no ')' after the command name")
-	}
-	fields := strings.Fields(string(stat[i+1:]))
-	const startField = 22 - 3 // fields after the command name start at field 3
-	if len(fields) <= startField {
-		return 0, fmt.Errorf("parse /proc/<pid>/stat: %d fields after the command name, want more than %d",
-			len(fields), startField)
-	}
-	v, err := strconv.ParseUint(fields[startField], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse /proc/<pid>/stat start time: %w", err)
-	}
-	return v, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -106,7 +105,7 @@ func (tb *Testbed) claimName(t Topology) error {
 		if !t.Lifetime.Named() {
 			return nil
 		}
-		self, err := selfProcess()
+		self, err := kernel.Self()
 		if err != nil {
 			return err
 		}
@@ -646,7 +645,7 @@ func (s Store) Reap() ([]string, error) {
 	var reaped []string
 	var errs []error
 	for _, r := range recs {
-		if r.Complete && r.Topology.Lifetime != Owned || alive(r.Owner) {
+		if r.Complete && r.Topology.Lifetime != Owned || r.Owner.Alive() {
 			continue
 		}
 		if err := s.down(r); err != nil {
@@ -659,25 +658,5 @@ func (s Store) Reap() ([]string, error) {
 }
 
 // Alive reports whether the process that made r is still running.
-func (r Record) Alive() bool { return alive(r.Owner) }
+func (r Record) Alive() bool { return r.Owner.Alive() }
 
-func alive(p Process) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat")
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
-	}
-	start, err := parseStatStart(b)
-	return err != nil || start == p.Start // unreadable: assume alive rather than delete a live testbed
-}
-
-func selfProcess() (Process, error) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return Process{}, fmt.Errorf("identify this process: %w", err)
-	}
-	start, err := parseStatStart(b)
-	if err != nil {
-		return Process{}, err
-	}
-	return Process{PID: os.Getpid(), Start: start}, nil
-}

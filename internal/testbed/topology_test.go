@@ -1,17 +1,17 @@
 package testbed
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/napilab/napilab/internal/kernel"
 )
 
 func TestResolveDefaults(t *testing.T) {
@@ -141,7 +141,7 @@ func validRecord() Record {
 	topo, _ := Topology{Name: "bed", Lifetime: Persistent}.Resolve()
 	a4, b4 := hostAddrs(topo.IPv4)
 	a6, b6 := hostAddrs(topo.IPv6)
-	return Record{Version: recordVersion, Name: "bed", Topology: topo, Owner: Process{PID: 42, Start: 7},
+	return Record{Version: recordVersion, Name: "bed", Topology: topo, Owner: kernel.Process{PID: 42, Start: 7},
 		Complete: true,
 		A:        HostRecord{Namespace: "bed-a", Inode: 4026532001, Link: LinkA, Ifindex: 2, IPv4: a4, IPv6: a6},
 		B:        HostRecord{Namespace: "bed-b", Inode: 4026532002, Link: LinkB, Ifindex: 2, IPv4: b4, IPv6: b6}}
@@ -223,21 +223,6 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 }
 
-func TestParseStatStart(t *testing.T) {
-	// The command name may hold spaces and parentheses; fields count from the last ')'.
-	stat := "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 200 " +
-		"18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
-	got, err := parseStatStart([]byte(stat))
-	if err != nil || got != 987654 {
-		t.Fatalf("parseStatStart = %d, %v; want 987654", got, err)
-	}
-	for _, bad := range []string{"", "1 (x S 1", "1 (x) S 1 2", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 zz"} {
-		if _, err := parseStatStart([]byte(bad)); err == nil {
-			t.Errorf("parseStatStart(%q) succeeded", bad)
-		}
-	}
-}
-
 func FuzzParseRecord(f *testing.F) {
 	good, _ := json.Marshal(validRecord())
 	f.Add(good)
@@ -258,17 +243,6 @@ func FuzzParseRecord(f *testing.F) {
 		}
 		if _, err := ParseRecord(again); err != nil {
 			t.Fatalf("re-encoded record does not parse: %v", err)
-		}
-	})
-}
-
-func FuzzParseStatStart(f *testing.F) {
-	f.Add([]byte("1 (init) S 0 1 1 0 -1 4194560 1 1 0 0 1 1 0 0 20 0 1 0 5 1 1 1 1 1"))
-	f.Add([]byte("7 (a ) b)) R"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := parseStatStart(b) // must not panic; errors are fine
-		if err == nil && !bytes.Contains(b, []byte(strconv.FormatUint(v, 10))) {
-			t.Fatalf("parseStatStart(%q) = %d, which is not in the input", b, v)
 		}
 	})
 }
