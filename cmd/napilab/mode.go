@@ -134,7 +134,16 @@ func (c *modeApplyCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.Close()
-	a, err := s.Apply(ctx, p, napi.ApplyOptions{Journal: c.Journal, AllowSMT: c.AllowSMT})
+	ao := napi.ApplyOptions{Journal: c.Journal, AllowSMT: c.AllowSMT}
+	var held *napi.Held
+	var a *napi.Applied
+	if c.UntilExit {
+		if held, err = s.Hold(ctx, p, napi.HoldOptions{ApplyOptions: ao}); err == nil {
+			a = held.Applied()
+		}
+	} else {
+		a, err = s.Apply(ctx, p, ao)
+	}
 	if err != nil {
 		return err
 	}
@@ -159,26 +168,18 @@ func (c *modeApplyCmd) Run(ctx context.Context) error {
 			fmt.Printf("  requirement: %s\n", r)
 		}
 	}
-	if !c.UntilExit {
-		if !c.JSON {
-			fmt.Println("it stays in place until: napilab mode restore" + journalFlag(c.Journal))
-		}
+	if held == nil {
 		if c.JSON {
 			return jsonOut(rep)
 		}
+		fmt.Println("it stays in place until: napilab mode restore" + journalFlag(c.Journal))
 		return nil
 	}
 	if !c.JSON {
 		fmt.Println("holding the mode; SIGINT or SIGTERM restores it")
 	}
 	<-ctx.Done()
-	restored := s.Restore(a.Journal, napi.RestoreOptions{})
-	if restored.Complete() {
-		err = napi.RemoveJournal(a.Journal.Path())
-	} else {
-		err = fmt.Errorf("restore left settings changed; the journal %s stays for napilab mode restore: %w",
-			a.Journal.Path(), restored.Err())
-	}
+	restored, err := held.Release()
 	rep.Restored = restored
 	if c.JSON {
 		return errors.Join(jsonOut(rep), err)

@@ -34,8 +34,9 @@ func ProcessOf(pid int) (Process, error) {
 	return Process{PID: pid, Start: start}, nil
 }
 
-// Alive reports whether p still runs. A process whose /proc entry cannot be read for another reason than its
-// absence counts as alive: a caller that would otherwise take over its state must not do so on a guess.
+// Alive reports whether p still runs. A Process without a start time (known by PID only) is alive while any
+// process has its PID. A process whose /proc entry cannot be read for another reason than its absence counts as
+// alive: a caller that would otherwise take over its state must not do so on a guess.
 func (p Process) Alive() bool {
 	if p.PID <= 0 {
 		return false
@@ -45,7 +46,7 @@ func (p Process) Alive() bool {
 		return !errors.Is(err, fs.ErrNotExist)
 	}
 	start, err := ParseStatStart(b)
-	return err != nil || start == p.Start
+	return err != nil || p.Start == 0 || start == p.Start
 }
 
 // ParseStatStart returns the start time (field 22) from the contents of /proc/<pid>/stat. The command name

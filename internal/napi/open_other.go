@@ -5,6 +5,7 @@ package napi
 import (
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
 )
@@ -13,6 +14,14 @@ import (
 func Open(string) (*System, error) { return OpenNetNS(NetNS{}) }
 
 // OpenNetNS fails: NAPI polling modes exist only on Linux.
-func OpenNetNS(NetNS) (*System, error) {
-	return nil, fmt.Errorf("NAPI polling modes on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
-}
+func OpenNetNS(NetNS) (*System, error) { return nil, errNotLinux }
+
+var errNotLinux = fmt.Errorf("NAPI polling modes on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
+
+func pidfdOpen(int) (int, error)         { return -1, errNotLinux }
+func pidfdKill(int) error                { return errNotLinux }
+func pidfdWait(int, time.Duration) error { return errNotLinux }
+func closeFD(int)                        {}
+
+// TakeLock fails: device locks guard NAPI settings, which exist only on Linux.
+func TakeLock(string, Holder) (*Lock, error) { return nil, errNotLinux }
