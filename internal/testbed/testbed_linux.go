@@ -659,4 +659,3 @@ func (s Store) Reap() ([]string, error) {
 
 // Alive reports whether the process that made r is still running.
 func (r Record) Alive() bool { return r.Owner.Alive() }
-
