@@ -280,3 +280,12 @@ func Journals(dir string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// DeviceDirOf is the device directory (DeviceDir) of dev in the system's namespace.
+func (s *System) DeviceDirOf(dev string) (string, error) {
+	l, err := s.linkByName(dev)
+	if err != nil {
+		return "", err
+	}
+	return DeviceDir(Target{NetNS: s.NetNS, Ifindex: l.Ifindex}), nil
+}
