@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/napilab/napilab/internal/napi"
 )
 
 // WatchdogArgs are the arguments that make napilab's executable the watchdog of a journal; the command line
@@ -22,7 +24,7 @@ func WatchdogArgs(journal string) []string {
 // agent's death nor the end of its ssh session (SIGHUP to the session) takes it along, with its output in a
 // log beside the journal. The agent reaps it if it exits first.
 func StartWatchdog(exe, journal string) (*os.Process, error) {
-	log, err := os.OpenFile(journal+".watchdog.log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	log, err := os.OpenFile(napi.WatchdogLog(journal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open the watchdog's log: %w", err)
 	}

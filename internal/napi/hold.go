@@ -177,6 +177,7 @@ func (h *Held) Release() (*RestoreReport, error) {
 		if h.watchdog != nil {
 			_ = h.watchdog.Kill() // its journal is gone: it has nothing left to do
 			_ = h.watchdog.Release()
+			_ = os.Remove(WatchdogLog(j.Path()))
 		}
 	}
 	close(h.done)

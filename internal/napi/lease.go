@@ -36,6 +36,10 @@ type Lease struct {
 // LeasePath is the lease file of the journal at path.
 func LeasePath(journal string) string { return journal + ".lease" }
 
+// WatchdogLog is where the watchdog of the journal at path writes what it did; a hold that restores by itself
+// removes it with the journal, so a log that stays tells of a watchdog that acted or failed.
+func WatchdogLog(journal string) string { return journal + ".watchdog.log" }
+
 // ParseLease decodes and checks a lease file.
 func ParseLease(b []byte) (Lease, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -84,10 +84,17 @@ func (l *Lock) write(h Holder) error {
 	return nil
 }
 
-// Release drops the lock. It is idempotent.
+// Release drops the lock. When no journal is left in the device directory it removes the lock file and the
+// directory first, while still holding the lock (a waiting taker then finds its file replaced and takes the
+// new one). It is idempotent.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
+	}
+	dir := filepath.Dir(l.path)
+	if js, err := Journals(dir); err == nil && len(js) == 0 {
+		_ = os.Remove(l.path)
+		_ = os.Remove(dir) // fails while anything else is in it: then it stays
 	}
 	err := l.f.Close()
 	l.f = nil

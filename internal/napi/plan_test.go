@@ -1,6 +1,8 @@
 package napi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
@@ -278,4 +281,26 @@ func notesText(notes []note.Note) string {
 		b.WriteString(n.Text + "\n")
 	}
 	return b.String()
+}
+
+// TestPlanJSONRoundTrip: a plan crosses the agent protocol as JSON; every preset's plan decodes, strictly, to
+// the plan that was encoded.
+func TestPlanJSONRoundTrip(t *testing.T) {
+	for _, name := range PresetNames() {
+		f := newFakeOS(features6_19)
+		p := mustPlan(t, f, name, "eth1")
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		var back Plan
+		if err := dec.Decode(&back); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, b)
+		}
+		if diff := cmp.Diff(p, &back, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("%s: the plan changed in JSON (-sent +received):\n%s", name, diff)
+		}
+	}
 }

@@ -42,25 +42,37 @@ func closeFD(fd int) { unix.Close(fd) }
 // writes who holds it into the lock file. A lock held by another process is an error naming that holder. The
 // lock is an flock(2): the kernel drops it when its holder dies, whatever the way, so a lock is never stale.
 func TakeLock(dir string, h Holder) (*Lock, error) {
-	if err := mkdirAll(dir); err != nil {
-		return nil, err
-	}
-	path := lockPath(dir)
-	f, err := openLockFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, heldError(path)
+	for attempt := 0; ; attempt++ {
+		if err := mkdirAll(dir); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		path := lockPath(dir)
+		f, err := openLockFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, heldError(path)
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// The previous holder removes the file when it lets go; a lock taken on a file that was removed
+		// meanwhile guards nothing, so take it again on the file that is there now.
+		var fst, pst unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &fst) != nil || unix.Stat(path, &pst) != nil || fst.Ino != pst.Ino {
+			f.Close()
+			if attempt < 10 {
+				continue
+			}
+			return nil, fmt.Errorf("lock %s: it keeps being replaced", path)
+		}
+		l := &Lock{f: f, path: path}
+		if err := l.write(h); err != nil {
+			l.Release()
+			return nil, err
+		}
+		return l, nil
 	}
-	l := &Lock{f: f, path: path}
-	if err := l.write(h); err != nil {
-		l.Release()
-		return nil, err
-	}
-	return l, nil
 }

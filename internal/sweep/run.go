@@ -5,45 +5,116 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
+	"slices"
 	"time"
 
+	"github.com/napilab/napilab/internal/agent"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 )
 
-// Env is where a sweep runs: the server's and the client's devices and network namespaces (paths such as
-// /run/netns/NAME; empty for napilab's own), and the server's address as the client reaches it.
-type Env struct {
-	ServerDev, ServerNS string
-	ClientDev, ClientNS string
-	Peer                netip.Addr
-	// Journal is where napi journals each mode while it is in place; empty for napi's default, so that
-	// `napilab mode restore` finds it after a crash.
-	Journal string
+// Schema names the layout of Result. It changes only when a field changes meaning or disappears.
+const Schema = "napilab.sweep/v2"
+
+// ServerEnd is the server's end of a sweep, where modes are applied and the rr server answers: an agent session
+// (*agent.Conn), whether the agent runs on another host over ssh or on this one.
+type ServerEnd interface {
+	Probe(ctx context.Context, modes []napi.Mode) ([]agent.ModeSupport, error)
+	Apply(ctx context.Context, m napi.Mode, lease time.Duration) (agent.ApplyResult, error)
+	Renew(ctx context.Context, lease time.Duration) (time.Time, error)
+	Restore(ctx context.Context) (agent.RestoreResult, error)
+	ServerOpen(ctx context.Context, a agent.ServerOpenArgs) (rr.LinkInfo, error)
+	ServerStart(ctx context.Context, a agent.ServerStartArgs) error
+	ServerStop(ctx context.Context) (agent.ServerResult, error)
+}
+
+// ClientEnd is the client's end: in this process (NewLocalClient) or an agent session on another host.
+type ClientEnd interface {
+	ClientOpen(ctx context.Context, a agent.ClientOpenArgs) (rr.LinkInfo, error)
+	ClientRun(ctx context.Context, a agent.ClientRunArgs) (*rr.ClientResult, error)
+}
+
+// Ends are the two ends of a sweep and what the engine needs to know about them.
+type Ends struct {
+	Server     ServerEnd
+	ServerInfo agent.EndInfo // from the server's hello
+	ServerDev  string
+	ServerNS   string // the device's namespace on the server host (a name or a path there)
+	Client     ClientEnd
+	ClientInfo agent.EndInfo
+	ClientDev  string
+	// Peer is the server's address as the client reaches it.
+	Peer netip.Addr
+	// SameHost says the two ends share one machine (a testbed): their spinning loops then need CPUs of their own.
+	SameHost bool
+}
+
+// Options tune Run.
+type Options struct {
+	// Lease is how long the server end keeps a mode without hearing from the controller; it is renewed before
+	// every cell. 0 picks three cells' worth, at least 30 s.
+	Lease time.Duration
+	// Progress, if set, is told when a cell starts and when it ends.
+	Progress func(Progress)
+	// Command is the command line, for the result's header.
+	Command []string
+}
+
+// Progress is where a sweep is.
+type Progress struct {
+	Cell      int           // 1-based number of the cell starting or done
+	Cells     int           // cells in the sweep
+	Mode      string        // the cell's mode
+	Row       Row           // and load
+	Rep       int           // and repetition
+	Remaining time.Duration // estimated time left, this cell included when it starts
+	Done      *Cell         // the finished cell; nil when the cell is starting
+}
+
+// Header says where and how a sweep ran, for both ends: enough to reproduce and compare it.
+type Header struct {
+	Command    []string      `json:"command,omitempty"`
+	Server     agent.EndInfo `json:"server"`
+	Client     agent.EndInfo `json:"client"`
+	ServerLink rr.LinkInfo   `json:"server_link"`
+	ClientLink rr.LinkInfo   `json:"client_link"`
+	Peer       string        `json:"peer"`
+	Lease      time.Duration `json:"lease_ns"`
+}
+
+// ModeRecord is what a mode put in place on the server, or why it was skipped.
+type ModeRecord struct {
+	Mode    string     `json:"mode"`
+	Plan    *napi.Plan `json:"plan,omitempty"`
+	Skipped string     `json:"skipped,omitempty"`
 }
 
 // Cell is one mode under one load in one repetition.
 type Cell struct {
-	Mode    string           `json:"mode"`
-	Row     Row              `json:"row"`
-	Rep     int              `json:"rep"`
-	Skipped string           `json:"skipped,omitempty"` // why the cell has no numbers
-	Notes   []note.Note      `json:"notes,omitempty"`   // caveats for reading its numbers
-	App     napi.AppSide     `json:"app"`
-	Client  *rr.ClientResult `json:"client,omitempty"`
-	Server  *rr.ServerStats  `json:"server,omitempty"`
-	Link    rr.LinkInfo      `json:"link"`
+	Mode    string              `json:"mode"`
+	Row     Row                 `json:"row"`
+	Rep     int                 `json:"rep"`
+	Skipped string              `json:"skipped,omitempty"` // why the cell has no numbers
+	Notes   []note.Note         `json:"notes,omitempty"`   // caveats for reading its numbers
+	App     napi.AppSide        `json:"app"`
+	Client  *rr.ClientResult    `json:"client,omitempty"`
+	Server  *agent.ServerResult `json:"server,omitempty"`
 }
 
-// Result is a finished sweep.
+// Result is a sweep, finished or not: cells measured before an interruption or a failure are kept.
 type Result struct {
+	Schema  string        `json:"schema"`
+	Header  Header        `json:"header"`
 	Spec    Spec          `json:"spec"`
 	Started time.Time     `json:"started"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	Modes   []ModeRecord  `json:"modes"`
 	Cells   []Cell        `json:"cells"`
+	Notes   []note.Note   `json:"notes,omitempty"`
+	// Incomplete says why the sweep stopped early; empty when every cell ran.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // Cell returns the cell of a mode, row and repetition, or nil.
@@ -57,109 +128,311 @@ func (r *Result) Cell(mode string, row, rep int) *Cell {
 	return nil
 }
 
-// Run runs the sweep. progress, if set, is called after each cell. Whatever a mode changes is restored before
-// the next mode starts, when ctx is cancelled, and when a cell fails; a failure to restore ends the sweep.
-func Run(ctx context.Context, s Spec, env Env, progress func(Cell)) (*Result, error) {
+// Run runs the sweep between the two ends: it opens both datapaths, checks that requests come back before any
+// setting changes, then for every repetition puts each mode in place on the server (under a lease renewed before
+// every cell), measures every load, and restores. Repetitions interleave the modes. It returns what it measured
+// even when it stops early; an error then says why. The ends' sessions are the caller's to close: closing a
+// server end's session restores whatever it still holds.
+func Run(ctx context.Context, s Spec, ends Ends, o Options) (*Result, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	res := &Result{Spec: s, Started: time.Now().UTC()}
-	b, err := open(ctx, s, env)
-	if err != nil {
-		return nil, err
+	e := &engine{s: s, ends: ends, o: o}
+	if e.o.Lease == 0 {
+		e.o.Lease = max(30*time.Second, 3*e.cellTime())
 	}
-	defer b.close()
-	for rep := 0; rep < s.Reps; rep++ {
-		for _, mode := range s.Modes {
-			if ctx.Err() != nil {
-				return res, ctx.Err()
-			}
-			cells, err := b.runMode(ctx, mode, rep)
-			for _, c := range cells {
-				res.Cells = append(res.Cells, c)
-				if progress != nil {
-					progress(c)
-				}
-			}
-			if err != nil {
-				res.Elapsed = time.Since(res.Started)
-				return res, err
+	if e.o.Lease < 2*e.cellTime() {
+		return nil, fmt.Errorf("a lease of %v does not outlast two cells (%v each): give --lease %v or more, or "+
+			"shorter cells", e.o.Lease, e.cellTime(), 2*e.cellTime())
+	}
+	res := &Result{Schema: Schema, Spec: s, Started: time.Now().UTC(),
+		Header: Header{Command: o.Command, Server: ends.ServerInfo, Client: ends.ClientInfo, Peer: ends.Peer.String(),
+			Lease: e.o.Lease}}
+	e.res = res
+	err := e.run(ctx)
+	res.Elapsed = time.Since(res.Started)
+	if err != nil {
+		res.Incomplete = err.Error()
+	}
+	return res, err
+}
+
+type engine struct {
+	s     Spec
+	ends  Ends
+	o     Options
+	res   *Result
+	modes []napi.Mode
+	skip  map[string]string // mode → why it cannot run here
+	done  int
+}
+
+// cellTime is how long one cell takes at most: warm-up, measurement, and the reply timeout after the last send.
+func (e *engine) cellTime() time.Duration { return e.s.Warmup + e.s.Duration + e.s.Timeout }
+
+func (e *engine) run(ctx context.Context) error {
+	if err := e.checkEnds(); err != nil {
+		return err
+	}
+	// The links open first: on veth the NAPI a mode configures exists only while an XDP program is attached.
+	if err := e.openLinks(ctx); err != nil {
+		return err
+	}
+	if err := e.prepareModes(ctx); err != nil {
+		return err
+	}
+	if err := e.preflight(ctx); err != nil {
+		return err
+	}
+	for rep := 0; rep < e.s.Reps; rep++ {
+		for _, m := range e.modes {
+			if err := e.runMode(ctx, m, rep); err != nil {
+				return err
 			}
 		}
 	}
-	res.Elapsed = time.Since(res.Started)
-	return res, nil
+	return nil
 }
 
-// skipAll marks every row of a mode skipped.
-func skipAll(s Spec, mode string, rep int, why string) []Cell {
-	cells := make([]Cell, len(s.Rows))
-	for i, r := range s.Rows {
-		cells[i] = Cell{Mode: mode, Row: r, Rep: rep, Skipped: why}
+// checkEnds refuses what cannot give an honest comparison before anything is opened.
+func (e *engine) checkEnds() error {
+	ends, s := e.ends, e.s
+	if ends.SameHost && s.ServerCPU == s.ClientCPU {
+		return kernel.Fieldf("client-cpu", "%d is also the server's CPU, and both ends run on this machine: give "+
+			"them two different CPUs", s.ClientCPU)
 	}
-	return cells
+	for _, c := range []struct {
+		field string
+		cpu   int
+		end   agent.EndInfo
+	}{{"server-cpu", s.ServerCPU, ends.ServerInfo}, {"client-cpu", s.ClientCPU, ends.ClientInfo}} {
+		if c.end.CPUs > 0 && c.cpu >= c.end.CPUs {
+			return kernel.Fieldf(c.field, "%d does not exist on %s, which has CPUs 0-%d", c.cpu, c.end.Hostname,
+				c.end.CPUs-1)
+		}
+	}
+	if s.PollCPU >= 0 && ends.ServerInfo.CPUs > 0 && s.PollCPU >= ends.ServerInfo.CPUs {
+		return kernel.Fieldf("poll-cpu", "%d does not exist on %s, which has CPUs 0-%d", s.PollCPU,
+			ends.ServerInfo.Hostname, ends.ServerInfo.CPUs-1)
+	}
+	// The client addresses the server's own address: with NAT in between, the server would see requests for an
+	// address it does not have, and the latency would include a translation napilab cannot account for.
+	if addrs := ends.ServerInfo.Device.Addrs; len(addrs) > 0 && !hasAddr(addrs, ends.Peer) {
+		return kernel.Fieldf("peer", "%s is not an address of %s on %s (it has %v): give the server device's own "+
+			"address; a NAT between the hosts is not supported", ends.Peer, ends.ServerDev,
+			ends.ServerInfo.Hostname, addrs)
+	}
+	if mtu := ends.ServerInfo.Device.MTU; mtu > 0 && s.Payload+48 > mtu {
+		return kernel.Fieldf("payload", "of %d bytes does not fit %s's MTU of %d with its IPv6 and UDP headers: "+
+			"use at most %d bytes", s.Payload, ends.ServerDev, mtu, mtu-48)
+	}
+	if mtu := ends.ClientInfo.Device.MTU; mtu > 0 && s.Payload+48 > mtu {
+		return kernel.Fieldf("payload", "of %d bytes does not fit %s's MTU of %d with its IPv6 and UDP headers: "+
+			"use at most %d bytes", s.Payload, ends.ClientDev, mtu, mtu-48)
+	}
+	return nil
 }
 
-// bench is the datapath a sweep measures through: both links stay open for the whole sweep (on veth the NAPI a
-// mode configures exists only while an XDP program is attached, and a closed socket's queue is released
-// asynchronously), and the server and client are re-parameterised per mode and load.
-type bench struct {
-	s      Spec
-	env    Env
-	sl, cl *rr.Link
-	srv    *rr.Server
-	cli    *rr.Client
-	load   rr.Workload
-	client rr.Threads
+func hasAddr(addrs []string, ip netip.Addr) bool {
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Unmap() == ip.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
-func open(ctx context.Context, s Spec, env Env) (_ *bench, err error) {
-	b := &bench{s: s, env: env}
-	defer func() {
+// prepareModes resolves every mode for the server's device and asks the server which it can put in place.
+func (e *engine) prepareModes(ctx context.Context) error {
+	e.skip = map[string]string{}
+	for _, name := range e.s.Modes {
+		m, err := napi.Preset(name, e.ends.ServerDev)
 		if err != nil {
-			b.close()
+			return err
+		}
+		m.NetNS, m.Queues, m.PollCPU = e.ends.ServerNS, []int{0}, e.s.ServerCPU
+		if e.s.PollCPU >= 0 {
+			m.PollCPU = e.s.PollCPU
+		}
+		e.modes = append(e.modes, m)
+		if why := e.cannotRun(m); why != "" {
+			e.skip[name] = why
+		}
+	}
+	sup, err := e.ends.Server.Probe(ctx, e.modes)
+	if err != nil {
+		return fmt.Errorf("probe the server's modes: %w", err)
+	}
+	for _, s := range sup {
+		if !s.Supported && e.skip[s.Mode] == "" {
+			e.skip[s.Mode] = s.Reason
+		}
+	}
+	for _, m := range e.modes {
+		e.res.Modes = append(e.res.Modes, ModeRecord{Mode: m.Preset, Skipped: e.skip[m.Preset]})
+	}
+	return nil
+}
+
+// cannotRun says why a mode cannot be measured honestly with these CPUs, or "".
+func (e *engine) cannotRun(m napi.Mode) string {
+	if m.App.Epoll {
+		return "IRQ suspension works only through epoll busy polling, and rr has no epoll poll driver: the cell " +
+			"would measure plain busy polling under another name"
+	}
+	// A kthread that never sleeps, at real-time priority, owns the CPU it is pinned to: it needs one that no
+	// benchmark loop uses.
+	if m.Name == napi.ThreadedBusyPoll && (m.PollCPU == e.s.ServerCPU || e.ends.SameHost && m.PollCPU == e.s.ClientCPU) {
+		cpus := e.ends.ServerInfo.CPUs
+		if cpus > 0 && cpus < 3 && e.ends.SameHost {
+			return fmt.Sprintf("needs a CPU of its own for the busy-polling NAPI kthread; this machine has %d, used "+
+				"by the server and the client", cpus)
+		}
+		return "the busy-polling NAPI kthread needs a CPU of its own: set the poll CPU apart from the server's" +
+			" (and, on one machine, the client's)"
+	}
+	return ""
+}
+
+func (e *engine) serverLink() rr.LinkOptions {
+	l := rr.DefaultLink(e.ends.ServerDev)
+	l.Ring = e.s.Ring
+	return l
+}
+
+func (e *engine) workload(row Row) rr.Workload {
+	w := rr.DefaultWorkload()
+	w.Payload, w.Duration, w.Warmup, w.Timeout = e.s.Payload, e.s.Duration, e.s.Warmup, e.s.Timeout
+	w.Period, w.Delay = row.Period(), row.Delay
+	// Ten intervals per cell, so the result shows how the tail moves over the cell.
+	w.Interval = max(e.s.Duration/10, 100*time.Millisecond)
+	return w
+}
+
+func (e *engine) clientThreads() rr.Threads {
+	th := rr.Threads{CPUs: []int{e.s.ClientCPU}, Poll: rr.PollNone, Sender: rr.SenderInline}
+	if e.ends.SameHost {
+		th.Colocated = 1 // the server spins on this machine too
+	}
+	return th
+}
+
+// openLinks opens the server's datapath first: a zero-copy driver drops even ARP until its fill ring has frames.
+func (e *engine) openLinks(ctx context.Context) error {
+	svc := rr.DefaultService()
+	svc.Payload = e.s.Payload
+	info, err := e.ends.Server.ServerOpen(ctx, agent.ServerOpenArgs{Link: e.serverLink(), Service: svc})
+	if err != nil {
+		return fmt.Errorf("server link: %w", err)
+	}
+	e.res.Header.ServerLink = info
+	cl := rr.DefaultLink(e.ends.ClientDev)
+	cl.PeerIP, cl.Ring = e.ends.Peer, e.s.Ring
+	info, err = e.ends.Client.ClientOpen(ctx, agent.ClientOpenArgs{Link: cl, Workload: e.workload(e.s.Rows[0]),
+		Threads: e.clientThreads()})
+	if err != nil {
+		return fmt.Errorf("client link: %w", err)
+	}
+	e.res.Header.ClientLink = info
+	return nil
+}
+
+// preflightCount is how many requests the preflight sends, one at a time.
+const preflightCount = 20
+
+// preflight sends a few requests before any setting is changed: a server that does not answer is found while
+// there is nothing to restore, with a sentence saying what to check.
+func (e *engine) preflight(ctx context.Context) error {
+	if err := e.ends.Server.ServerStart(ctx, agent.ServerStartArgs{Threads: rr.Threads{CPUs: []int{e.s.ServerCPU},
+		Poll: rr.PollInline}}); err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	w := rr.DefaultWorkload()
+	w.Payload, w.Period, w.Outstanding, w.Count, w.Duration, w.Warmup, w.Interval = e.s.Payload, 0, 1, preflightCount, 0, 0, 0
+	w.Timeout = max(e.s.Timeout, 2*time.Second)
+	res, cerr := e.ends.Client.ClientRun(ctx, agent.ClientRunArgs{Workload: w, Threads: e.clientThreads()})
+	_, serr := e.ends.Server.ServerStop(ctx)
+	if err := errors.Join(cerr, serr); err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	if res.Answered < res.Sent || res.Sent == 0 {
+		return fmt.Errorf("preflight: the server at %s answered %d of %d requests before any setting was changed: "+
+			"check that --peer is the address of %s on the server host, that %s is the client device on that path, "+
+			"and that nothing between the hosts drops UDP to port %d", e.ends.Peer, res.Answered, res.Sent,
+			e.ends.ServerDev, e.ends.ClientDev, e.serverLink().Port)
+	}
+	return nil
+}
+
+// runMode puts one mode in place and measures every load under it. A mode the server cannot do gives skipped
+// cells; an error means the sweep cannot go on.
+func (e *engine) runMode(ctx context.Context, m napi.Mode, rep int) (err error) {
+	if why := e.skip[m.Preset]; why != "" {
+		for _, row := range e.s.Rows {
+			c := Cell{Mode: m.Preset, Row: row, Rep: rep, Skipped: why, App: m.App}
+			e.progress(&c)
+			e.res.Cells = append(e.res.Cells, c)
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	srv := e.ends.Server
+	applied, err := srv.Apply(ctx, m, e.o.Lease)
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", m.Preset, err)
+	}
+	if i := slices.IndexFunc(e.res.Modes, func(r ModeRecord) bool { return r.Mode == m.Preset }); i >= 0 &&
+		e.res.Modes[i].Plan == nil {
+		e.res.Modes[i].Plan = applied.Plan
+	}
+	defer func() {
+		// Restore also when ctx has ended: that is when it matters most.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, rerr := srv.Restore(rctx); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore %s on the server: %w", m.Preset, rerr))
 		}
 	}()
-	serverLink := rr.DefaultLink(env.ServerDev)
-	serverLink.Ring = s.Ring
-	svc := rr.DefaultService()
-	svc.Payload = s.Payload
-	clientLink := rr.DefaultLink(env.ClientDev)
-	clientLink.PeerIP, clientLink.Ring = env.Peer, s.Ring
-	b.load = rr.DefaultWorkload()
-	b.load.Payload, b.load.Duration, b.load.Warmup, b.load.Interval = s.Payload, s.Duration, s.Warmup, 0
-	b.load.Period = s.Rows[0].Period()
-	b.client = rr.Threads{CPUs: []int{s.ClientCPU}, Poll: rr.PollNone, Sender: rr.SenderInline, Colocated: 1}
-	if err := errors.Join(serverLink.Validate(), svc.Validate(), clientLink.Validate(), b.load.Validate()); err != nil {
-		return nil, err
+	th, bp := serverSide(m, e.s.ServerCPU)
+	notes := e.modeNotes(th, bp)
+	for _, row := range e.s.Rows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := Cell{Mode: m.Preset, Row: row, Rep: rep, App: m.App, Notes: notes}
+		e.progress(nil, c)
+		if _, err := srv.Renew(ctx, e.o.Lease); err != nil {
+			return fmt.Errorf("%s: renew the lease before %s: %w", m.Preset, row, err)
+		}
+		if err := srv.ServerStart(ctx, agent.ServerStartArgs{Threads: th, BusyPoll: bp}); err != nil {
+			return fmt.Errorf("%s, %s: start the server: %w", m.Preset, row, err)
+		}
+		res, cerr := e.ends.Client.ClientRun(ctx, agent.ClientRunArgs{Workload: e.workload(row),
+			Threads: e.clientThreads()})
+		sres, serr := srv.ServerStop(context.WithoutCancel(ctx))
+		if err := errors.Join(cerr, serr); err != nil {
+			return fmt.Errorf("%s, %s: %w", m.Preset, row, err)
+		}
+		if sres.LeaseLost {
+			return fmt.Errorf("%s, %s: the server's lease ran out during the cell and the agent restored the mode, "+
+				"so the cell did not run under it: pass a longer --lease", m.Preset, row)
+		}
+		c.Client, c.Server = res, &sres
+		c.Notes = append(slices.Clone(c.Notes), cellNotes(row, res)...)
+		e.progress(&c)
+		e.res.Cells = append(e.res.Cells, c)
+		if res.StoppedEarly && ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
-	if b.sl, err = rr.OpenLinkIn(ctx, serverLink, env.ServerNS); err != nil {
-		return nil, fmt.Errorf("server link: %w", err)
-	}
-	// The server fills its fill ring before the client looks for it: a zero-copy driver drops even ARP without.
-	if b.srv, err = rr.NewServer(b.sl.Sock, svc, rr.DefaultThreads(), rr.ServerOptions{Local: b.sl.Info.Local}); err != nil {
-		return nil, err
-	}
-	if b.cl, err = rr.OpenLinkIn(ctx, clientLink, env.ClientNS); err != nil {
-		return nil, fmt.Errorf("client link: %w", err)
-	}
-	b.cli, err = rr.NewClient(b.cl.Sock, b.load, b.client, rr.ClientOptions{Local: b.cl.Info.Local,
-		Peer: b.cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
-	return b, err
-}
-
-func (b *bench) close() {
-	if b.cl != nil {
-		b.cl.Close()
-	}
-	if b.sl != nil {
-		b.sl.Close()
-	}
+	return nil
 }
 
 // serverSide is the server's side of a mode: its threads and poll driver, and its socket's busy-poll options.
-func (b *bench) serverSide(m napi.Mode) (rr.Threads, rr.BusyPoll) {
-	th := rr.Threads{CPUs: []int{b.s.ServerCPU}, Poll: rr.PollDriver(m.App.Poll)}
+func serverSide(m napi.Mode, cpu int) (rr.Threads, rr.BusyPoll) {
+	th := rr.Threads{CPUs: []int{cpu}, Poll: rr.PollDriver(m.App.Poll)}
 	bp := rr.BusyPoll{Prefer: m.App.PreferBusyPoll, Budget: m.App.BusyPollBudget}
 	if m.BusyRead != nil {
 		// busy_read only reaches sockets created after it is set; the open socket gets the same value directly.
@@ -171,94 +444,58 @@ func (b *bench) serverSide(m napi.Mode) (rr.Threads, rr.BusyPoll) {
 	return th, bp
 }
 
-// runMode puts one mode in place and runs every row under it. An error return means the sweep cannot go on
-// (the system may not be as it was); a mode the machine cannot do is a skipped cell, not an error.
-func (b *bench) runMode(ctx context.Context, mode string, rep int) (cells []Cell, err error) {
-	s, env := b.s, b.env
-	m, err := napi.Preset(mode, env.ServerDev)
-	if err != nil {
-		return nil, err
+func (e *engine) modeNotes(th rr.Threads, bp rr.BusyPoll) []note.Note {
+	var notes []note.Note
+	if bp.Active() || th.Poll == rr.PollSeparate {
+		notes = note.Merge(notes, e.res.Header.ServerLink.BusyPollNotes()...)
 	}
-	m.NetNS, m.Queues = env.ServerNS, []int{0}
-	m.PollCPU = s.ServerCPU
-	if s.PollCPU >= 0 {
-		m.PollCPU = s.PollCPU
-	}
-	// A kthread that never sleeps, at real-time priority, owns the CPU it is pinned to: it needs one that no
-	// benchmark loop uses.
-	if m.Name == napi.ThreadedBusyPoll && (m.PollCPU == s.ServerCPU || m.PollCPU == s.ClientCPU) {
-		if runtime.NumCPU() < 3 {
-			return skipAll(s, mode, rep, fmt.Sprintf("needs a CPU of its own for the busy-polling NAPI kthread; this machine has %d, used by the server and the client", runtime.NumCPU())), nil
-		}
-		return skipAll(s, mode, rep, "the busy-polling NAPI kthread needs a CPU of its own: set the poll CPU apart from the server's and the client's"), nil
-	}
-	server, busy := b.serverSide(m)
-	if err := b.srv.SetThreads(server); err != nil {
-		return nil, err
-	}
-
-	sys, err := napi.Open(env.ServerNS)
-	if err != nil {
-		return nil, err
-	}
-	defer sys.Close()
-	target, err := sys.Resolve(m)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mode, err)
-	}
-	plan, err := napi.Build(m, target)
-	if errors.Is(err, kernel.ErrNotSupported) {
-		return skipAll(s, mode, rep, err.Error()), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mode, err)
-	}
-	if err := rr.SetBusyPoll(b.sl.Sock, busy); err != nil {
-		return nil, fmt.Errorf("%s: %w", mode, err)
-	}
-	applied, err := sys.Apply(ctx, plan, napi.ApplyOptions{Journal: env.Journal})
-	if err != nil {
-		return nil, fmt.Errorf("apply %s: %w", mode, err)
-	}
-	defer func() {
-		report := sys.Restore(applied.Journal, napi.RestoreOptions{})
-		if rerr := report.Err(); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("restore after %s (journal kept at %s; run napilab mode restore): %w",
-				mode, applied.Journal.Path(), rerr))
-			return
-		}
-		err = errors.Join(err, napi.RemoveJournal(applied.Journal.Path()))
-	}()
-
-	notes := append([]note.Note{}, b.sl.Info.Notes...)
-	if busy.Active() || server.Poll == rr.PollSeparate {
-		notes = note.Merge(notes, b.sl.Info.BusyPollNotes()...)
-	}
-	if server.Poll == rr.PollSeparate && runtime.NumCPU() < 3 {
+	if th.Poll == rr.PollSeparate && e.ends.SameHost && e.ends.ServerInfo.CPUs > 0 && e.ends.ServerInfo.CPUs < 3 {
 		notes = append(notes, note.Warnf("3 spinning threads (server, its poller, client) share %d CPUs",
-			runtime.NumCPU()))
+			e.ends.ServerInfo.CPUs))
 	}
-	for _, row := range s.Rows {
-		c := Cell{Mode: mode, Row: row, Rep: rep, App: m.App, Link: b.sl.Info, Notes: notes}
-		load := b.load
-		load.Period, load.Delay = row.Period(), row.Delay
-		if err := b.cli.Set(load, b.client); err != nil {
-			return cells, err
-		}
-		r, st, err := rr.Exchange(ctx, b.srv, b.cli)
-		if err != nil {
-			return cells, fmt.Errorf("%s, %s: %w", mode, row, err)
-		}
-		c.Client, c.Server = r, &st
-		if late := r.SenderLateness.P99; late > int64(row.Period()) {
-			c.Notes = append(append([]note.Note{}, c.Notes...), note.Warnf("at %s the client could not keep to its "+
-				"schedule (sender lateness p99 %s > the %s period): the load saturates this machine, and latencies "+
-				"include queueing", row, time.Duration(late), row.Period()))
-		}
-		cells = append(cells, c)
-		if ctx.Err() != nil {
-			return cells, ctx.Err()
-		}
+	return notes
+}
+
+// cellNotes are the caveats a cell's own numbers call for.
+func cellNotes(row Row, r *rr.ClientResult) []note.Note {
+	var notes []note.Note
+	if late := r.SenderLateness.P99; late > int64(row.Period()) {
+		notes = append(notes, note.Warnf("at %s the client could not keep to its schedule (sender lateness p99 %v > "+
+			"the %v period): the load saturates the client, and latencies include queueing", row,
+			time.Duration(late), row.Period()))
 	}
-	return cells, nil
+	if r.TargetRate > 0 && r.SendRate < 0.98*r.TargetRate {
+		notes = append(notes, note.Warnf("at %s the client sent %.0f requests/s of the %.0f asked for", row,
+			r.SendRate, r.TargetRate))
+	}
+	return notes
+}
+
+// progress reports a cell starting (done == nil, start set) or finished.
+func (e *engine) progress(done *Cell, start ...Cell) {
+	if e.o.Progress == nil {
+		if done != nil {
+			e.done++
+		}
+		return
+	}
+	total := len(e.s.Modes) * len(e.s.Rows) * e.s.Reps
+	measured := func(n int) time.Duration {
+		left := 0
+		for i := n; i < total; i++ {
+			if e.skip[e.s.Modes[(i/len(e.s.Rows))%len(e.s.Modes)]] == "" {
+				left++
+			}
+		}
+		return time.Duration(left) * e.cellTime()
+	}
+	if done == nil {
+		c := start[0]
+		e.o.Progress(Progress{Cell: e.done + 1, Cells: total, Mode: c.Mode, Row: c.Row, Rep: c.Rep,
+			Remaining: measured(e.done)})
+		return
+	}
+	e.done++
+	e.o.Progress(Progress{Cell: e.done, Cells: total, Mode: done.Mode, Row: done.Row, Rep: done.Rep,
+		Remaining: measured(e.done), Done: done})
 }

@@ -1,11 +1,16 @@
 // Package sweep runs the comparison the threaded-NAPI-busy-poll cover letter tabulates: every polling mode under
 // every load, where a load is an open-loop request rate plus the client's simulated processing time per reply
-// ("32 Kpkt/s + 30us delay"). For each mode the sweep attaches the AF_XDP datapath, puts the mode in place on the
-// server's device through package napi (journaled, restored afterwards), runs the rr benchmark once per load,
-// and restores. Repetitions interleave the modes (A B C A B C), so slow drift of the machine shows up as spread
-// within a cell instead of as a difference between modes.
+// ("32 Kpkt/s + 30us delay"), between two ends — two hosts, or two namespaces of a testbed.
 //
-// A Spec is a plain value; Run does the work against an Env, the two ends' devices and namespaces.
+// The server's end is always an agent session (package agent): on another host over ssh, or on this one, the
+// same code path. For each mode the agent puts the mode in place on the server's device under a lease
+// (journaled, restored by the agent on a lost connection and by its watchdog after a crash), the rr server
+// answers there, and the client measures every load on its own clock; then the mode is restored. Before any
+// setting changes, a preflight checks that requests come back. Repetitions interleave the modes (A B C A B C),
+// so slow drift of the machine shows up as spread within a cell instead of as a difference between modes.
+//
+// A Spec is a plain value; Run does the work against two Ends. The Result is one versioned document (Schema)
+// with a reproducibility header for both ends.
 package sweep
 
 import (
@@ -15,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/rr"
 )
 
@@ -88,8 +94,11 @@ type Spec struct {
 	Duration time.Duration `json:"duration_ns"` // measured per cell
 	Warmup   time.Duration `json:"warmup_ns"`
 	Payload  int           `json:"payload_bytes"`
-	// ServerCPU and ClientCPU pin the two benchmark loops; a mode's NAPI kthread goes to ServerCPU's side
-	// unless PollCPU says otherwise (-1: the server's CPU).
+	// Timeout is how long the client waits for replies after its last request; a reply later than that counts
+	// as lost.
+	Timeout time.Duration `json:"timeout_ns"`
+	// ServerCPU and ClientCPU pin the two benchmark loops, each on its own host; a mode's NAPI kthread goes to
+	// ServerCPU unless PollCPU says otherwise (-1: the server's CPU).
 	ServerCPU int `json:"server_cpu"`
 	ClientCPU int `json:"client_cpu"`
 	PollCPU   int `json:"poll_cpu"`
@@ -100,7 +109,7 @@ type Spec struct {
 // DefaultSpec is the seed's table: its modes and loads, 400-byte payloads, 2 s per cell.
 func DefaultSpec() Spec {
 	s := Spec{Modes: SeedModes, Reps: 1, Duration: 2 * time.Second, Warmup: 300 * time.Millisecond, Payload: 400,
-		ServerCPU: 0, ClientCPU: 1, PollCPU: -1, Ring: 4096}
+		Timeout: time.Second, ServerCPU: 0, ClientCPU: 1, PollCPU: -1, Ring: 4096}
 	for _, r := range SeedRows {
 		row, _ := ParseRow(r)
 		s.Rows = append(s.Rows, row)
@@ -108,37 +117,53 @@ func DefaultSpec() Spec {
 	return s
 }
 
-// Validate reports every problem with s, one sentence each.
+// Validate reports every problem with s, one kernel.FieldError each (field names as napilab's flags).
 func (s Spec) Validate() error {
 	var errs []error
-	if len(s.Modes) == 0 || len(s.Rows) == 0 {
-		errs = append(errs, errors.New("a sweep needs at least one mode and one load"))
+	bad := func(field, format string, args ...any) { errs = append(errs, kernel.Fieldf(field, format, args...)) }
+	if len(s.Modes) == 0 {
+		bad("modes", "is empty: name at least one polling mode (napilab mode list shows them)")
+	}
+	if len(s.Rows) == 0 {
+		bad("load", "is empty: give at least one load, e.g. 12.5k")
 	}
 	seen := map[string]bool{}
 	for _, m := range s.Modes {
 		if seen[m] {
-			errs = append(errs, fmt.Errorf("mode %s is listed twice", m))
+			bad("modes", "list %s twice", m)
 		}
 		seen[m] = true
 	}
 	if s.Reps < 1 {
-		errs = append(errs, fmt.Errorf("%d repetitions: use at least 1", s.Reps))
+		bad("reps", "%d: use at least 1", s.Reps)
 	}
 	if s.Duration <= 0 {
-		errs = append(errs, errors.New("the measured duration per cell must be positive, e.g. 2s"))
+		bad("duration", "%v: the measured time per cell must be positive, e.g. 2s", s.Duration)
 	}
 	if s.Warmup < 0 {
-		errs = append(errs, errors.New("the warm-up must not be negative"))
+		bad("warmup", "%v is negative", s.Warmup)
+	}
+	if s.Timeout <= 0 {
+		bad("timeout", "%v: the reply timeout must be positive, e.g. 1s", s.Timeout)
 	}
 	if s.Payload < rr.MinPayload || s.Payload > rr.MaxPayload {
-		errs = append(errs, fmt.Errorf("payload of %d bytes: use %d to %d", s.Payload, rr.MinPayload, rr.MaxPayload))
+		bad("payload", "of %d bytes is out of range: use %d to %d", s.Payload, rr.MinPayload, rr.MaxPayload)
 	}
-	if s.ServerCPU < 0 || s.ClientCPU < 0 || s.ServerCPU == s.ClientCPU {
-		errs = append(errs, errors.New("the server and the client need two different CPUs"))
+	if s.ServerCPU < 0 {
+		bad("server-cpu", "%d is negative", s.ServerCPU)
+	}
+	if s.ClientCPU < 0 {
+		bad("client-cpu", "%d is negative", s.ClientCPU)
+	}
+	if s.PollCPU < -1 {
+		bad("poll-cpu", "%d is negative (-1 means the server's CPU)", s.PollCPU)
+	}
+	if s.Ring < 64 || s.Ring > 1<<15 || s.Ring&(s.Ring-1) != 0 {
+		bad("ring", "size %d is not a power of two from 64 to 32768", s.Ring)
 	}
 	for _, r := range s.Rows {
 		if r.Rate <= 0 {
-			errs = append(errs, fmt.Errorf("load %s has no rate", r))
+			bad("load", "%s has no rate", r)
 		}
 	}
 	return errors.Join(errs...)

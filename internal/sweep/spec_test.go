@@ -1,9 +1,11 @@
 package sweep
 
 import (
-	"strings"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/napilab/napilab/internal/kernel"
 )
 
 func TestParseRow(t *testing.T) {
@@ -40,11 +42,20 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := DefaultSpec()
-	s.Modes, s.Reps, s.Duration, s.Payload, s.ClientCPU = append(s.Modes, "busy-poll"), 0, 0, 10, s.ServerCPU
+	s.Modes, s.Reps, s.Duration, s.Payload, s.Timeout = append(s.Modes, "busy-poll"), 0, 0, 10, 0
+	s.ClientCPU, s.PollCPU, s.Ring = -1, -2, 100
 	err := s.Validate()
-	for _, want := range []string{"listed twice", "repetitions", "duration", "payload", "two different CPUs"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate() = %v; want %q", err, want)
+	fields := map[string]bool{}
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *kernel.FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("%v is not a FieldError", e)
+		}
+		fields[fe.Field] = true
+	}
+	for _, want := range []string{"modes", "reps", "duration", "payload", "timeout", "client-cpu", "poll-cpu", "ring"} {
+		if !fields[want] {
+			t.Errorf("Validate() = %v; want a problem with %q", err, want)
 		}
 	}
 }
