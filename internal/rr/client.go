@@ -88,6 +88,10 @@ type ClientResult struct {
 	XSK             xsk.Statistics          `json:"xsk_stats"`
 	Kicks           xsk.KickStats           `json:"xsk_kicks"`
 	Warnings        []string                `json:"warnings,omitempty"`
+
+	// LatencyHDR is Latency's whole histogram in HdrHistogram's V2 compressed base64 form (hist.Recorder.Encode),
+	// for percentile plots and .hgrm files.
+	LatencyHDR string `json:"latency_hdr,omitempty"`
 }
 
 // shared is the state the client's threads exchange. Everything else belongs to exactly one thread.
@@ -313,6 +317,9 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	res.Lost = res.Sent - min(res.Answered, res.Sent)
 	res.Measured = rep.cumScheduled.Count()
 	res.Latency = rep.cumScheduled.Summary()
+	if res.LatencyHDR, err = rep.cumScheduled.Encode(); err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the latency histogram is missing from the result: %v", err))
+	}
 	res.LatencyFromSend = rep.cumSent.Summary()
 	res.SenderLateness = rep.lateness.Summary()
 	res.XskRRPN = rep.cumCompat.Percentiles()

@@ -123,7 +123,10 @@ func open(ctx context.Context, s Spec, env Env) (_ *bench, err error) {
 	b.client = rr.DefaultParams(rr.RoleClient)
 	b.client.Dev, b.client.PeerIP, b.client.Payload, b.client.Ring = env.ClientDev, env.Peer, s.Payload, s.Ring
 	b.client.CPUs, b.client.Poll, b.client.Sender, b.client.Colocated = []int{s.ClientCPU}, rr.PollNone, rr.SenderInline, 1
-	b.client.Duration, b.client.Warmup, b.client.Interval, b.client.Count = s.Duration, s.Warmup, 0, 0
+	b.client.Duration, b.client.Warmup, b.client.Count = s.Duration, s.Warmup, 0
+	// About ten intervals per cell: enough to see a cell drift or hiccup over time (report plots their p99),
+	// with a few thousand replies in each at the cover letter's loads.
+	b.client.Interval = max(s.Duration/10, 100*time.Millisecond)
 	b.client.Period = s.Rows[0].Period()
 	if err := errors.Join(b.server.Validate(), b.client.Validate()); err != nil {
 		return nil, err
