@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,6 +24,7 @@ type demoCmd struct {
 	Payload  int           `default:"400" help:"UDP payload bytes (the cover letter used 400)."`
 	JSON     string        `placeholder:"FILE" help:"Also write every cell's full result as JSON to FILE."`
 	CSV      string        `placeholder:"FILE" help:"Also write one CSV row per cell to FILE."`
+	Report   string        `placeholder:"FILE" help:"Also write the report page (plots, tables, the data; one offline HTML file) to FILE."`
 }
 
 func (d *demoCmd) Run(ctx context.Context) error {
@@ -87,20 +87,20 @@ func (d *demoCmd) Run(ctx context.Context) error {
 		report.Notes(os.Stdout, res)
 		fmt.Println("- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
 		fmt.Println("  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
-		if werr := writeOutputs(d.JSON, d.CSV, res); werr != nil {
+		if werr := writeOutputs(d.JSON, d.CSV, d.Report, res); werr != nil {
 			err = errors.Join(err, werr)
 		}
 	}
 	return err
 }
 
-func writeOutputs(jsonPath, csvPath string, res *sweep.Result) error {
+func writeOutputs(jsonPath, csvPath, pagePath string, res *sweep.Result) error {
+	raw, err := report.Encode(res)
+	if err != nil {
+		return err
+	}
 	if jsonPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err == nil {
-			err = os.WriteFile(jsonPath, append(b, '\n'), 0o644)
-		}
-		if err != nil {
+		if err := os.WriteFile(jsonPath, raw, 0o644); err != nil {
 			return fmt.Errorf("--json: %w", err)
 		}
 	}
@@ -113,6 +113,13 @@ func writeOutputs(jsonPath, csvPath string, res *sweep.Result) error {
 		if err := report.CSV(f, res); err != nil {
 			return fmt.Errorf("--csv: %w", err)
 		}
+	}
+	if pagePath != "" {
+		run, err := report.Read("napilab demo", raw)
+		if err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+		return writeReports([]*report.Run{run}, pagePath, "", "")
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 type cli struct {
 	Demo    demoCmd    `cmd:"" help:"The main job: compare the polling modes on a veth testbed and print the cover letter's table."`
 	RR      rrCmd      `cmd:"" name:"rr" help:"AF_XDP request/response latency benchmark: server and client."`
+	Report  reportCmd  `cmd:"" help:"Turn saved results into one self-contained HTML page of plots and tables (and PNG, .hgrm)."`
 	Version versionCmd `cmd:"" help:"Print the napilab version, Go toolchain and kernel."`
 	Lab     labCmd     `cmd:"" help:"Run programs on a current kernel with virtio NICs under qemu (no reboot, no host changes)."`
 	Testbed testbedCmd `cmd:"" help:"Two network namespaces joined by a veth pair, for running napilab (or anything) on one machine."`
