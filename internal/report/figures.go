@@ -78,9 +78,10 @@ func (v *view) skipped(f *figure, run int, mode string, cells []*Cell) {
 // percentile on a nines axis, latency on a log axis.
 func (v *view) spectrumFigure(load Load) *figure {
 	f := newFigure("spectrum-"+slug(load.Short), "Latency percentiles at "+load.Label,
-		"percentile (nines scale: each step is ten times rarer)", "latency from the scheduled send (log)")
-	f.Caption = "One line per mode and repetition: the latency below which that share of requests was answered, " +
-		"from each cell's whole histogram. The right end is the slowest request but one."
+		"percentile (nines scale: each step is ten times rarer)", "latency (log)")
+	f.Caption = "One line per mode and repetition: the latency, from each request's scheduled send time, below " +
+		"which that share of requests was answered, from each cell's whole histogram. The right end is the " +
+		"slowest request but one."
 	var all [][]point
 	var summaryOnly []string
 	var present []string
@@ -304,7 +305,7 @@ func (v *view) cpuFigure(load Load) *figure {
 	}
 	f.nominalX(names)
 	f.plot.Y.Min, f.plot.Y.Max = 0, top*1.1
-	if len(names) > 4 {
+	if longest := slices.MaxFunc(names, func(a, b string) int { return len(a) - len(b) }); len(names)*len(longest) > 50 {
 		f.plot.X.Tick.Label.Rotation = math.Pi / 8
 		f.plot.X.Tick.Label.XAlign, f.plot.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 	}
@@ -314,8 +315,9 @@ func (v *view) cpuFigure(load Load) *figure {
 // overTimeFigure is each cell's per-interval p99 under one load: drift and hiccups within a cell.
 func (v *view) overTimeFigure(load Load) *figure {
 	f := newFigure("p99-over-time-"+slug(load.Short), "p99 latency over each cell's run at "+load.Label,
-		"time since the cell's measurement began (s)", "p99 latency in each interval (log)")
-	f.Caption = "One line per mode and repetition, one point per reporting interval."
+		"time since the cell's measurement began (s)", "p99 in each interval (log)")
+	f.Caption = "One line per mode and repetition, one point per reporting interval. A last interval shorter " +
+		"than half the others (the run's tail) is left out: its few replies make a p99 of noise."
 	var all [][]point
 	var present []string
 	single := 0

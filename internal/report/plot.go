@@ -62,7 +62,9 @@ func (f *figure) legendWidth() vg.Length {
 	for _, n := range f.legendNames {
 		w = max(w, f.legend.TextStyle.Width(n))
 	}
-	return w + f.legend.ThumbnailWidth + f.legend.TextStyle.Width(" ")
+	// The SVG names its font: where Liberation Sans and Arial are both missing, the browser substitutes a wider
+	// sans-serif (DejaVu Sans is about 15 % wider), and the legend must still fit.
+	return w*5/4 + f.legend.ThumbnailWidth + f.legend.TextStyle.Width(" ")
 }
 
 // addLegend adds a legend line.

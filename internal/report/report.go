@@ -2,6 +2,18 @@
 // letter's table (one row per load, one column per mode, p5/p50/p95/p99 in ns per cell), with true percentiles
 // instead of xsk_rr's truncated means, the loss and the CPU each mode spent beside them, and the same data as CSV.
 // With several repetitions a cell shows the median and the spread (min–max) across them.
+//
+// The same results become one self-contained HTML page (WritePage): the latency percentile spectrum on a
+// "nines" axis, where each step to the right is ten times rarer (how HdrHistogram, wrk2 and the netdev list read
+// tails), the percentiles against the load, the CPU per request stacked by where it went, each cell's p99 over
+// time, and, when a result carries them, the trace's packets per poll and interrupts per request. The plots are
+// gonum/plot SVG inlined into the page, with fonts named rather than embedded (a few KB per plot instead of about
+// half a MB) and metric-compatible fallbacks; the page needs no JavaScript, refers to nothing outside itself and
+// embeds the result documents, so it opens offline and travels by mail. WritePNGs and WriteHgrms export the
+// plots and each cell's histogram (HdrHistogram's .hgrm text) for issues, mails and HdrHistogram's own tools.
+//
+// Everything here reads results through one adapter (Read → fromSweep) into Run: a new result layout changes
+// that function only, and a field a result does not record is marked on the page, never filled in.
 package report
 
 import (

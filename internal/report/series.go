@@ -113,14 +113,20 @@ func cpuOf(c *Cell) (cpuSplit, bool) {
 }
 
 // p99Over is a cell's per-interval p99 against the time since its measurement began (the end of each interval),
-// in seconds; intervals without replies have no p99 and are left out.
+// in seconds. Intervals without replies have no p99, and a last, partial interval shorter than half the
+// reporting interval holds too few replies for one: both are left out.
 func p99Over(c *Cell) []point {
 	if c.Client == nil {
 		return nil
 	}
+	ivs := c.Client.Intervals
+	full := 0.0
+	for _, iv := range ivs {
+		full = max(full, iv.Seconds)
+	}
 	var pts []point
-	for _, iv := range c.Client.Intervals {
-		if iv.Latency.Count == 0 {
+	for i, iv := range ivs {
+		if iv.Latency.Count == 0 || (i == len(ivs)-1 && i > 0 && iv.Seconds < full/2) {
 			continue
 		}
 		pts = append(pts, point{iv.Start + iv.Seconds, float64(iv.Latency.P99)})
