@@ -37,7 +37,9 @@ func WritePNGs(dir string, runs []*Run) ([]string, error) {
 			continue
 		}
 		c := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(f.w, f.h), vgimg.UseDPI(pngDPI))}
-		f.draw(draw.New(c))
+		if err := f.render(draw.New(c)); err != nil {
+			continue // the page says why
+		}
 		path := filepath.Join(dir, f.ID+".png")
 		if err := writeFile(path, func(w *os.File) error { _, err := c.WriteTo(w); return err }); err != nil {
 			return files, err

@@ -79,6 +79,7 @@ func (v *view) skipped(f *figure, run int, mode string, cells []*Cell) {
 func (v *view) spectrumFigure(load Load) *figure {
 	f := newFigure("spectrum-"+slug(load.Short), "Latency percentiles at "+load.Label,
 		"percentile (nines scale: each step is ten times rarer)", "latency (log)")
+	f.logY = true
 	f.Caption = "One line per mode and repetition: the latency, from each request's scheduled send time, below " +
 		"which that share of requests was answered, from each cell's whole histogram. The right end is the " +
 		"slowest request but one."
@@ -130,6 +131,7 @@ func (v *view) spectrumFigure(load Load) *figure {
 // with the min–max spread as error bars when there are several repetitions.
 func (v *view) byLoadFigure(id, title, yLabel string, get func(*Cell) (float64, bool), logY bool) *figure {
 	f := newFigure(id, title, "offered load (requests/s + client processing per reply)", yLabel)
+	f.logY = logY
 	names := make([]string, len(v.loads))
 	for i, l := range v.loads {
 		names[i] = l.Short
@@ -316,6 +318,7 @@ func (v *view) cpuFigure(load Load) *figure {
 func (v *view) overTimeFigure(load Load) *figure {
 	f := newFigure("p99-over-time-"+slug(load.Short), "p99 latency over each cell's run at "+load.Label,
 		"time since the cell's measurement began (s)", "p99 in each interval (log)")
+	f.logY = true
 	f.Caption = "One line per mode and repetition, one point per reporting interval. A last interval shorter " +
 		"than half the others (the run's tail) is left out: its few replies make a p99 of noise."
 	var all [][]point

@@ -195,7 +195,10 @@ func svgOf(f *figure) figView {
 		return fv
 	}
 	c := vgsvg.NewWith(vgsvg.UseWH(f.w, f.h))
-	f.draw(draw.New(c))
+	if err := f.render(draw.New(c)); err != nil {
+		fv.Gaps = append(fv.Gaps, err.Error())
+		return fv
+	}
 	var b bytes.Buffer
 	if _, err := c.WriteTo(&b); err != nil {
 		fv.Gaps = append(fv.Gaps, "the plot could not be drawn: "+err.Error())

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"image/color"
 	"math"
 	"slices"
@@ -24,6 +25,7 @@ type figure struct {
 	legendNames        []string
 	yLabel             text.Style
 	yLabelText         string
+	logY               bool // the Y axis is logarithmic: only positive values can be drawn
 	w, h               vg.Length
 }
 
@@ -52,6 +54,18 @@ func (f *figure) draw(c draw.Canvas) {
 		l.YOffs = -vg.Points(8)
 		l.Draw(draw.Crop(c, c.Max.X-c.Min.X-lw+legendGap, 0, 0, 0))
 	}
+}
+
+// render draws the figure, turning a panic of the plotting library (it panics on data it cannot scale) into an
+// error the page shows in place of the plot: a result file must never crash the report.
+func (f *figure) render(c draw.Canvas) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("this plot could not be drawn: %v", r)
+		}
+	}()
+	f.draw(c)
+	return nil
 }
 
 // legendEntries counts the legend's lines; gonum keeps them private, so the figure counts what it adds.
@@ -153,7 +167,7 @@ func (f *figure) seriesLegend(v *view, modes []string) {
 func (f *figure) addLine(pts []point, ls draw.LineStyle, marks bool) {
 	xys := make(plotter.XYs, 0, len(pts))
 	for _, p := range pts {
-		if !math.IsNaN(p.X+p.Y) && !math.IsInf(p.X+p.Y, 0) {
+		if !math.IsNaN(p.X+p.Y) && !math.IsInf(p.X+p.Y, 0) && (p.Y > 0 || !f.logY) {
 			xys = append(xys, plotter.XY{X: p.X, Y: p.Y})
 		}
 	}
@@ -173,7 +187,8 @@ func (f *figure) addLine(pts []point, ls draw.LineStyle, marks bool) {
 	}
 }
 
-// logLatencyY makes the Y axis a logarithmic latency axis over [lo, hi] ns, with unit-bearing ticks.
+// logLatencyY makes the Y axis a logarithmic latency axis over [lo, hi] ns, with unit-bearing ticks. Set logY
+// before adding data, so that values a log axis cannot show are left out.
 func (f *figure) logLatencyY(lo, hi float64) {
 	lo, hi = max(lo, 1), max(hi, 1)
 	f.plot.Y.Scale = plot.LogScale{}
@@ -260,6 +275,7 @@ func (e errBars) XY(i int) (float64, float64)     { return e[i].x, e[i].y }
 func (e errBars) YError(i int) (float64, float64) { return e[i].y - e[i].lo, e[i].hi - e[i].y }
 
 func (f *figure) addErrBars(e errBars, c color.Color) {
+	e = slices.DeleteFunc(e, func(b struct{ x, y, lo, hi float64 }) bool { return f.logY && b.lo <= 0 })
 	if len(e) == 0 {
 		return
 	}
