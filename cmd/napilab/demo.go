@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -115,7 +116,11 @@ func writeOutputs(jsonPath, csvPath, pagePath string, res *sweep.Result) error {
 		}
 	}
 	if pagePath != "" {
-		run, err := report.Read("napilab demo", raw)
+		name := "napilab demo" // the page of a saved result names its file: the same page, whichever way it is made
+		if jsonPath != "" {
+			name = filepath.Base(jsonPath)
+		}
+		run, err := report.Read(name, raw)
 		if err != nil {
 			return fmt.Errorf("--report: %w", err)
 		}
