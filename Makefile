@@ -11,7 +11,7 @@ demo:
 ## test: lint, unit and privileged tests on the host, then the suites inside the qemu kernel lab
 test: deps lint unit lab-test
 
-## deps: install the Debian packages the tests need (qemu, busybox, sockperf) when missing
+## deps: install the Debian packages the tests need (qemu, busybox, sockperf, chromium) when missing
 deps:
 	./scripts/install-deps.sh
 

@@ -2,56 +2,34 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"time"
 
+	"github.com/napilab/napilab/internal/agent"
 	"github.com/napilab/napilab/internal/kernel"
-	"github.com/napilab/napilab/internal/report"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/testbed"
 )
 
+// demoCmd is napilab sweep over a veth testbed it builds itself: the same engine, agent and result.
 type demoCmd struct {
-	Modes    []string      `sep:"," default:"interrupts,busy-poll,busy-poll-separate,threaded,threaded-busy-poll" help:"Polling modes to compare (columns)."`
-	Load     []string      `sep:"," default:"12.5k,25k,12.5k+30us" help:"Loads (rows): RATE[+DELAY], the request rate and the client's processing time per reply; 'seed' for the cover letter's five rows (most saturate a 2-CPU machine)."`
-	Duration time.Duration `default:"2s" help:"Measured time per cell."`
-	Warmup   time.Duration `default:"300ms" help:"Unmeasured warm-up per cell."`
-	Reps     int           `default:"1" help:"Repetitions; the modes are interleaved, and cells show median and spread."`
-	Payload  int           `default:"400" help:"UDP payload bytes (the cover letter used 400)."`
-	JSON     string        `placeholder:"FILE" help:"Also write every cell's full result as JSON to FILE."`
-	CSV      string        `placeholder:"FILE" help:"Also write one CSV row per cell to FILE."`
+	compareFlags
 }
 
 func (d *demoCmd) Run(ctx context.Context) error {
-	spec := sweep.DefaultSpec()
-	spec.Modes, spec.Duration, spec.Warmup, spec.Reps, spec.Payload = d.Modes, d.Duration, d.Warmup, d.Reps, d.Payload
-	spec.Rows = nil
-	loads := d.Load
-	if len(loads) == 1 && loads[0] == "seed" {
-		loads = sweep.SeedRows
-	}
-	for _, l := range loads {
-		row, err := sweep.ParseRow(l)
-		if err != nil {
-			return err
-		}
-		spec.Rows = append(spec.Rows, row)
+	s, err := d.spec()
+	if err != nil {
+		return err
 	}
 	if runtime.NumCPU() < 2 {
 		return errors.New("the demo pins the rr server and client to CPUs of their own: it needs at least 2 CPUs")
 	}
-	if err := spec.Validate(); err != nil {
+	if err := d.checkOutputs(); err != nil {
 		return err
 	}
-	cells := len(spec.Modes) * len(spec.Rows) * spec.Reps
-	fmt.Printf("napilab demo: %d polling modes × %d loads × %d repetition(s) on a veth testbed, %s per cell (about %s)\n",
-		len(spec.Modes), len(spec.Rows), spec.Reps, spec.Duration, ((spec.Duration + spec.Warmup + 300*time.Millisecond) * time.Duration(cells)).Round(time.Second))
-	fmt.Printf("kernel %s, %d CPUs: rr server on CPU %d, client on CPU %d; each mode is applied to the server's queue and restored after\n\n",
-		kernel.Release(), runtime.NumCPU(), spec.ServerCPU, spec.ClientCPU)
+	fmt.Printf("napilab demo on a veth testbed, kernel %s, %d CPUs\n", kernel.Release(), runtime.NumCPU())
+	describeRun(s)
 
 	bed, err := testbed.Up(ctx, testbed.Topology{Prefix: "napilab-demo"})
 	if err != nil {
@@ -60,58 +38,21 @@ func (d *demoCmd) Run(ctx context.Context) error {
 	defer bed.Down()
 	fmt.Print(bed.Diagram(), "\n")
 
-	env := sweep.Env{ServerDev: bed.B.Link, ServerNS: bed.B.NetNSPath(), ClientDev: bed.A.Link,
-		ClientNS: bed.A.NetNSPath(), Peer: bed.B.IPv4.Addr()}
-	res, err := sweep.Run(ctx, spec, env, func(c sweep.Cell) {
-		if c.Skipped != "" {
-			if c.Row == spec.Rows[0] {
-				fmt.Printf("  %-19s skipped: %s\n", c.Mode, c.Skipped)
-			}
-			return
-		}
-		r := c.Client
-		fmt.Printf("  %-19s %-11s p50 %-9s p99 %-9s p99.9 %-9s lost %d of %d, %s CPU/request\n", c.Mode, c.Row,
-			report.FormatNs(r.Latency.P50), report.FormatNs(r.Latency.P99), report.FormatNs(r.Latency.P999), r.Lost, r.Sent,
-			report.FormatNs(int64(r.CPUPerRequest)))
-	})
-	if res != nil && len(res.Cells) > 0 {
-		fmt.Println("\nLatency in ns from each request's scheduled send time to its reply (true percentiles), loss,")
-		fmt.Println("and CPU time per request (all napilab threads and kernel threads polling for them):")
-		fmt.Println()
-		report.Table(os.Stdout, res, report.SeedStats)
-		fmt.Println("\nThe original xsk_rr's \"pN\" columns for the same runs (means of the lowest N%, as the cover letter's table):")
-		fmt.Println()
-		report.Table(os.Stdout, res, []report.Stat{report.XskRRP50, report.XskRRP99})
-		fmt.Println("\nReading these numbers:")
-		report.Notes(os.Stdout, res)
-		fmt.Println("- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
-		fmt.Println("  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
-		if werr := writeOutputs(d.JSON, d.CSV, res); werr != nil {
-			err = errors.Join(err, werr)
-		}
+	srv, err := connect(ctx, target{local: true}, agent.RoleServer, bed.B.Link, bed.B.NetNSPath(), dialOptions{})
+	if err != nil {
+		return err
 	}
+	defer srv.close()
+	client := &sweep.LocalClient{NSPath: bed.A.NetNSPath()}
+	defer client.Close()
+	clientInfo, err := agent.Describe(agent.RoleClient, bed.A.Link, bed.A.NetNSPath())
+	if err != nil {
+		return err
+	}
+	ends := sweep.Ends{Server: srv.conn, ServerInfo: srv.hello.End, ServerDev: bed.B.Link, ServerNS: bed.B.NetNSPath(),
+		Client: client, ClientInfo: clientInfo, ClientDev: bed.A.Link, Peer: bed.B.IPv4.Addr(), SameHost: true}
+	err = d.run(ctx, s, ends, sweep.Options{Lease: d.Lease, Command: commandLine()})
+	fmt.Println("- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
+	fmt.Println("  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
 	return err
-}
-
-func writeOutputs(jsonPath, csvPath string, res *sweep.Result) error {
-	if jsonPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err == nil {
-			err = os.WriteFile(jsonPath, append(b, '\n'), 0o644)
-		}
-		if err != nil {
-			return fmt.Errorf("--json: %w", err)
-		}
-	}
-	if csvPath != "" {
-		f, err := os.Create(csvPath)
-		if err != nil {
-			return fmt.Errorf("--csv: %w", err)
-		}
-		defer f.Close()
-		if err := report.CSV(f, res); err != nil {
-			return fmt.Errorf("--csv: %w", err)
-		}
-	}
-	return nil
 }

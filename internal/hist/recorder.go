@@ -133,31 +133,7 @@ func (r *Recorder) StdDev() float64 {
 // bucket, within [Min, Max]: never below the true sample of rank ceil(p/100 * N), and above it by less than one
 // bucket width (0.1 % of it with 3 digits, or less than Lowest ns near the bottom of the range). p is rounded to
 // 0.0001. The first and last ranks are exact: Min and Max. An empty Recorder returns 0.
-func (r *Recorder) Percentile(p float64) int64 {
-	if r.n == 0 {
-		return 0
-	}
-	if !(p > 0) { // also NaN
-		return r.min
-	}
-	// The rank, in integers: p in millionths, ceil(ppm*N/1e6) with a 128-bit product.
-	ppm := uint64(math.Round(math.Min(p, 100) * 1e4))
-	hi, lo := bits.Mul64(ppm, r.n)
-	rank, rem := bits.Div64(hi, lo, 1e6)
-	if rem != 0 {
-		rank++
-	}
-	if rank <= 1 {
-		return r.min
-	}
-	if rank >= r.n {
-		return r.max
-	}
-	// hdrhistogram-go picks the rank round(q/100 * N) (with q clamped to 0..100 and the rank to 1..N); asking for
-	// rank - 1/4 lands on rank under rounding as under ceiling, far from float error at any feasible N.
-	v := r.h.ValueAtPercentile(100 * (float64(rank) - 0.25) / float64(r.n))
-	return min(max(v, r.min), r.max)
-}
+func (r *Recorder) Percentile(p float64) int64 { return percentile(r.h, r.n, r.min, r.max, p) }
 
 // ErrConfigMismatch is returned when merging recorders with different ranges or precision.
 var ErrConfigMismatch = errors.New("histograms have different ranges or precision; create both from the same Config")

@@ -2,17 +2,27 @@
 // letter's table (one row per load, one column per mode, p5/p50/p95/p99 in ns per cell), with true percentiles
 // instead of xsk_rr's truncated means, the loss and the CPU each mode spent beside them, and the same data as CSV.
 // With several repetitions a cell shows the median and the spread (min–max) across them.
+//
+// The same results become one self-contained HTML page (WritePage): the latency percentile spectrum on a
+// "nines" axis, where each step to the right is ten times rarer (how HdrHistogram, wrk2 and the netdev list read
+// tails), the percentiles against the load, the CPU per request stacked by where it went, each cell's p99 over
+// time, and, when a result carries them, the trace's packets per poll and interrupts per request. The plots are
+// gonum/plot SVG inlined into the page, with fonts named rather than embedded (a few KB per plot instead of about
+// half a MB) and metric-compatible fallbacks; the page needs no JavaScript, refers to nothing outside itself and
+// embeds the result documents, so it opens offline and travels by mail. WritePNGs and WriteHgrms export the
+// plots and each cell's histogram (HdrHistogram's .hgrm text) for issues, mails and HdrHistogram's own tools.
+//
+// Everything here reads results through one adapter (Read → fromSweep) into Run: a new result layout changes
+// that function only, and a field a result does not record is marked on the page, never filled in.
 package report
 
 import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sweep"
 )
@@ -50,24 +60,19 @@ var (
 var SeedStats = []Stat{P5, P50, P95, P99, P999, Loss, CPU}
 
 // value summarises one figure over a cell's repetitions: the median, and the spread when there are several.
-func value(cells []*sweep.Cell, st Stat) (string, bool) {
-	var v []float64
-	for _, c := range cells {
-		if c.Client != nil {
-			v = append(v, st.Get(c.Client))
+func value(cells []*Cell, st Stat) (string, bool) {
+	med, lo, hi, ok := spreadOf(cells, func(c *Cell) (float64, bool) {
+		if c.Client == nil {
+			return 0, false
 		}
-	}
-	if len(v) == 0 {
+		return st.Get(c.Client), true
+	})
+	if !ok {
 		return "", false
 	}
-	slices.Sort(v)
-	med := v[len(v)/2]
-	if len(v)%2 == 0 {
-		med = (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
 	s := num(med, st.Unit)
-	if len(v) > 1 && v[0] != v[len(v)-1] {
-		s += " (" + num(v[0], st.Unit) + "–" + num(v[len(v)-1], st.Unit) + ")"
+	if lo != hi {
+		s += " (" + num(lo, st.Unit) + "–" + num(hi, st.Unit) + ")"
 	}
 	return s, true
 }
@@ -85,69 +90,81 @@ func num(v float64, unit string) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + unit
 }
 
-// cellsOf returns every repetition of a mode under a row.
-func cellsOf(res *sweep.Result, mode string, row sweep.Row) []*sweep.Cell {
-	var out []*sweep.Cell
-	for i := range res.Cells {
-		if c := &res.Cells[i]; c.Mode == mode && c.Row == row {
-			out = append(out, c)
-		}
-	}
-	return out
+// grid is the cover letter's table as data: a column per mode, and per load a label and one line per figure.
+// The terminal's Markdown and the page's HTML are two renderings of it.
+type grid struct {
+	Modes []string
+	Rows  []gridRow
 }
 
-// Table writes the cover letter's table as Markdown: a header row of modes, then for each load a label row and
-// one row per statistic ("| | p50: 13100 | ..."). A mode that was skipped shows why, once, under its first row.
-func Table(w io.Writer, res *sweep.Result, stats []Stat) {
-	fmt.Fprintf(w, "| Experiment | %s |\n", strings.Join(res.Spec.Modes, " | "))
-	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---|", len(res.Spec.Modes)))
-	for ri, row := range res.Spec.Rows {
-		fmt.Fprintf(w, "| %s |%s\n", row.Label(), strings.Repeat(" |", len(res.Spec.Modes)))
+type gridRow struct {
+	Label string
+	Lines [][]string // per figure, per mode
+}
+
+func (r *Run) grid(stats []Stat) grid {
+	g := grid{Modes: r.Modes}
+	for li, load := range r.Loads {
+		row := gridRow{Label: load.Label}
 		for si, st := range stats {
-			line := []string{""}
-			for _, mode := range res.Spec.Modes {
-				cells := cellsOf(res, mode, row)
+			line := make([]string, 0, len(r.Modes))
+			for _, mode := range r.Modes {
+				cells := r.cellsAt(mode, load)
 				if v, ok := value(cells, st); ok {
 					line = append(line, st.Name+": "+v)
 					continue
 				}
-				if si == 0 && ri == 0 && len(cells) > 0 && cells[0].Skipped != "" {
+				// A mode that was skipped says why once, under its first row.
+				if si == 0 && li == 0 && len(cells) > 0 && cells[0].Skipped != "" {
 					line = append(line, "skipped: "+cells[0].Skipped)
 				} else {
 					line = append(line, "–")
 				}
 			}
-			fmt.Fprintf(w, "| %s |\n", strings.Join(line, " | "))
+			row.Lines = append(row.Lines, line)
+		}
+		g.Rows = append(g.Rows, row)
+	}
+	return g
+}
+
+// Table writes the cover letter's table as Markdown: a header row of modes, then for each load a label row and
+// one row per statistic ("| | p50: 13100 | ..."). A mode that was skipped shows why, once, under its first row.
+func (r *Run) Table(w io.Writer, stats []Stat) {
+	g := r.grid(stats)
+	fmt.Fprintf(w, "| Experiment | %s |\n", strings.Join(g.Modes, " | "))
+	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---|", len(g.Modes)))
+	for _, row := range g.Rows {
+		fmt.Fprintf(w, "| %s |%s\n", row.Label, strings.Repeat(" |", len(g.Modes)))
+		for _, line := range row.Lines {
+			fmt.Fprintf(w, "|  | %s |\n", strings.Join(line, " | "))
 		}
 	}
 }
 
-// Notes lists, once each, the caveats attached to cells: what a reader must know to read the numbers.
-func Notes(w io.Writer, res *sweep.Result) {
-	seen := map[string]bool{}
-	for _, c := range res.Cells {
-		notes := c.Notes
-		if c.Client != nil {
-			notes = note.Merge(append([]note.Note{}, notes...), c.Client.Notes...)
-		}
-		for _, n := range notes {
-			key := c.Mode + ": " + n.String()
-			if !seen[key] {
-				seen[key] = true
-				fmt.Fprintf(w, "- %s\n", key)
-			}
-		}
+// WriteNotes lists, once each, the caveats attached to cells: what a reader must know to read the numbers.
+func (r *Run) WriteNotes(w io.Writer) {
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "- %s\n", n)
 	}
+}
+
+// String is the note as a line: "mode: text", with the severity when the result grades it.
+func (n Note) String() string {
+	if n.Severity != "" {
+		return n.Mode + ": " + n.Severity + ": " + n.Text
+	}
+	return n.Mode + ": " + n.Text
 }
 
 // CSV writes one row per cell and repetition: the machine-readable form of the sweep.
-func CSV(w io.Writer, res *sweep.Result) error {
+func (r *Run) CSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"mode", "rate", "delay_ns", "rep", "skipped", "sent", "answered", "lost", "reordered",
 		"send_rate", "min_ns", "p5_ns", "p50_ns", "p90_ns", "p95_ns", "p99_ns", "p99_9_ns", "max_ns",
 		"xsk_rr_p50_ns", "xsk_rr_p99_ns", "sender_lateness_p99_ns", "cpu_per_request_ns", "gc_cycles"})
-	for _, c := range res.Cells {
-		rec := []string{c.Mode, f(c.Row.Rate), i(int64(c.Row.Delay)), i(int64(c.Rep)), c.Skipped}
+	for _, c := range r.Cells {
+		rec := []string{c.Mode, f(c.Load.Rate), i(int64(c.Load.Delay)), i(int64(c.Rep)), c.Skipped}
 		if r := c.Client; r != nil {
 			l := r.Latency
 			rec = append(rec, u(r.Sent), u(r.Answered), u(r.Lost), u(r.Reordered), f(r.SendRate), i(l.Min), i(l.P5),
@@ -159,6 +176,15 @@ func CSV(w io.Writer, res *sweep.Result) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// Table is Run.Table for a result in memory.
+func Table(w io.Writer, res *sweep.Result, stats []Stat) { fromSweep("", res).Table(w, stats) }
+
+// Notes is Run.WriteNotes for a result in memory.
+func Notes(w io.Writer, res *sweep.Result) { fromSweep("", res).WriteNotes(w) }
+
+// CSV is Run.CSV for a result in memory.
+func CSV(w io.Writer, res *sweep.Result) error { return fromSweep("", res).CSV(w) }
 
 func f(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 func i(v int64) string   { return strconv.FormatInt(v, 10) }

@@ -76,13 +76,13 @@ func TestCSVGolden(t *testing.T) {
 }
 
 func TestMedianAndSpread(t *testing.T) {
-	res := sample()
-	v, ok := value(cellsOf(res, "threaded", res.Spec.Rows[1]), P50)
+	run := fromSweep("sample", sample())
+	v, ok := value(run.cellsAt("threaded", run.Loads[1]), P50)
 	// threaded is mode 1, row 1: base 6100 and 6110, +500 → 6600 and 6610: median 6605 (rounded), spread 6600–6610.
 	if !ok || v != "6605 (6600–6610)" {
 		t.Fatalf("value = %q, %v", v, ok)
 	}
-	if _, ok := value(cellsOf(res, "threaded-busy-poll", res.Spec.Rows[0]), P50); ok {
+	if _, ok := value(run.cellsAt("threaded-busy-poll", run.Loads[0]), P50); ok {
 		t.Fatal("a skipped mode has a value")
 	}
 }

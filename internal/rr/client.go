@@ -90,6 +90,10 @@ type ClientResult struct {
 	XSK             xsk.Statistics          `json:"xsk_stats"`
 	Kicks           xsk.KickStats           `json:"xsk_kicks"`
 	Notes           []note.Note             `json:"notes,omitempty"`
+
+	// LatencyHDR is Latency's whole histogram in HdrHistogram's V2 compressed base64 form (hist.Recorder.Encode),
+	// for percentile plots and .hgrm files.
+	LatencyHDR string `json:"latency_hdr,omitempty"`
 }
 
 // shared is the state the client's threads exchange. Everything else belongs to exactly one thread.
@@ -319,6 +323,9 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	res.Lost = res.Sent - min(res.Answered, res.Sent)
 	res.Measured = rep.cumScheduled.Count()
 	res.Latency = rep.cumScheduled.Summary()
+	if res.LatencyHDR, err = rep.cumScheduled.Encode(); err != nil {
+		res.Notes = append(res.Notes, note.Warnf("the latency histogram is missing from the result: %v", err))
+	}
 	res.LatencyFromSend = rep.cumSent.Summary()
 	res.SenderLateness = rep.lateness.Summary()
 	res.XskRRPN = rep.cumCompat.Percentiles()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/testenv"
 	"github.com/napilab/napilab/internal/xsk"
 	"github.com/napilab/napilab/internal/xsk/xsktest"
@@ -118,6 +119,10 @@ func checkAnswered(t *testing.T, res *ClientResult, want uint64, mayReorder bool
 	l := res.Latency
 	if !(l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) || l.Min <= 0 {
 		t.Fatalf("latency percentiles out of order: %+v", l)
+	}
+	if b, err := hist.Decode(res.LatencyHDR); err != nil || b.Count() != res.Measured ||
+		(b.Percentile(50) != l.P50 && l.P50 != l.Max) {
+		t.Fatalf("the result's histogram (%v) does not hold the %d measured replies with p50 %d", err, res.Measured, l.P50)
 	}
 	if res.GCCycles != 0 {
 		t.Fatalf("%d GC cycles during the run", res.GCCycles)

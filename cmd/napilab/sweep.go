@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/napilab/napilab/internal/agent"
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
+	"github.com/napilab/napilab/internal/sweep"
+	"github.com/napilab/napilab/internal/version"
+)
+
+type sweepCmd struct {
+	compareFlags
+	Server      string   `default:"local" placeholder:"local|netns:NAME|ssh://[USER@]HOST[:PORT]" help:"Where the rr server and the polling modes go: this host, a network namespace of this host, or another host over ssh."`
+	ServerDev   string   `name:"server-dev" required:"" placeholder:"IFACE" help:"The server's network interface (on the server host)."`
+	ServerNetns string   `name:"server-netns" placeholder:"NAME|PATH" help:"Network namespace of the server's interface on the server host."`
+	Client      string   `default:"local" placeholder:"local|ssh://[USER@]HOST[:PORT]" help:"Where the rr client runs: this process (default), or another host over ssh."`
+	ClientDev   string   `name:"client-dev" required:"" placeholder:"IFACE" help:"The client's network interface (on the client host)."`
+	ClientNetns string   `name:"client-netns" placeholder:"NAME|PATH" help:"Network namespace of the client's interface."`
+	Peer        string   `required:"" placeholder:"IP" help:"The server's address as the client reaches it (the next hop's MAC comes from the route to it)."`
+	SSH         string   `name:"ssh" placeholder:"CMD" help:"The ssh command (as rsync -e), e.g. 'ssh -F ./ssh_config'; default ssh."`
+	SSHOption   []string `name:"ssh-option" placeholder:"OPT" help:"Add -o OPT to every ssh command (repeatable)."`
+	AgentPath   string   `name:"agent-path" placeholder:"PATH" help:"Run a napilab already installed at PATH on the remote host instead of copying this one there (its version must match)."`
+}
+
+func (c *sweepCmd) Run(ctx context.Context) error {
+	s, err := c.spec()
+	if err != nil {
+		return err
+	}
+	peer, err := netip.ParseAddr(c.Peer)
+	if err != nil {
+		return fmt.Errorf("--peer %q is not an IP address", c.Peer)
+	}
+	if err := c.checkOutputs(); err != nil {
+		return err
+	}
+	server, err := parseTarget(c.Server)
+	if err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	if server.netns != "" {
+		if c.ServerNetns != "" && c.ServerNetns != server.netns {
+			return fmt.Errorf("--server %s and --server-netns %s name two namespaces: give one", c.Server, c.ServerNetns)
+		}
+		c.ServerNetns = server.netns
+	}
+	client, err := parseTarget(c.Client)
+	if err != nil {
+		return fmt.Errorf("--client: %w", err)
+	}
+	if client.netns != "" {
+		return fmt.Errorf("--client %s: the client runs in this process or on another host; name its namespace "+
+			"with --client-netns", c.Client)
+	}
+	dial := dialOptions{ssh: c.SSH, sshOptions: c.SSHOption, agentPath: c.AgentPath}
+	ends := sweep.Ends{ServerDev: c.ServerDev, ServerNS: c.ServerNetns, ClientDev: c.ClientDev, Peer: peer}
+
+	srv, err := connect(ctx, server, agent.RoleServer, c.ServerDev, c.ServerNetns, dial)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	ends.Server, ends.ServerInfo = srv.conn, srv.hello.End
+	for _, st := range srv.hello.Stale {
+		fmt.Printf("restored what an earlier napilab (pid %d) left on %s: %s\n", st.Holder.PID, c.ServerDev, st.Preset)
+	}
+
+	if client.local {
+		lc := &sweep.LocalClient{NSPath: netns.Path(c.ClientNetns)}
+		defer lc.Close()
+		if ends.ClientInfo, err = agent.Describe(agent.RoleClient, c.ClientDev, lc.NSPath); err != nil {
+			return kernel.RenameFields(err, map[string]string{"dev": "--client-dev"})
+		}
+		ends.Client = lc
+	} else {
+		cl, err := connect(ctx, client, agent.RoleClient, c.ClientDev, c.ClientNetns, dial)
+		if err != nil {
+			return err
+		}
+		defer cl.close()
+		ends.Client, ends.ClientInfo = cl.conn, cl.hello.End
+	}
+	ends.SameHost = server.local && client.local || ends.ServerInfo.Hostname == ends.ClientInfo.Hostname
+	fmt.Printf("napilab sweep: %s (%s, %s, kernel %s) ← %s (%s, %s, kernel %s)\n", c.ServerDev,
+		ends.ServerInfo.Hostname, driverOf(ends.ServerInfo), ends.ServerInfo.Kernel, c.ClientDev,
+		ends.ClientInfo.Hostname, driverOf(ends.ClientInfo), ends.ClientInfo.Kernel)
+	describeRun(s)
+	return c.run(ctx, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine()})
+}
+
+func driverOf(e agent.EndInfo) string {
+	if e.Device.Driver == "" {
+		return "driver unknown"
+	}
+	return e.Device.Driver
+}
+
+// describeRun says what is about to run, and about how long it takes.
+func describeRun(s sweep.Spec) {
+	cells := len(s.Modes) * len(s.Rows) * s.Reps
+	fmt.Printf("%d polling modes × %d loads × %d repetition(s), %s per cell (at most %s in all); server loop on "+
+		"CPU %d, client loop on CPU %d; each mode is applied to the server's queue and restored after\n\n",
+		len(s.Modes), len(s.Rows), s.Reps, s.Duration,
+		((s.Duration + s.Warmup + s.Timeout) * time.Duration(cells)).Round(time.Second), s.ServerCPU, s.ClientCPU)
+}
+
+// target is where an end runs, as --server and --client name it.
+type target struct {
+	local bool   // this host: local or netns:NAME
+	netns string // netns:NAME
+	ssh   string // ssh://[USER@]HOST[:PORT]
+}
+
+func parseTarget(s string) (target, error) {
+	switch {
+	case s == "local":
+		return target{local: true}, nil
+	case strings.HasPrefix(s, "netns:") && len(s) > len("netns:"):
+		return target{local: true, netns: strings.TrimPrefix(s, "netns:")}, nil
+	case strings.HasPrefix(s, "ssh://") && len(s) > len("ssh://"):
+		return target{ssh: s}, nil
+	}
+	return target{}, fmt.Errorf("%q is not an end: use local, netns:NAME or ssh://[USER@]HOST[:PORT]", s)
+}
+
+type dialOptions struct {
+	ssh        string
+	sshOptions []string
+	agentPath  string
+}
+
+// session is an agent end: the process the agent runs in, and the protocol session with it.
+type session struct {
+	proc  *agentProcess
+	conn  *agent.Conn
+	hello agent.HelloResult
+}
+
+// connect starts the agent of an end and says hello: the end is locked and described afterwards.
+func connect(ctx context.Context, t target, role agent.Role, dev, ns string, o dialOptions) (*session, error) {
+	where := "this host"
+	if !t.local {
+		where = t.ssh
+	}
+	p, err := startAgent(ctx, t, o)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := agent.Dial(ctx, p, agent.DialOptions{Version: version.String(), Where: where})
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	h, err := conn.Hello(ctx, agent.HelloArgs{Version: version.String(), Role: role, Controller: host,
+		Command: strings.Join(commandLine(), " "), Dev: dev, NetNS: ns})
+	if err != nil {
+		conn.Close()
+		p.Close()
+		field := "--server-dev"
+		if role == agent.RoleClient {
+			field = "--client-dev"
+		}
+		return nil, fmt.Errorf("%s: %w", where, kernel.RenameFields(err, map[string]string{"dev": field}))
+	}
+	return &session{proc: p, conn: conn, hello: h}, nil
+}
+
+// close says bye (the agent restores and exits) and waits for the agent's process; a controller that is being
+// interrupted still gets a minute for it.
+func (s *session) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.conn.Bye(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "napilab: %v\n", err)
+	}
+	s.proc.Close()
+}
