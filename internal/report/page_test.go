@@ -189,7 +189,7 @@ func TestPageHasEveryPlot(t *testing.T) {
 	for _, want := range []string{
 		"threaded-busy-poll: skipped: needs a CPU of its own", // the skipped cell, marked under its plots
 		"Trace data (who polled each NAPI, packets per poll, interrupts per request) is not recorded in this result",
-		`<td class="gap">not recorded in this result</td>`, // the header's kernel, host … of today's results
+		`<td class="gap">not recorded in this result</td>`,                                                       // the header's kernel, host … of today's results
 		"napilab demo --modes interrupts,busy-poll,threaded,threaded-busy-poll --load 12.5k,12.5k+30us --reps 2", // as recorded
 		"p99.9: ", "xsk_rr p50: ", // both of the terminal's tables
 	} {
