@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -90,7 +91,7 @@ func (f *modeFlags) plan() (*napi.System, *napi.Plan, error) {
 		}
 	}
 	s.Close()
-	return nil, nil, err
+	return nil, nil, kernel.RenameFields(err, map[string]string{"dev": "--dev"})
 }
 
 type modePlanCmd struct {

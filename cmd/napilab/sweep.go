@@ -169,7 +169,11 @@ func connect(ctx context.Context, t target, role agent.Role, dev, ns string, o d
 		if role == agent.RoleClient {
 			field = "--client-dev"
 		}
-		return nil, fmt.Errorf("%s: %w", where, kernel.RenameFields(err, map[string]string{"dev": field}))
+		err = kernel.RenameFields(err, map[string]string{"dev": field})
+		if t.local {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return &session{proc: p, conn: conn, hello: h}, nil
 }

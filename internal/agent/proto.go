@@ -53,6 +53,9 @@ type Response struct {
 type WireError struct {
 	Message string `json:"message"`
 	Kind    string `json:"kind,omitempty"` // one of the Kind* constants
+	// Field names the spec field a kernel.FieldError is about; Message is then what follows the field's name,
+	// so that the controller's command line can name its own flag.
+	Field string `json:"field,omitempty"`
 }
 
 // The kinds of errors that keep their meaning across the wire.

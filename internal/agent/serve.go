@@ -413,6 +413,9 @@ func (s *session) cleanup() (RestoreResult, error) {
 // toWire turns an error into its wire form, keeping what callers branch on.
 func toWire(err error) *WireError {
 	w := &WireError{Message: err.Error()}
+	if fe, ok := err.(*kernel.FieldError); ok {
+		w.Field, w.Message = fe.Field, fe.Msg
+	}
 	var pe *ProtocolError
 	switch {
 	case errors.As(err, &pe):
@@ -447,6 +450,9 @@ func fromWire(w *WireError) error {
 		kind = os.ErrNotExist
 	case KindPermission:
 		kind = os.ErrPermission
+	}
+	if w.Field != "" {
+		return &kernel.FieldError{Field: w.Field, Msg: w.Message, Kind: kind}
 	}
 	return &kernel.SentenceError{Msg: w.Message, Kind: kind}
 }

@@ -165,7 +165,7 @@ func TestPlanRefusesBeforeAnythingChanges(t *testing.T) {
 			features: func(f *fakeOS) { f.features.IRQSuspendTimeout, f.features.NAPISet = false, false },
 			want:     "irq-suspend needs Linux 6.13 or newer", is: kernel.ErrNotSupported},
 		{name: "unknown device", preset: "busy-poll", dev: "eth9",
-			want: `there is no network device "eth9" in network namespace /run/netns/lab`, is: os.ErrNotExist},
+			want: `dev "eth9" does not exist in network namespace /run/netns/lab`, is: os.ErrNotExist},
 		{name: "queue without NAPI", preset: "busy-poll", dev: "vb",
 			features: func(f *fakeOS) { delete(f.napis, 259) },
 			want:     "vb rx queue 0 has no NAPI instance, so there is nothing to poll; a veth gets one only while XDP is attached or GRO is on",

@@ -406,7 +406,7 @@ func TestPrivBadInput(t *testing.T) {
 	}{
 		{"queue without NAPI", nil, "veth-b rx queue 0 has no NAPI instance, so there is nothing to poll; a veth " +
 			"gets one only while XDP is attached or GRO is on", os.ErrNotExist},
-		{"unknown device", func(m *Mode) { m.Device = "nosuchdev0" }, `there is no network device "nosuchdev0"`,
+		{"unknown device", func(m *Mode) { m.Device = "nosuchdev0" }, `dev "nosuchdev0" does not exist in`,
 			os.ErrNotExist},
 		{"priority out of range", func(m *Mode) { m.FIFO = 100 }, "SCHED_FIFO priority 100 is out of range: use 1 to 99", nil},
 	} {

@@ -3,6 +3,7 @@ package napi
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/napilab/napilab/internal/ethtool"
 	"github.com/napilab/napilab/internal/kernel"
@@ -117,6 +118,6 @@ func (s *System) linkByName(dev string) (Link, error) {
 			return l, nil
 		}
 	}
-	return Link{}, kernel.NotFound("there is no network device %q in %s: check the name, or pass --netns "+
-		"with the namespace it lives in", dev, s.NetNS)
+	return Link{}, &kernel.FieldError{Field: "dev", Kind: os.ErrNotExist, Msg: fmt.Sprintf("%q does not exist in "+
+		"%s: check the device's name and the network namespace it lives in", dev, s.NetNS)}
 }
