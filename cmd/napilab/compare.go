@@ -28,7 +28,10 @@ type compareFlags struct {
 	ServerCPU int           `name:"server-cpu" default:"0" help:"CPU of the rr server's loop (on the server host)."`
 	ClientCPU int           `name:"client-cpu" default:"1" help:"CPU of the rr client's loop (on the client host)."`
 	PollCPU   int           `name:"poll-cpu" default:"-1" help:"CPU of the NAPI kthread in threaded modes (-1: the server's)."`
-	Ring      int           `default:"4096" help:"Receive ring entries of both ends (a power of two)."`
+	Ring      int           `default:"4096" help:"Receive ring entries of both ends' AF_XDP sockets (a power of two)."`
+	Channels  uint32        `placeholder:"N" help:"Also set the server device's queue count in every mode (ethtool -L; resets the link)."`
+	RingRX    uint32        `name:"ring-rx" placeholder:"N" help:"Also set the server device's rx descriptor ring in every mode (ethtool -G; resets the link)."`
+	Force     bool          `help:"Let --channels/--ring-rx reset the device that carries the ssh session to the server."`
 	Lease     time.Duration `help:"How long the server keeps a mode without hearing from this controller before it restores by itself; renewed before every cell (default: three cells, at least 30s)."`
 	JSON      string        `placeholder:"FILE" help:"Write the result document (napilab.sweep/v2: both ends' headers, every cell) to FILE."`
 	CSV       string        `placeholder:"FILE" help:"Write one CSV row per cell to FILE."`
@@ -40,6 +43,7 @@ func (f *compareFlags) spec() (sweep.Spec, error) {
 	s := sweep.DefaultSpec()
 	s.Modes, s.Duration, s.Warmup, s.Reps, s.Payload = f.Modes, f.Duration, f.Warmup, f.Reps, f.Payload
 	s.Timeout, s.ServerCPU, s.ClientCPU, s.PollCPU, s.Ring = f.Timeout, f.ServerCPU, f.ClientCPU, f.PollCPU, f.Ring
+	s.Channels, s.RingRX = f.Channels, f.RingRX
 	s.Rows = nil
 	loads := f.Load
 	if len(loads) == 1 && loads[0] == "seed" {
@@ -65,7 +69,7 @@ func (f *compareFlags) spec() (sweep.Spec, error) {
 var flagNames = map[string]string{"modes": "--modes", "load": "--load", "reps": "--reps", "duration": "--duration",
 	"warmup": "--warmup", "timeout": "--timeout", "payload": "--payload", "server-cpu": "--server-cpu",
 	"client-cpu": "--client-cpu", "poll-cpu": "--poll-cpu", "ring": "--ring", "peer": "--peer",
-	"dev": "--server-dev"}
+	"dev": "--server-dev", "channels": "--channels", "ring-rx": "--ring-rx"}
 
 // checkOutputs makes sure every output file can be written before anything starts: a measurement must never be
 // lost to a typo in a path found only after the run.

@@ -93,7 +93,7 @@ func (c *sweepCmd) Run(ctx context.Context) error {
 		ends.ServerInfo.Hostname, driverOf(ends.ServerInfo), ends.ServerInfo.Kernel, c.ClientDev,
 		ends.ClientInfo.Hostname, driverOf(ends.ClientInfo), ends.ClientInfo.Kernel)
 	describeRun(s)
-	return c.run(ctx, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine()})
+	return c.run(ctx, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine(), Force: c.Force})
 }
 
 func driverOf(e agent.EndInfo) string {

@@ -218,6 +218,7 @@ func TestEngineRefusesBeforeAnything(t *testing.T) {
 		{"shared cpu", func(s *Spec, e *Ends, _ *Options) { e.SameHost, s.ClientCPU = true, s.ServerCPU }, "two different CPUs"},
 		{"mtu", func(s *Spec, e *Ends, _ *Options) { s.Payload, e.ServerInfo.Device.MTU = 1400, 1280 }, "MTU of 1280"},
 		{"lease", func(_ *Spec, _ *Ends, o *Options) { o.Lease = 150 * time.Millisecond }, "does not outlast"},
+		{"ssh device", func(s *Spec, e *Ends, _ *Options) { s.Channels, e.ServerInfo.CarriesSSH = 2, true }, "carries the ssh session"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeEnds{}

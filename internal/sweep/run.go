@@ -60,6 +60,8 @@ type Options struct {
 	Progress func(Progress)
 	// Command is the command line, for the result's header.
 	Command []string
+	// Force lets Channels and RingRX reset the device that carries the ssh session to the server host.
+	Force bool
 }
 
 // Progress is where a sweep is.
@@ -222,6 +224,15 @@ func (e *engine) checkEnds() error {
 			"address; a NAT between the hosts is not supported", ends.Peer, ends.ServerDev,
 			ends.ServerInfo.Hostname, addrs)
 	}
+	if (s.Channels > 0 || s.RingRX > 0) && ends.ServerInfo.CarriesSSH && !e.o.Force {
+		field := "channels"
+		if s.Channels == 0 {
+			field = "ring-rx"
+		}
+		return kernel.Fieldf(field, "would reset %s on %s, which carries the ssh session napilab drives the host "+
+			"through: the session (and the restore it guarantees) could be cut mid-change; use another device, or "+
+			"pass --force", ends.ServerDev, ends.ServerInfo.Hostname)
+	}
 	if mtu := ends.ServerInfo.Device.MTU; mtu > 0 && s.Payload+48 > mtu {
 		return kernel.Fieldf("payload", "of %d bytes does not fit %s's MTU of %d with its IPv6 and UDP headers: "+
 			"use at most %d bytes", s.Payload, ends.ServerDev, mtu, mtu-48)
@@ -251,6 +262,7 @@ func (e *engine) prepareModes(ctx context.Context) error {
 			return err
 		}
 		m.NetNS, m.Queues, m.PollCPU = e.ends.ServerNS, []int{0}, e.s.ServerCPU
+		m.Channels, m.RingRX = e.s.Channels, e.s.RingRX
 		if e.s.PollCPU >= 0 {
 			m.PollCPU = e.s.PollCPU
 		}

@@ -102,6 +102,10 @@ type Spec struct {
 	ServerCPU int `json:"server_cpu"`
 	ClientCPU int `json:"client_cpu"`
 	PollCPU   int `json:"poll_cpu"`
+	// Channels and RingRX, when set, make every mode also set the server device's queue count (ethtool -L) and
+	// its rx descriptor ring (ethtool -G): both reset the link.
+	Channels uint32 `json:"channels,omitzero"`
+	RingRX   uint32 `json:"ring_rx,omitzero"`
 	// Ring is the receive ring size of both ends.
 	Ring int `json:"ring"`
 }
