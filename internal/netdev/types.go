@@ -67,6 +67,9 @@ func (t Threaded) String() string {
 	return fmt.Sprintf("threaded(%d)", uint32(t))
 }
 
+// MarshalText writes the kernel's name, so that a plan or a journal reads "busy-poll", not 2, and decodes again.
+func (t Threaded) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
 // UnmarshalText accepts the kernel's names (as printed by String and by ynl) and the numbers 0, 1, 2.
 func (t *Threaded) UnmarshalText(b []byte) error {
 	s := string(b)
