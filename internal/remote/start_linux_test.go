@@ -251,7 +251,8 @@ func TestSSHNoisyShell(t *testing.T) {
 
 func checkNoisy(t *testing.T, err error) {
 	t.Helper()
-	if err == nil || !strings.Contains(err.Error(), `127.0.0.1: the remote shell printed "Welcome to lab1 (a noisy .bashrc)"`) ||
+	const want = `127.0.0.1: the remote shell printed "Welcome to lab1 (a noisy .bashrc)"`
+	if err == nil || !strings.Contains(err.Error(), want) ||
 		!strings.Contains(err.Error(), ".bashrc") {
 		t.Fatalf("err = %v, want the remote shell's output quoted", err)
 	}
@@ -282,7 +283,8 @@ func TestSSHAgentPathMismatch(t *testing.T) {
 	}
 
 	o.AgentPath = filepath.Join(filepath.Dir(b.old), "missing")
-	if _, err := startAgent(t.Context(), t, tg, o); err == nil || !strings.Contains(err.Error(), "is not an executable file there") {
+	_, err = startAgent(t.Context(), t, tg, o)
+	if err == nil || !strings.Contains(err.Error(), "is not an executable file there") {
 		t.Fatalf("Start with a missing agent path = %v", err)
 	}
 }
