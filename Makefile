@@ -1,6 +1,9 @@
 # napilab — the two commands a fresh machine needs are `make demo` and `make test` (both as root).
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
+# Static executables everywhere (go build, go run, go test): napilab copies itself to the other end of a sweep,
+# and a binary linked against this host's C library may not start there.
+export CGO_ENABLED := 0
 
 .PHONY: demo test deps lint unit lab-test lab-hang bench bench-rr build
 
@@ -47,4 +50,4 @@ bench-rr: deps
 
 ## build: napilab and xsk_rr binaries in ./bin
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+	$(GO) build -trimpath -o bin/ ./cmd/...

@@ -8,6 +8,7 @@ import (
 
 	"github.com/napilab/napilab/internal/agent"
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/remote"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/testbed"
 )
@@ -38,7 +39,7 @@ func (d *demoCmd) Run(ctx context.Context) error {
 	defer bed.Down()
 	fmt.Print(bed.Diagram(), "\n")
 
-	srv, err := connect(ctx, target{local: true}, agent.RoleServer, bed.B.Link, bed.B.NetNSPath(), dialOptions{})
+	srv, err := connect(ctx, remote.Target{Kind: remote.Local}, agent.RoleServer, bed.B.Link, bed.B.NetNSPath(), dialOptions{})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/napilab/napilab/internal/agent"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netns"
+	"github.com/napilab/napilab/internal/remote"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/version"
 )
@@ -28,6 +29,7 @@ type sweepCmd struct {
 	SSH         string   `name:"ssh" placeholder:"CMD" help:"The ssh command (as rsync -e), e.g. 'ssh -F ./ssh_config'; default ssh."`
 	SSHOption   []string `name:"ssh-option" placeholder:"OPT" help:"Add -o OPT to every ssh command (repeatable)."`
 	AgentPath   string   `name:"agent-path" placeholder:"PATH" help:"Run a napilab already installed at PATH on the remote host instead of copying this one there (its version must match)."`
+	AgentCache  string   `name:"agent-cache" hidden:"" placeholder:"DIR" help:"Where remote hosts keep the copies of napilab (default /var/cache/napilab/agents); for tests."`
 }
 
 func (c *sweepCmd) Run(ctx context.Context) error {
@@ -42,25 +44,28 @@ func (c *sweepCmd) Run(ctx context.Context) error {
 	if err := c.checkOutputs(); err != nil {
 		return err
 	}
-	server, err := parseTarget(c.Server)
+	server, err := remote.ParseTarget(c.Server)
 	if err != nil {
 		return fmt.Errorf("--server: %w", err)
 	}
-	if server.netns != "" {
-		if c.ServerNetns != "" && c.ServerNetns != server.netns {
+	if server.Kind == remote.NetNS {
+		if c.ServerNetns != "" && c.ServerNetns != server.NetNS {
 			return fmt.Errorf("--server %s and --server-netns %s name two namespaces: give one", c.Server, c.ServerNetns)
 		}
-		c.ServerNetns = server.netns
+		c.ServerNetns = server.NetNS
 	}
-	client, err := parseTarget(c.Client)
+	client, err := remote.ParseTarget(c.Client)
 	if err != nil {
 		return fmt.Errorf("--client: %w", err)
 	}
-	if client.netns != "" {
+	if client.Kind == remote.NetNS {
 		return fmt.Errorf("--client %s: the client runs in this process or on another host; name its namespace "+
 			"with --client-netns", c.Client)
 	}
-	dial := dialOptions{ssh: c.SSH, sshOptions: c.SSHOption, agentPath: c.AgentPath}
+	dial := dialOptions{ssh: c.SSH, sshOptions: c.SSHOption, agentPath: c.AgentPath, agentCache: c.AgentCache}
+	if err := kernel.RenameFields(dial.remote().Validate(), remoteFlags); err != nil {
+		return err
+	}
 	ends := sweep.Ends{ServerDev: c.ServerDev, ServerNS: c.ServerNetns, ClientDev: c.ClientDev, Peer: peer}
 
 	srv, err := connect(ctx, server, agent.RoleServer, c.ServerDev, c.ServerNetns, dial)
@@ -73,7 +78,7 @@ func (c *sweepCmd) Run(ctx context.Context) error {
 		fmt.Printf("restored what an earlier napilab (pid %d) left on %s: %s\n", st.Holder.PID, c.ServerDev, st.Preset)
 	}
 
-	if client.local {
+	if client.Kind == remote.Local {
 		lc := &sweep.LocalClient{NSPath: netns.Path(c.ClientNetns)}
 		defer lc.Close()
 		if ends.ClientInfo, err = agent.Describe(agent.RoleClient, c.ClientDev, lc.NSPath); err != nil {
@@ -88,7 +93,8 @@ func (c *sweepCmd) Run(ctx context.Context) error {
 		defer cl.close()
 		ends.Client, ends.ClientInfo = cl.conn, cl.hello.End
 	}
-	ends.SameHost = server.local && client.local || ends.ServerInfo.Hostname == ends.ClientInfo.Hostname
+	ends.SameHost = server.Kind != remote.SSH && client.Kind == remote.Local ||
+		ends.ServerInfo.Hostname == ends.ClientInfo.Hostname
 	fmt.Printf("napilab sweep: %s (%s, %s, kernel %s) ← %s (%s, %s, kernel %s)\n", c.ServerDev,
 		ends.ServerInfo.Hostname, driverOf(ends.ServerInfo), ends.ServerInfo.Kernel, c.ClientDev,
 		ends.ClientInfo.Hostname, driverOf(ends.ClientInfo), ends.ClientInfo.Kernel)
@@ -112,51 +118,39 @@ func describeRun(s sweep.Spec) {
 		((s.Duration + s.Warmup + s.Timeout) * time.Duration(cells)).Round(time.Second), s.ServerCPU, s.ClientCPU)
 }
 
-// target is where an end runs, as --server and --client name it.
-type target struct {
-	local bool   // this host: local or netns:NAME
-	netns string // netns:NAME
-	ssh   string // ssh://[USER@]HOST[:PORT]
-}
-
-func parseTarget(s string) (target, error) {
-	switch {
-	case s == "local":
-		return target{local: true}, nil
-	case strings.HasPrefix(s, "netns:") && len(s) > len("netns:"):
-		return target{local: true, netns: strings.TrimPrefix(s, "netns:")}, nil
-	case strings.HasPrefix(s, "ssh://") && len(s) > len("ssh://"):
-		return target{ssh: s}, nil
-	}
-	return target{}, fmt.Errorf("%q is not an end: use local, netns:NAME or ssh://[USER@]HOST[:PORT]", s)
-}
-
 type dialOptions struct {
 	ssh        string
 	sshOptions []string
 	agentPath  string
+	agentCache string
 }
+
+func (o dialOptions) remote() remote.Options {
+	return remote.Options{SSH: o.ssh, SSHOptions: o.sshOptions, AgentPath: o.agentPath, CacheRoot: o.agentCache}
+}
+
+// remoteFlags names remote.Options' fields by the flags that set them.
+var remoteFlags = map[string]string{"ssh command": "--ssh", "ssh option": "--ssh-option",
+	"agent path": "--agent-path", "cache root": "--agent-cache"}
 
 // session is an agent end: the process the agent runs in, and the protocol session with it.
 type session struct {
-	proc  *agentProcess
+	proc  *remote.Agent
 	conn  *agent.Conn
 	hello agent.HelloResult
 }
 
 // connect starts the agent of an end and says hello: the end is locked and described afterwards.
-func connect(ctx context.Context, t target, role agent.Role, dev, ns string, o dialOptions) (*session, error) {
-	where := "this host"
-	if !t.local {
-		where = t.ssh
-	}
-	p, err := startAgent(ctx, t, o)
+func connect(ctx context.Context, t remote.Target, role agent.Role, dev, ns string, o dialOptions) (*session, error) {
+	where := t.Where()
+	p, err := remote.Start(ctx, t, o.remote())
 	if err != nil {
-		return nil, err
+		return nil, kernel.RenameFields(err, remoteFlags)
 	}
 	conn, err := agent.Dial(ctx, p, agent.DialOptions{Version: version.String(), Where: where})
 	if err != nil {
 		p.Close()
+		p.Wait()
 		return nil, err
 	}
 	host, _ := os.Hostname()
@@ -165,12 +159,13 @@ func connect(ctx context.Context, t target, role agent.Role, dev, ns string, o d
 	if err != nil {
 		conn.Close()
 		p.Close()
+		p.Wait()
 		field := "--server-dev"
 		if role == agent.RoleClient {
 			field = "--client-dev"
 		}
 		err = kernel.RenameFields(err, map[string]string{"dev": field})
-		if t.local {
+		if t.Kind != remote.SSH {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
@@ -187,4 +182,5 @@ func (s *session) close() {
 		fmt.Fprintf(os.Stderr, "napilab: %v\n", err)
 	}
 	s.proc.Close()
+	_, _ = s.proc.Wait()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/remote/remotetest"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
@@ -176,7 +178,9 @@ func sweepTestbed(t *testing.T) (*testbed.Testbed, string) {
 func TestPrivSweepCommand(t *testing.T) {
 	bed, before := sweepTestbed(t)
 	out := filepath.Join(t.TempDir(), "out.json")
-	c := startSweep(t, bed, "--modes", "interrupts,threaded", "--load", "12.5k", "--duration", "300ms",
+	// Fewer requests per cell than the receive rings hold (2k/s for 350 ms): a server that the machine's load
+	// keeps off its CPU for a while answers late, within the generous timeout, but loses nothing.
+	c := startSweep(t, bed, "--modes", "interrupts,threaded", "--load", "2k", "--duration", "300ms",
 		"--warmup", "50ms", "--timeout", "30s", "--json", out)
 	if err := c.wait(t); err != nil {
 		t.Fatalf("napilab sweep: %v\n%s", err, c.out)
@@ -324,4 +328,58 @@ func TestPrivSweepBadInput(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunMain(m)) }
+func TestMain(m *testing.M) {
+	code := testenv.RunMain(m)
+	remotetest.Cleanup()
+	os.Exit(code)
+}
+
+// sshSweep is napilab sweep to the testbed's B host over a real sshd on 127.0.0.1: the two-host use on one
+// machine, the agent copied into a cache of the test's own.
+func sshSweep(t *testing.T, bed *testbed.Testbed, extra ...string) *controller {
+	t.Helper()
+	s := remotetest.Start(t)
+	args := []string{"--server", fmt.Sprintf("ssh://root@127.0.0.1:%d", s.Port), "--server-netns", bed.B.NetNSPath(),
+		"--ssh", remotetest.SSHCommand, "--agent-cache", filepath.Join(t.TempDir(), "agents")}
+	for _, o := range s.ClientOptions() {
+		args = append(args, "--ssh-option", o)
+	}
+	return startSweep(t, bed, append(args, extra...)...)
+}
+
+// TestPrivSweepOverSSH is the "done when": a sweep with its server end reached over ssh writes one
+// result, and the server's device is as it was.
+func TestPrivSweepOverSSH(t *testing.T) {
+	bed, before := sweepTestbed(t)
+	out := filepath.Join(t.TempDir(), "out.json")
+	// 1.3k requests per cell, fewer than the receive rings hold: see TestPrivSweepCommand.
+	c := sshSweep(t, bed, "--modes", "interrupts,threaded", "--load", "1k", "--duration", "1s", "--timeout",
+		"30s", "--json", out)
+	if err := c.wait(t); err != nil {
+		t.Fatalf("napilab sweep over ssh: %v\n%s", err, c.out)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res sweep.Result
+	if err := json.Unmarshal(raw, &res); err != nil || len(res.Cells) != 2 || res.Header.Server.SHA256 == "" {
+		t.Fatalf("result: %d cells, server %+v, %v", len(res.Cells), res.Header.Server, err)
+	}
+	for _, cell := range res.Cells {
+		if cell.Client == nil || cell.Client.Answered != cell.Client.Sent || cell.Client.Sent == 0 {
+			t.Fatalf("cell %s: %+v", cell.Mode, cell.Client)
+		}
+	}
+	waitState(t, bed.B.NetNSPath(), bed.B.Link, before, false, "after the sweep over ssh")
+}
+
+// TestPrivSweepOverSSHKilled: SIGKILL of napilab sweep mid-cell ends its ssh, the remote agent sees its input
+// end and restores the server's device.
+func TestPrivSweepOverSSHKilled(t *testing.T) {
+	bed, before := sweepTestbed(t)
+	c := sshSweep(t, bed, longCells...)
+	waitState(t, bed.B.NetNSPath(), bed.B.Link, before, true, "threaded applied over ssh")
+	c.cmd.Process.Kill()
+	waitState(t, bed.B.NetNSPath(), bed.B.Link, before, false, "after SIGKILL of napilab sweep")
+}

@@ -68,9 +68,7 @@ func Dial(ctx context.Context, rw io.ReadWriteCloser, o DialOptions) (*Conn, err
 	}
 	if pre := strings.TrimSpace(res.pre); pre != "" {
 		rw.Close()
-		return nil, fmt.Errorf("%s: the remote shell printed %q before napilab's agent started: make the "+
-			"shell's startup files (.bashrc, .profile) print nothing when not interactive, e.g. by putting "+
-			"`[[ $- == *i* ]] || return` at the top of .bashrc", o.Where, clip(pre, 200))
+		return nil, ShellPrinted(o.Where, pre)
 	}
 	if res.err != nil {
 		rw.Close()
@@ -87,6 +85,14 @@ func Dial(ctx context.Context, rw io.ReadWriteCloser, o DialOptions) (*Conn, err
 	}
 	c.Magic = res.m
 	return c, nil
+}
+
+// ShellPrinted is the error for text a remote shell printed on a session that should carry only napilab's
+// own output (the agent's protocol, or the deployment's answers): quoted, with the usual fix.
+func ShellPrinted(where, printed string) error {
+	return fmt.Errorf("%s: the remote shell printed %q before napilab's agent started: make the shell's "+
+		"startup files (.bashrc, .profile) print nothing when not interactive, e.g. by putting "+
+		"`[[ $- == *i* ]] || return` at the top of .bashrc", where, clip(strings.TrimSpace(printed), 200))
 }
 
 func clip(s string, n int) string {

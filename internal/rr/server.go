@@ -21,7 +21,7 @@ type ServerStats struct {
 	Malformed     uint64         `json:"malformed"`      // frames that failed to parse, were for another port, or (template, --verify) of another size
 	BadPayload    uint64         `json:"bad_payload"`    // with Verify: payloads that failed the check
 	ChecksumFixed uint64         `json:"checksum_fixed"` // requests whose checksums had to be recomputed (veth stack senders)
-	TXFull        uint64         `json:"tx_full"`        // times no TX slot or frame was free (requests dropped)
+	TXFull        uint64         `json:"tx_full"`        // times the TX ring had no room and requests waited on the RX ring
 	EmptyPolls    uint64         `json:"empty_polls"`    // RX ring peeks that found nothing
 	MaxBatch      uint32         `json:"max_batch"`      // largest number of requests waiting at once (xsk_rr's max_desc)
 	XSK           xsk.Statistics `json:"xsk_stats"`
@@ -208,16 +208,21 @@ func (s *Server) loop() error {
 			if err := s.sock.KickTX(); err != nil {
 				return err
 			}
-			got = tx.Reserve(n)
+			if got = tx.Reserve(n); got < n {
+				// Answer what fits and leave the rest on the RX ring for the next round: a slow transmit (copy
+				// mode on a busy or emulated CPU) delays replies, it must not drop requests.
+				s.st.TXFull++
+				rx.Cancel(n - got)
+				if n = got; n == 0 {
+					continue
+				}
+			}
 		}
 		replies := uint32(0)
 		for i := uint32(0); i < n; i++ {
 			d := rx.Get(i)
 			s.st.Received++
-			if replies == got || !s.answer(d, replies) {
-				if replies == got {
-					s.st.TXFull++
-				}
+			if !s.answer(d, replies) {
 				s.recycle(d.Addr)
 				continue
 			}
