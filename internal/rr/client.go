@@ -238,7 +238,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid, err := lockThread(pinFor(c.p.CPUs, 1), c.p.FIFO)
+			tid, err := lockThread("rr-send", pinFor(c.p.CPUs, 1), c.p.FIFO)
 			tids.set("sender", tid)
 			if err != nil {
 				sh.fail(fmt.Errorf("sender thread: %w", err))
@@ -251,7 +251,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid, err := lockThread(pinFor(c.p.CPUs, 2), c.p.FIFO)
+			tid, err := lockThread("rr-kick", pinFor(c.p.CPUs, 2), c.p.FIFO)
 			tids.set("poller", tid)
 			if err != nil {
 				sh.fail(fmt.Errorf("poller thread: %w", err))
@@ -266,7 +266,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	rcvDone := make(chan struct{})
 	go func() {
 		defer close(rcvDone)
-		tid, err := lockThread(pinFor(c.p.CPUs, 0), c.p.FIFO)
+		tid, err := lockThread("rr-recv", pinFor(c.p.CPUs, 0), c.p.FIFO)
 		tids.set("receiver", tid)
 		if err != nil {
 			sh.fail(fmt.Errorf("receive thread: %w", err))

@@ -115,7 +115,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 
 	errc := make(chan error, 1)
 	go func() { // a fresh goroutine, so the thread it locks and pins dies with it
-		if _, err := lockThread(pinFor(s.p.CPUs, 0), s.p.FIFO); err != nil {
+		if _, err := lockThread("rr-server", pinFor(s.p.CPUs, 0), s.p.FIFO); err != nil {
 			errc <- fmt.Errorf("server thread: %w", err)
 			return
 		}
@@ -135,7 +135,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 }
 
 func (s *Server) poller() {
-	if _, err := lockThread(pinFor(s.p.CPUs, 1), s.p.FIFO); err != nil {
+	if _, err := lockThread("rr-kick", pinFor(s.p.CPUs, 1), s.p.FIFO); err != nil {
 		s.stop.Store(true)
 		return
 	}
