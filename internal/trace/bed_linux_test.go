@@ -1,0 +1,124 @@
+package trace
+
+import (
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/napilab/napilab/internal/lab/labtest"
+	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/testbed"
+	"github.com/napilab/napilab/internal/testbed/testbedtest"
+	"github.com/napilab/napilab/internal/testenv"
+	"github.com/napilab/napilab/internal/xsk"
+)
+
+// bench is an rr exchange across a testbed, server on side B, client on side A, with both links open (on veth
+// the NAPI a mode configures exists only while XDP is attached, as in a sweep).
+type bench struct {
+	bed            *testbed.Testbed
+	sl, cl         *rr.Link
+	server, client rr.Params
+	lossOK         bool // the test is about something else than the datapath, which may lose requests
+}
+
+// newBench opens the server's and the client's links on bed; poll is both ends' poll driver, the server runs on
+// CPU 0 and the client on the last CPU, in copy mode (rr with both ends in zero copy stalls now and then in the
+// lab; see docs/lab.md). tune may change the parameters before the links open.
+func newBench(t *testing.T, bed *testbed.Testbed, poll rr.PollDriver, tune ...func(*bench)) *bench {
+	t.Helper()
+	testenv.Exclusive(t)
+	b := &bench{bed: bed}
+	b.server = rr.DefaultParams(rr.RoleServer)
+	b.server.Dev, b.server.Ring, b.server.Poll, b.server.CPUs = bed.B.Link, 4096, poll, []int{0}
+	b.client = rr.DefaultParams(rr.RoleClient)
+	b.client.Dev, b.client.PeerIP, b.client.Ring, b.client.Poll = bed.A.Link, bed.B.IPv4.Addr(), 4096, poll
+	b.client.CPUs = []int{runtime.NumCPU() - 1}
+	// More receive ring than requests and fewer requests than any window: every request is answered whatever
+	// the scheduling (the lab's emulated CPUs are slow), so the counts below cannot depend on timing.
+	b.client.Period, b.client.Duration, b.client.Warmup, b.client.Count = 50*time.Microsecond, 0, 0, 1000
+	b.client.Interval, b.client.Timeout, b.client.Sender, b.client.Colocated = 0, 10*time.Second, rr.SenderInline, 1
+	b.server.Bind, b.client.Bind = rr.BindCopy, rr.BindCopy
+	for _, f := range tune {
+		f(b)
+	}
+	labtest.WaitQueueFree(t, bed.A, 0) // an earlier test's sockets are released from deferred work
+	labtest.WaitQueueFree(t, bed.B, 0)
+	ctx := t.Context()
+	if err := bed.B.Do(func() (err error) { b.sl, err = rr.OpenLink(ctx, b.server); return }); err != nil {
+		t.Fatalf("server link: %v", err)
+	}
+	t.Cleanup(func() { b.sl.Close() })
+	if err := bed.A.Do(func() (err error) { b.cl, err = rr.OpenLink(ctx, b.client); return }); err != nil {
+		t.Fatalf("client link: %v", err)
+	}
+	t.Cleanup(func() { b.cl.Close() })
+	return b
+}
+
+// exchange runs the client's 1000 requests against the server, checks every one was answered, and returns
+// both ends' kick counts.
+func (b *bench) exchange(t *testing.T) (client, server xsk.KickStats) {
+	t.Helper()
+	srv, err := rr.NewServer(b.sl.Sock, b.server, rr.ServerOptions{Local: b.sl.Info.Local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := rr.NewClient(b.cl.Sock, b.client, rr.ClientOptions{Local: b.cl.Info.Local, Peer: b.cl.Info.Peer,
+		UsableCPUs: runtime.NumCPU()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, st, err := rr.Exchange(t.Context(), srv, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.lossOK && res.Lost > 0 {
+		t.Logf("rr: %d of 1000 answered (client %+v, server %+v)", res.Answered, res.Kicks, st)
+	} else if res.Answered != 1000 || res.Lost != 0 || st.Replied != 1000 {
+		t.Fatalf("rr: %d of 1000 answered, %d lost, server replied %d; want every request answered once "+
+			"(client %+v %+v, server %+v %+v)", res.Answered, res.Lost, st.Replied, res.XSK, res.Kicks, st.XSK, st.Kicks)
+	}
+	return res.Kicks, st.Kicks
+}
+
+// applyMode puts napi's preset mode on the server's queue, its kthread (if any) pinned to pollCPU, and restores
+// it when the test ends.
+func applyMode(t *testing.T, bed *testbed.Testbed, mode string, pollCPU int) {
+	t.Helper()
+	sys, err := napi.OpenNetNS(napi.NetNS{Path: bed.B.NetNSPath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	m, err := napi.Preset(mode, bed.B.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.PollCPU = pollCPU
+	target, err := sys.Resolve(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := napi.Build(m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := sys.Apply(t.Context(), plan, napi.ApplyOptions{Journal: filepath.Join(t.TempDir(), "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sys.Restore(applied.Journal, napi.RestoreOptions{}).Err(); err != nil {
+			t.Errorf("restore %s: %v", mode, err)
+		}
+	})
+}
+
+// newBed is a fresh veth testbed.
+func newBed(t *testing.T) *testbed.Testbed {
+	t.Helper()
+	return testbedtest.New(t, testbed.Topology{})
+}
