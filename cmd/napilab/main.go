@@ -24,6 +24,7 @@ type cli struct {
 	Mode    modeCmd    `cmd:"" help:"Plan, apply and restore a NAPI polling mode on a device queue (journaled, crash-safe)."`
 	Show    showCmd    `cmd:"" help:"Show devices, queues, NAPIs, IRQs, kthreads and busy-poll knobs."`
 	Doctor  doctorCmd  `cmd:"" help:"Check a machine for what costs a low-latency poller, with a fix for each finding."`
+	Trace   traceCmd   `cmd:"" help:"eBPF proof of who polls each NAPI; kick syscall and xsk_recvmsg time; preemptions and IRQs."`
 }
 
 const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,
