@@ -21,13 +21,15 @@ type bench struct {
 	bed            *testbed.Testbed
 	sl, cl         *rr.Link
 	server, client rr.Params
+	srv            *rr.Server
+	cli            *rr.Client
 	lossOK         bool // the test is about something else than the datapath, which may lose requests
 }
 
 // newBench opens the server's and the client's links on bed; poll is both ends' poll driver, the server runs on
 // CPU 0 and the client on the last CPU, in copy mode (rr with both ends in zero copy stalls now and then in the
 // lab; see docs/lab.md). tune may change the parameters before the links open.
-func newBench(t *testing.T, bed *testbed.Testbed, poll rr.PollDriver, tune ...func(*bench)) *bench {
+func newBench(t testing.TB, bed *testbed.Testbed, poll rr.PollDriver, tune ...func(*bench)) *bench {
 	t.Helper()
 	testenv.Exclusive(t)
 	b := &bench{bed: bed}
@@ -60,18 +62,25 @@ func newBench(t *testing.T, bed *testbed.Testbed, poll rr.PollDriver, tune ...fu
 
 // exchange runs the client's 1000 requests against the server, checks every one was answered, and returns
 // both ends' kick counts.
-func (b *bench) exchange(t *testing.T) (client, server xsk.KickStats) {
+func (b *bench) exchange(t testing.TB) (client, server xsk.KickStats) {
+	res, st := b.run(t)
+	return res.Kicks, st.Kicks
+}
+
+// run is exchange returning the results.
+func (b *bench) run(t testing.TB) (*rr.ClientResult, rr.ServerStats) {
 	t.Helper()
-	srv, err := rr.NewServer(b.sl.Sock, b.server, rr.ServerOptions{Local: b.sl.Info.Local})
-	if err != nil {
-		t.Fatal(err)
+	if b.srv == nil { // once per socket: the server fills its fill ring, the client resolves its peer
+		var err error
+		if b.srv, err = rr.NewServer(b.sl.Sock, b.server, rr.ServerOptions{Local: b.sl.Info.Local}); err != nil {
+			t.Fatal(err)
+		}
+		if b.cli, err = rr.NewClient(b.cl.Sock, b.client, rr.ClientOptions{Local: b.cl.Info.Local,
+			Peer: b.cl.Info.Peer, UsableCPUs: runtime.NumCPU()}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cli, err := rr.NewClient(b.cl.Sock, b.client, rr.ClientOptions{Local: b.cl.Info.Local, Peer: b.cl.Info.Peer,
-		UsableCPUs: runtime.NumCPU()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, st, err := rr.Exchange(t.Context(), srv, cli)
+	res, st, err := rr.Exchange(t.Context(), b.srv, b.cli)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +90,12 @@ func (b *bench) exchange(t *testing.T) (client, server xsk.KickStats) {
 		t.Fatalf("rr: %d of 1000 answered, %d lost, server replied %d; want every request answered once "+
 			"(client %+v %+v, server %+v %+v)", res.Answered, res.Lost, st.Replied, res.XSK, res.Kicks, st.XSK, st.Kicks)
 	}
-	return res.Kicks, st.Kicks
+	return res, st
 }
 
 // applyMode puts napi's preset mode on the server's queue, its kthread (if any) pinned to pollCPU, and restores
 // it when the test ends.
-func applyMode(t *testing.T, bed *testbed.Testbed, mode string, pollCPU int) {
+func applyMode(t testing.TB, bed *testbed.Testbed, mode string, pollCPU int) {
 	t.Helper()
 	sys, err := napi.OpenNetNS(napi.NetNS{Path: bed.B.NetNSPath()})
 	if err != nil {
@@ -118,7 +127,7 @@ func applyMode(t *testing.T, bed *testbed.Testbed, mode string, pollCPU int) {
 }
 
 // newBed is a fresh veth testbed.
-func newBed(t *testing.T) *testbed.Testbed {
+func newBed(t testing.TB) *testbed.Testbed {
 	t.Helper()
 	return testbedtest.New(t, testbed.Topology{})
 }

@@ -26,7 +26,8 @@
 // event costs a few map operations; a full map is counted as dropped. The map layouts are shared by the
 // programs and the pure decoders that read them (records.go), which are fuzzed.
 //
-// Use. An Observer loads its tracers once and observes many times (a sweep's cells): Start a Target (NAPI ids,
+// Use. An Observer loads its tracers once and observes many times (a sweep's cells), attaching them only while
+// it observes: Start a Target (NAPI ids,
 // thread ids, IRQs, which ResolveDevice finds for a device through the netdev family in its namespace), run the
 // traffic, Stop, and Attest the Observation; Check compares the attestation with the poller a polling mode
 // should have. SyscallTracer and XSKRecvTracer serve napilab trace syscalls and xsk-recvmsg.

@@ -23,11 +23,20 @@ const (
 // objects are a tracer's kernel objects: maps, programs, and the links that attach the programs. Closing the
 // links (or the process dying) detaches everything.
 type objects struct {
-	maps  []*ebpf.Map
-	progs []*ebpf.Program
-	names []string
-	links []link.Link
-	stats io.Closer // BPF run-time statistics, while on
+	maps     []*ebpf.Map
+	progs    []*ebpf.Program
+	names    []string
+	links    []link.Link // attached for the objects' lifetime
+	onDemand []onDemand  // attached by attach, detached by detach
+	stats    io.Closer   // BPF run-time statistics, while on
+}
+
+// onDemand is a raw tracepoint program attached only while it is wanted: between observations nothing of it
+// runs, so the machine pays for the tracer only while a cell is observed.
+type onDemand struct {
+	prog *ebpf.Program
+	tp   string
+	link link.Link
 }
 
 func loadError(op, subject string, err error) error {
@@ -76,23 +85,63 @@ func (o *objects) load(spec *ebpf.ProgramSpec) (*ebpf.Program, error) {
 	return p, nil
 }
 
-// rawTracepoint loads insns as a raw tracepoint program and attaches it to tracepoint tp. A raw tracepoint
-// program gets the tracepoint's arguments as they are passed, an array of u64, and reads kernel memory through
-// bpf_probe_read_kernel: it needs neither BTF-typed access nor BPF trampolines, so it loads where fentry does not.
-func (o *objects) rawTracepoint(name, tp string, insns asm.Instructions) error {
+// rawTracepoint loads insns as a raw tracepoint program for tracepoint tp and attaches it: for the objects'
+// lifetime (always), or only between attach and detach, in which case it is attached once here and detached
+// again, so that a tracepoint the kernel cannot attach to is an error now rather than at the first attach. A
+// raw tracepoint program gets the tracepoint's arguments as they are passed, an array of u64, and reads kernel
+// memory through bpf_probe_read_kernel: it needs neither BTF-typed access nor BPF trampolines, so it loads where
+// fentry does not.
+func (o *objects) rawTracepoint(name, tp string, insns asm.Instructions, always bool) error {
 	p, err := o.load(&ebpf.ProgramSpec{Name: name, Type: ebpf.RawTracepoint, Instructions: insns})
 	if err != nil {
 		return loadError("load BPF program", name, err)
 	}
+	l, err := attachRawTracepoint(p, tp)
+	if err != nil {
+		return err
+	}
+	if always {
+		o.links = append(o.links, l)
+		return nil
+	}
+	o.onDemand = append(o.onDemand, onDemand{prog: p, tp: tp})
+	return l.Close()
+}
+
+func attachRawTracepoint(p *ebpf.Program, tp string) (link.Link, error) {
 	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
 	if errors.Is(err, unix.ENOENT) {
-		return &kernel.UnsupportedError{Feature: "tracing " + tp, Err: loadError("attach to tracepoint", tp, err)}
+		return nil, &kernel.UnsupportedError{Feature: "tracing " + tp, Err: loadError("attach to tracepoint", tp, err)}
 	}
-	if err != nil {
-		return loadError("attach to tracepoint", tp, err)
+	return l, loadError("attach to tracepoint", tp, err)
+}
+
+// attach attaches the on-demand programs, in the order they were loaded; on failure none stays attached.
+func (o *objects) attach() error {
+	for i := range o.onDemand {
+		d := &o.onDemand[i]
+		if d.link != nil {
+			continue
+		}
+		l, err := attachRawTracepoint(d.prog, d.tp)
+		if err != nil {
+			return errors.Join(err, o.detach())
+		}
+		d.link = l
 	}
-	o.links = append(o.links, l)
 	return nil
+}
+
+// detach detaches the on-demand programs: once it returns, none of them runs any more.
+func (o *objects) detach() error {
+	var errs []error
+	for i := range o.onDemand {
+		if d := &o.onDemand[i]; d.link != nil {
+			errs = append(errs, d.link.Close())
+			d.link = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // enableStats turns the kernel's BPF run-time statistics on until close.
@@ -135,7 +184,7 @@ func costSince(before, now []ProgramCost) []ProgramCost {
 }
 
 func (o *objects) close() error {
-	var errs []error
+	errs := []error{o.detach()}
 	for _, l := range o.links {
 		errs = append(errs, l.Close())
 	}

@@ -92,10 +92,10 @@ func (ob *observerKernel) loadSched(m *mapFDs, l layout) (err error) {
 		return err
 	}
 	m.threads, m.preempts = ob.threads.FD(), ob.preempts.FD()
-	if err := o.rawTracepoint("napilab_switch", "sched_switch", schedSwitchInsns(*m, l)); err != nil {
+	if err := o.rawTracepoint("napilab_switch", "sched_switch", schedSwitchInsns(*m, l), false); err != nil {
 		return err
 	}
-	return o.rawTracepoint("napilab_wakeup", "sched_wakeup", schedWakeupInsns(*m, l))
+	return o.rawTracepoint("napilab_wakeup", "sched_wakeup", schedWakeupInsns(*m, l), false)
 }
 
 func (ob *observerKernel) loadNAPI(m *mapFDs, l layout) (err error) {
@@ -112,13 +112,13 @@ func (ob *observerKernel) loadNAPI(m *mapFDs, l layout) (err error) {
 	}
 	m.napiWant, m.polls, m.softirq = ob.napiWant.FD(), ob.polls.FD(), softirq.FD()
 	// softirq_exit before softirq_entry: a softirq running while they attach is then never left marked.
-	if err := o.rawTracepoint("napilab_rx_out", "softirq_exit", softirqInsns(*m, false)); err != nil {
+	if err := o.rawTracepoint("napilab_rx_out", "softirq_exit", softirqInsns(*m, false), true); err != nil {
 		return err
 	}
-	if err := o.rawTracepoint("napilab_rx_in", "softirq_entry", softirqInsns(*m, true)); err != nil {
+	if err := o.rawTracepoint("napilab_rx_in", "softirq_entry", softirqInsns(*m, true), true); err != nil {
 		return err
 	}
-	return o.rawTracepoint("napilab_napi", "napi_poll", napiPollInsns(*m, l))
+	return o.rawTracepoint("napilab_napi", "napi_poll", napiPollInsns(*m, l), false)
 }
 
 // loadIRQ loads the IRQ counter; where it cannot load (or Options ask), IRQs come from /proc/interrupts.
@@ -139,7 +139,7 @@ func (ob *observerKernel) loadIRQ(m *mapFDs) (err error) {
 		return err
 	}
 	m.irqWant, m.irqs = ob.irqWant.FD(), ob.irqs.FD()
-	if err := o.rawTracepoint("napilab_irq", "irq_handler_entry", irqEntryInsns(*m)); err != nil {
+	if err := o.rawTracepoint("napilab_irq", "irq_handler_entry", irqEntryInsns(*m), false); err != nil {
 		ob.irqWant, ob.irqs = nil, nil
 		ob.irqNote = err.Error()
 	}
@@ -170,6 +170,9 @@ func (ob *observerKernel) start(t Target) error {
 		ob.irqBefore = s
 	}
 	ob.costStart = ob.obj.costs()
+	if err := ob.obj.attach(); err != nil {
+		return errors.Join(err, ob.reset())
+	}
 	return nil
 }
 
@@ -222,15 +225,10 @@ func (ob *observerKernel) reset() error {
 	return errors.Join(errs...)
 }
 
-// stop stops watching, then fills obs with what was counted and clears the counts.
+// stop detaches the tracers, then fills obs with what was counted and clears the counts.
 func (ob *observerKernel) stop(obs *Observation) error {
-	// Stop watching before reading, so the counts read are final.
-	var errs []error
-	for _, m := range []*ebpf.Map{ob.napiWant, ob.irqWant} {
-		if m != nil {
-			errs = append(errs, clearMap(m))
-		}
-	}
+	// Detach before reading, so the counts read are final.
+	errs := []error{ob.obj.detach()}
 	errs = append(errs, ob.collect(obs))
 	if c := ob.obj.costs(); c != nil {
 		obs.Cost = costSince(ob.costStart, c)

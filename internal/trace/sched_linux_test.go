@@ -213,3 +213,51 @@ func TestPrivIRQsMatchProc(t *testing.T) {
 		}
 	})
 }
+
+// TestPrivDetachedBetweenObservations: between observations the tracers are detached: the scheduler tracer, run
+// thousands of times a second while attached, does not run at all after Stop, whatever the machine does.
+func TestPrivDetachedBetweenObservations(t *testing.T) {
+	testenv.RequirePriv(t)
+	ob, err := NewObserver(Options{Sched: true, Stats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	runs := func() uint64 {
+		for _, c := range ob.k.obj.costs() {
+			if c.Program == "napilab_switch" {
+				return c.Runs
+			}
+		}
+		t.Fatal("no napilab_switch program")
+		return 0
+	}
+	sleep := func() {
+		for range 10 {
+			unix.Nanosleep(&unix.Timespec{Nsec: int64(time.Millisecond)}, nil)
+		}
+	}
+	before := runs()
+	sleep()
+	if n := runs(); n != before {
+		t.Errorf("sched_switch ran %d times before any observation", n-before)
+	}
+	if err := ob.Start(Target{Threads: []int{unix.Gettid()}}); err != nil {
+		t.Fatal(err)
+	}
+	sleep()
+	if _, err := ob.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	during := runs()
+	if during == before {
+		t.Error("sched_switch never ran while observing ten sleeps")
+	}
+	sleep()
+	if n := runs(); n != during {
+		t.Errorf("sched_switch ran %d times after Stop", n-during)
+	}
+	if err := ob.Start(Target{NAPIs: []uint32{259}}); err == nil {
+		t.Error("a target with NAPIs started on an observer without the NAPI tracer")
+	}
+}

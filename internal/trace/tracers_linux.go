@@ -55,10 +55,10 @@ func (t *syscallKernel) load(pid int, stats bool) (err error) {
 		nrs = append(nrs, int32(nr))
 	}
 	// sys_exit first: a call that enters before it is attached is never left half-recorded.
-	if err := t.obj.rawTracepoint("napilab_sys_out", "sys_exit", sysExitInsns(m, int32(pid))); err != nil {
+	if err := t.obj.rawTracepoint("napilab_sys_out", "sys_exit", sysExitInsns(m, int32(pid)), true); err != nil {
 		return err
 	}
-	if err := t.obj.rawTracepoint("napilab_sys_in", "sys_enter", sysEnterInsns(m, int32(pid), nrs)); err != nil {
+	if err := t.obj.rawTracepoint("napilab_sys_in", "sys_enter", sysEnterInsns(m, int32(pid), nrs), true); err != nil {
 		return err
 	}
 	t.costStart = t.obj.costs()
