@@ -27,8 +27,8 @@
 // programs and the pure decoders that read them (records.go), which are fuzzed.
 //
 // Use. An Observer loads its tracers once and observes many times (a sweep's cells), attaching them only while
-// it observes: Start a Target (NAPI ids,
-// thread ids, IRQs, which ResolveDevice finds for a device through the netdev family in its namespace), run the
-// traffic, Stop, and Attest the Observation; Check compares the attestation with the poller a polling mode
-// should have. SyscallTracer and XSKRecvTracer serve napilab trace syscalls and xsk-recvmsg.
+// it observes: Start a Target (NAPI ids, thread ids, IRQs, which ResolveDevice finds for a device through the
+// netdev family in its namespace), run the traffic, Stop, and Attest the Observation; Check compares the
+// attestation with the poller a polling mode should have. SyscallTracer and XSKRecvTracer serve napilab trace
+// syscalls and xsk-recvmsg.
 package trace
