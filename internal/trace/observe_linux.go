@@ -124,7 +124,7 @@ func (ob *observerKernel) loadNAPI(m *mapFDs, l layout) (err error) {
 // loadIRQ loads the IRQ counter; where it cannot load (or Options ask), IRQs come from /proc/interrupts.
 func (ob *observerKernel) loadIRQ(m *mapFDs) (err error) {
 	if ob.opts.IRQFromProcfs {
-		ob.irqNote = "asked for"
+		ob.irqNote = "the caller asked for /proc/interrupts"
 		return nil
 	}
 	o := &ob.obj
@@ -212,10 +212,9 @@ func (ob *observerKernel) watch(t Target) error {
 	return nil
 }
 
-// reset stops watching anything and clears every count.
+// reset stops watching anything and clears every count. It runs while the tracers are detached.
 func (ob *observerKernel) reset() error {
 	var errs []error
-	// Filters first, so that nothing is counted into the maps being cleared.
 	for _, m := range []*ebpf.Map{ob.napiWant, ob.irqWant, ob.threads, ob.polls, ob.preempts, ob.irqs} {
 		if m != nil {
 			errs = append(errs, clearMap(m))

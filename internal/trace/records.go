@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -147,7 +148,7 @@ func (p PollStat) Kind() Kind {
 	switch {
 	case p.Softirq:
 		return KindSoftirq
-	case p.Kthread && len(p.Comm) > 5 && p.Comm[:5] == "napi/":
+	case p.Kthread && strings.HasPrefix(p.Comm, "napi/"):
 		return KindKthread
 	}
 	return KindBusyPoll
