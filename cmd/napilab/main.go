@@ -28,6 +28,7 @@ type cli struct {
 	Doctor  doctorCmd  `cmd:"" help:"Check a machine for what costs a low-latency poller, with a fix for each finding."`
 	Sweep   sweepCmd   `cmd:"" help:"Compare the polling modes between two hosts (or namespaces), the server's NIC put back after each mode."`
 	Agent   agentCmd   `cmd:"" help:"The remote half of a two-host sweep, started by napilab sweep over ssh."`
+	Trace   traceCmd   `cmd:"" help:"eBPF proof of who polls each NAPI; kick syscall and xsk_recvmsg time; preemptions and IRQs."`
 }
 
 const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,

@@ -308,7 +308,7 @@ func TestPrivSweepBadInput(t *testing.T) {
 		{[]string{"--payload", "5"}, "--payload of 5 bytes is out of range"},
 		{[]string{"--load", "fast"}, `--load: load "fast"`},
 		{[]string{"--json", "/nonexistent/dir/out.json"}, "--json /nonexistent/dir/out.json cannot be written"},
-		{[]string{"--server", "nfs://x"}, `--server: "nfs://x" is not an end`},
+		{[]string{"--server", "nfs://x"}, `--server: "nfs://x": napilab reaches other hosts only over ssh`},
 		{[]string{"--lease", "1s"}, "does not outlast two cells"},
 	} {
 		args := append([]string{"sweep", "--server", "netns:" + bed.B.NetNSPath(), "--server-dev", bed.B.Link,

@@ -248,7 +248,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid, err := lockThread(pinFor(c.th.CPUs, 1), c.th.FIFO)
+			tid, err := lockThread("rr-send", pinFor(c.th.CPUs, 1), c.th.FIFO)
 			tids.set("sender", tid)
 			if err != nil {
 				sh.fail(fmt.Errorf("sender thread: %w", err))
@@ -261,7 +261,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tid, err := lockThread(pinFor(c.th.CPUs, 2), c.th.FIFO)
+			tid, err := lockThread("rr-kick", pinFor(c.th.CPUs, 2), c.th.FIFO)
 			tids.set("poller", tid)
 			if err != nil {
 				sh.fail(fmt.Errorf("poller thread: %w", err))
@@ -276,7 +276,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	rcvDone := make(chan struct{})
 	go func() {
 		defer close(rcvDone)
-		tid, err := lockThread(pinFor(c.th.CPUs, 0), c.th.FIFO)
+		tid, err := lockThread("rr-recv", pinFor(c.th.CPUs, 0), c.th.FIFO)
 		tids.set("receiver", tid)
 		if err != nil {
 			sh.fail(fmt.Errorf("receive thread: %w", err))

@@ -117,7 +117,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 
 	errc := make(chan error, 1)
 	go func() { // a fresh goroutine, so the thread it locks and pins dies with it
-		if _, err := lockThread(pinFor(s.th.CPUs, 0), s.th.FIFO); err != nil {
+		if _, err := lockThread("rr-server", pinFor(s.th.CPUs, 0), s.th.FIFO); err != nil {
 			errc <- fmt.Errorf("server thread: %w", err)
 			return
 		}
@@ -137,7 +137,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 }
 
 func (s *Server) poller() {
-	if _, err := lockThread(pinFor(s.th.CPUs, 1), s.th.FIFO); err != nil {
+	if _, err := lockThread("rr-kick", pinFor(s.th.CPUs, 1), s.th.FIFO); err != nil {
 		s.stop.Store(true)
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/napilab/napilab/internal/kernel"
 )
 
-func lockThread(cpu, prio int) (int, error) {
+func lockThread(_ string, cpu, prio int) (int, error) {
 	runtime.LockOSThread()
 	if cpu >= 0 || prio > 0 {
 		return 0, fmt.Errorf("pinning threads on %s: %w", runtime.GOOS, kernel.ErrNotSupported)

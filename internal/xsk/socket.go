@@ -38,8 +38,17 @@ type Socket struct {
 }
 
 // kickCounters are KickStats as atomics: a separate polling thread kicks RX while the sending thread kicks TX.
-// They are touched only when the kernel pushes back, never on the normal path.
-type kickCounters struct{ again, busy, noBufs atomic.Uint64 }
+// The kick counts sit on cache lines of their own, so the two threads never share one on the normal path; the
+// backpressure counters are touched only when the kernel pushes back. An increment costs nanoseconds beside the
+// system call it counts, and it lets a trace of the kick syscalls be checked against what the socket did.
+type kickCounters struct {
+	rx atomic.Uint64
+	_  [56]byte
+	tx atomic.Uint64
+	_  [56]byte
+
+	again, busy, noBufs atomic.Uint64
+}
 
 // Statistics are the kernel's per-socket counters (XDP_STATISTICS).
 type Statistics struct {
@@ -51,9 +60,11 @@ type Statistics struct {
 	TxRingEmptyDescs     uint64 `json:"tx_ring_empty_descs"`      // times the kernel looked for frames to send and found the TX ring empty
 }
 
-// KickStats counts kicks the kernel answered with backpressure rather than an error. Each is normal under load
-// and makes the kick return nil; see KickTX.
+// KickStats counts the kicks made (system calls, whatever their outcome) and those the kernel answered with
+// backpressure rather than an error. Backpressure is normal under load and makes the kick return nil; see KickTX.
 type KickStats struct {
+	RX     uint64 `json:"rx"`      // recvfrom kicks: KickRX and KickRXIfNeeded calls that made the system call
+	TX     uint64 `json:"tx"`      // sendto kicks: KickTX and KickTXIfNeeded calls that made the system call
 	Again  uint64 `json:"eagain"`  // EAGAIN: TX budget spent, completion ring or socket send buffer full, or device queue busy
 	Busy   uint64 `json:"ebusy"`   // EBUSY: the device dropped a frame; its address still appears on the completion ring
 	NoBufs uint64 `json:"enobufs"` // ENOBUFS: the kernel could not allocate a buffer for a frame; it stays on the TX ring
@@ -88,9 +99,10 @@ func (s *Socket) Config() Config { return s.cfg }
 // where the driver supports it.
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
 
-// KickStats returns the backpressure answers counted so far.
+// KickStats returns the kicks and backpressure answers counted so far.
 func (s *Socket) KickStats() KickStats {
-	return KickStats{Again: s.kicks.again.Load(), Busy: s.kicks.busy.Load(), NoBufs: s.kicks.noBufs.Load()}
+	return KickStats{RX: s.kicks.rx.Load(), TX: s.kicks.tx.Load(), Again: s.kicks.again.Load(),
+		Busy: s.kicks.busy.Load(), NoBufs: s.kicks.noBufs.Load()}
 }
 
 func (s *Socket) String() string {
@@ -179,6 +191,7 @@ func (s *Socket) ReclaimCompletions(pool *FrameStack) uint32 {
 // memory for a frame: kick again) make KickTX return nil and are counted in KickStats. Errors it does return:
 // ENETDOWN (device down), ENXIO (socket unbound, e.g. the device went away).
 func (s *Socket) KickTX() error {
+	s.kicks.tx.Add(1)
 	var err error
 	if s.backend != nil {
 		err = s.backend.KickTX()
@@ -192,6 +205,7 @@ func (s *Socket) KickTX() error {
 // SO_BUSY_POLL set this is where the application busy-polls the device's NAPI; in zero-copy mode it wakes the
 // driver. Backpressure is handled as in KickTX.
 func (s *Socket) KickRX() error {
+	s.kicks.rx.Add(1)
 	var err error
 	if s.backend != nil {
 		err = s.backend.KickRX()

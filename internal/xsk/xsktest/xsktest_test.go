@@ -246,12 +246,17 @@ func TestPairCounters(t *testing.T) {
 	a.Completion().Release(a.Completion().Peek(64))
 	b.RefillFromCompletion()
 	send(t, a, 40, 200, 60)
-	before := a.KickStats().Again
+	before := a.KickStats()
 	if err := a.KickTX(); err != nil {
 		t.Fatal(err)
 	}
-	if a.KickStats().Again != before+1 || a.TX().Pending() != 8 {
-		t.Errorf("a kick with 40 frames queued: EAGAIN counted %d times, %d left; want once, 8 left", a.KickStats().Again-before, a.TX().Pending())
+	after := a.KickStats()
+	if after.Again != before.Again+1 || a.TX().Pending() != 8 {
+		t.Errorf("a kick with 40 frames queued: EAGAIN counted %d times, %d left; want once, 8 left", after.Again-before.Again, a.TX().Pending())
+	}
+	// Every kick is counted, backpressure or not; this one sent TX and none asked for RX.
+	if after.TX != before.TX+1 || after.RX != before.RX {
+		t.Errorf("one TX kick counted as %d TX and %d RX kicks", after.TX-before.TX, after.RX-before.RX)
 	}
 	if n := p.Pump(); n != 8 {
 		t.Errorf("Pump completed %d, want the 8 left behind", n)
