@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/trace"
 )
@@ -94,7 +95,7 @@ func (c *traceNAPICmd) Run(ctx context.Context) error {
 	}
 	dev, err := trace.ResolveDevice(netns.Path(c.NetNS), c.Dev)
 	if err != nil {
-		return err
+		return kernel.RenameFields(err, map[string]string{"dev": "--dev"})
 	}
 	t := dev.Target()
 	t.IRQs = nil
@@ -160,7 +161,7 @@ func (c *traceSchedCmd) Run(ctx context.Context) error {
 	if c.Dev != "" {
 		dev, err := trace.ResolveDevice(netns.Path(c.NetNS), c.Dev)
 		if err != nil {
-			return err
+			return kernel.RenameFields(err, map[string]string{"dev": "--dev"})
 		}
 		dt := dev.Target()
 		t.NAPIs, t.IRQs = dt.NAPIs, append(t.IRQs, dt.IRQs...)

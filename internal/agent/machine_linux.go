@@ -22,6 +22,7 @@ import (
 	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/trace"
 	"github.com/napilab/napilab/internal/usage"
 	"github.com/napilab/napilab/internal/version"
 )
@@ -267,13 +268,23 @@ func (m *machine) OpenServer(ctx context.Context, a ServerOpenArgs) (Server, rr.
 		l.Close()
 		return nil, rr.LinkInfo{}, err
 	}
-	return &server{link: l, srv: srv}, l.Info, nil
+	s := &server{link: l, srv: srv, dev: a.Link.Dev, nsPath: m.nsPath}
+	// The tracers load once, for the whole session; they attach only while a cell runs.
+	if s.obs, err = trace.NewObserver(trace.AllOptions()); err != nil {
+		s.traceNote = fmt.Sprintf("who polled the NAPIs was not traced: %v", err)
+	}
+	return s, l.Info, nil
 }
 
-// server runs the rr server in this process, one run per cell.
+// server runs the rr server in this process, one run per cell, observing who polls its NAPIs meanwhile.
 type server struct {
-	link *rr.Link
-	srv  *rr.Server
+	link      *rr.Link
+	srv       *rr.Server
+	dev       string
+	nsPath    string
+	obs       *trace.Observer
+	traceNote string
+	observing bool
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -292,6 +303,7 @@ func (s *server) Start(ctx context.Context, th rr.Threads, bp rr.BusyPoll) error
 	if err := rr.SetBusyPoll(s.link.Sock, bp); err != nil {
 		return err
 	}
+	s.observe()
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan runResult, 1)
 	go func() {
@@ -305,6 +317,10 @@ func (s *server) Start(ctx context.Context, th rr.Threads, bp rr.BusyPoll) error
 	select {
 	case r := <-done: // the run ended before it served: its thread could not start
 		cancel()
+		if s.observing {
+			s.observing = false
+			_, _ = s.obs.Stop()
+		}
 		s.mu.Lock()
 		s.cancel, s.done = nil, nil
 		s.mu.Unlock()
@@ -327,12 +343,45 @@ func (s *server) Stop() (ServerResult, error) {
 	}
 	cancel()
 	r := <-done
-	return ServerResult{Stats: r.st}, r.err
+	res := ServerResult{Stats: r.st, TraceNote: s.traceNote}
+	if s.observing {
+		s.observing = false
+		obs, err := s.obs.Stop()
+		if err == nil {
+			att := obs.Attest()
+			res.Trace = &att
+		} else {
+			res.TraceNote = fmt.Sprintf("who polled the NAPIs was not traced: %v", err)
+		}
+	}
+	return res, r.err
 }
 
-// Close stops a run still in progress and closes the link.
+// observe starts the observation of a cell: the device is resolved now, after the mode is in place, so its
+// NAPI ids and kthreads are the cell's.
+func (s *server) observe() {
+	if s.obs == nil {
+		return
+	}
+	dev, err := trace.ResolveDevice(s.nsPath, s.dev)
+	if err == nil {
+		t := dev.Target()
+		t.Threads = dev.Kthreads()
+		err = s.obs.Start(t)
+	}
+	if err != nil {
+		s.traceNote = fmt.Sprintf("who polled the NAPIs was not traced: %v", err)
+		return
+	}
+	s.observing = true
+}
+
+// Close stops a run still in progress, unloads the tracers and closes the link.
 func (s *server) Close() error {
 	_, _ = s.Stop() // "not running" is the usual answer
+	if s.obs != nil {
+		s.obs.Close()
+	}
 	return s.link.Close()
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sysknob"
+	"github.com/napilab/napilab/internal/trace"
 	"github.com/napilab/napilab/internal/usage"
 )
 
@@ -173,6 +174,10 @@ type ServerResult struct {
 	// LeaseLost is set when the mode's lease ran out during the cell and the agent restored it: the cell did
 	// not run under the mode it names.
 	LeaseLost bool `json:"lease_lost,omitzero"`
+	// Trace is who polled the server's NAPIs during the run, and how (package trace); nil when the host cannot
+	// trace, and TraceNote says why.
+	Trace     *trace.Attestation `json:"trace,omitempty"`
+	TraceNote string             `json:"trace_note,omitempty"`
 }
 
 // ClientOpenArgs open a client end's datapath, its requests built for the workload's payload.

@@ -416,6 +416,32 @@ func TestTracePlots(t *testing.T) {
 	}
 }
 
+// TestTableMarksTheObservedPoller: with trace data the table says who polled each mode's cells, and marks a
+// cell whose poller contradicts its mode.
+func TestTableMarksTheObservedPoller(t *testing.T) {
+	run := readDemo(t)
+	for i := range run.Cells {
+		c := &run.Cells[i]
+		if c.Client == nil {
+			continue
+		}
+		c.Trace = &Trace{Kind: "softirq"}
+		if c.Mode == "threaded" {
+			c.Trace.Kind, c.Mismatch = "kthread", ""
+		}
+		if c.Mode == "busy-poll" {
+			c.Mismatch = "busy-poll expects an application thread, but softirq in effect"
+		}
+	}
+	var b strings.Builder
+	run.Table(&b, SeedStats)
+	for _, want := range []string{"polled by: softirq |", "polled by: kthread |", "polled by: softirq ≠ mode |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestExports(t *testing.T) {
 	dir := t.TempDir()
 	run := readDemo(t)

@@ -72,10 +72,15 @@ type Cell struct {
 	Skipped string           // why the cell has no figures
 	Client  *rr.ClientResult // the figures; nil when skipped
 	Trace   *Trace           // who polled and how; nil when the result carries no trace
+	// Mismatch says how the observed poller contradicts the mode; empty when they agree or nothing was traced.
+	Mismatch string
 }
 
 // Trace is what tracing the server's queue during a cell found.
 type Trace struct {
+	Kind           string   // who polled most: kthread, softirq or busy-poll
+	KindShare      float64  // the share of the packets (or polls) that kind took
+	Preemptions    uint64   // of the poller
 	PacketsPerPoll float64  // mean packets each NAPI poll of the queue handled
 	IRQsPerRequest float64  // device interrupts per request answered
 	Pollers        []Poller // who ran the polls
@@ -220,7 +225,15 @@ func fromSweep(name string, res *sweep.Result) *Run {
 			run.Modes = append(run.Modes, c.Mode)
 		}
 		load := run.addLoad(loadOf(c.Row))
-		cell := Cell{Mode: c.Mode, Load: load, Rep: c.Rep, Skipped: c.Skipped, Client: c.Client}
+		cell := Cell{Mode: c.Mode, Load: load, Rep: c.Rep, Skipped: c.Skipped, Client: c.Client, Mismatch: c.Mismatch}
+		if c.Server != nil && c.Server.Trace != nil {
+			a := c.Server.Trace
+			cell.Trace = &Trace{Kind: string(a.Kind), KindShare: a.KindShare, Preemptions: a.Preemptions,
+				PacketsPerPoll: a.PacketsPerPoll, IRQsPerRequest: a.IRQsPer(c.Server.Stats.Replied)}
+			if a.Poller != "" {
+				cell.Trace.Pollers = []Poller{{Name: a.Poller, Polls: uint64(a.PollerShare * float64(a.Polls))}}
+			}
+		}
 		if cell.Client == nil && cell.Skipped == "" {
 			cell.Skipped = "no figures recorded"
 		}

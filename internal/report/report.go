@@ -20,6 +20,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,9 +124,42 @@ func (r *Run) grid(stats []Stat) grid {
 			}
 			row.Lines = append(row.Lines, line)
 		}
+		if r.traced() {
+			line := make([]string, 0, len(r.Modes))
+			for _, mode := range r.Modes {
+				line = append(line, observed(r.cellsAt(mode, load)))
+			}
+			row.Lines = append(row.Lines, line)
+		}
 		g.Rows = append(g.Rows, row)
 	}
 	return g
+}
+
+// traced reports whether any cell carries a trace of the server's NAPIs.
+func (r *Run) traced() bool {
+	return slices.ContainsFunc(r.Cells, func(c Cell) bool { return c.Trace != nil })
+}
+
+// observed is the poller the server's trace saw in a mode's cells, marked "≠ mode" when it contradicts the mode
+// in any repetition: the cell did not measure what its name says.
+func observed(cells []*Cell) string {
+	var kinds []string
+	bad := false
+	for _, c := range cells {
+		if c.Trace != nil && !slices.Contains(kinds, c.Trace.Kind) {
+			kinds = append(kinds, c.Trace.Kind)
+		}
+		bad = bad || c.Mismatch != ""
+	}
+	if len(kinds) == 0 {
+		return "–"
+	}
+	s := "polled by: " + strings.Join(kinds, "/")
+	if bad {
+		s += " ≠ mode"
+	}
+	return s
 }
 
 // Table writes the cover letter's table as Markdown: a header row of modes, then for each load a label row and

@@ -12,6 +12,7 @@ import (
 	"github.com/napilab/napilab/internal/agent"
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/trace"
 )
 
 // fakeEnds record every call the engine makes, in order, and answer like ends that work.
@@ -24,6 +25,8 @@ type fakeEnds struct {
 	cancel   context.CancelFunc         // called in the middle of the n-th measured run
 	cancelAt int
 	runs     int
+	// poller is who the server's trace sees polling; "" for none traced.
+	poller trace.Kind
 }
 
 func (f *fakeEnds) logf(format string, args ...any) {
@@ -74,7 +77,11 @@ func (f *fakeEnds) ServerStart(_ context.Context, a agent.ServerStartArgs) error
 
 func (f *fakeEnds) ServerStop(context.Context) (agent.ServerResult, error) {
 	f.logf("server-stop")
-	return agent.ServerResult{}, nil
+	if f.poller == "" {
+		return agent.ServerResult{}, nil
+	}
+	return agent.ServerResult{Trace: &trace.Attestation{Polls: 100, Packets: 100, Kind: f.poller, KindShare: 1,
+		Verdict: string(f.poller) + " in effect"}}, nil
 }
 
 func (f *fakeEnds) ClientOpen(_ context.Context, a agent.ClientOpenArgs) (rr.LinkInfo, error) {
@@ -276,5 +283,29 @@ func TestEngineInterruptKeepsCells(t *testing.T) {
 	}
 	if len(res.Cells) != 3 || !res.Cells[2].Client.StoppedEarly || res.Incomplete == "" {
 		t.Fatalf("cells %d, incomplete %q", len(res.Cells), res.Incomplete)
+	}
+}
+
+// TestEngineFlagsAContradictingPoller: a cell whose traced poller is not its mode's says so, in the cell and in
+// a note; one that agrees does not.
+func TestEngineFlagsAContradictingPoller(t *testing.T) {
+	f := &fakeEnds{poller: trace.KindSoftirq}
+	s := shortSpec()
+	s.Reps, s.Rows = 1, s.Rows[:1]
+	res, err := Run(t.Context(), s, testEnds(f), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Cells {
+		switch c.Mode {
+		case "interrupts":
+			if c.Mismatch != "" {
+				t.Errorf("interrupts polled in softirq was flagged: %q", c.Mismatch)
+			}
+		case "threaded":
+			if !strings.Contains(c.Mismatch, "threaded expects") || !strings.Contains(fmt.Sprint(c.Notes), "softirq in effect") {
+				t.Errorf("threaded polled in softirq: mismatch %q, notes %v", c.Mismatch, c.Notes)
+			}
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
+	"github.com/napilab/napilab/internal/trace"
 	"github.com/napilab/napilab/internal/version"
 )
 
@@ -118,6 +119,12 @@ func TestPrivSweep(t *testing.T) {
 		if r.Answered != r.Sent || r.Lost != 0 || r.Duplicates != 0 || c.Server == nil || c.Server.Stats.Replied < r.Sent {
 			t.Fatalf("cell %s rep %d: sent %d answered %d lost %d duplicates %d; server %+v", c.Mode, c.Rep,
 				r.Sent, r.Answered, r.Lost, r.Duplicates, c.Server)
+		}
+		// The server's trace attests who polled: the NAPI kthread under threaded, softirq under interrupts.
+		want := map[string]trace.Kind{"interrupts": trace.KindSoftirq, "threaded": trace.KindKthread}[c.Mode]
+		if tr := c.Server.Trace; tr == nil || tr.Kind != want || c.Mismatch != "" {
+			t.Fatalf("cell %s rep %d: trace %+v (%s), mismatch %q; want %s", c.Mode, c.Rep, tr, c.Server.TraceNote,
+				c.Mismatch, want)
 		}
 	}
 	if res.Modes[1].Plan == nil || res.Header.ServerLink.Dev != bed.B.Link || res.Header.Server.Device.Ifindex == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/trace"
 )
 
 // Schema names the layout of Result. It changes only when a field changes meaning or disappears.
@@ -103,6 +104,9 @@ type Cell struct {
 	App     napi.AppSide        `json:"app"`
 	Client  *rr.ClientResult    `json:"client,omitempty"`
 	Server  *agent.ServerResult `json:"server,omitempty"`
+	// Mismatch says how the poller the server's trace observed contradicts the mode: the cell did not measure
+	// what its mode's name says. Empty when they agree, or when nothing was traced.
+	Mismatch string `json:"mismatch,omitempty"`
 }
 
 // Result is a sweep, finished or not: cells measured before an interruption or a failure are kept.
@@ -433,6 +437,13 @@ func (e *engine) runMode(ctx context.Context, m napi.Mode, rep int) (err error) 
 		}
 		c.Client, c.Server = res, &sres
 		c.Notes = append(slices.Clone(c.Notes), cellNotes(row, res)...)
+		if sres.Trace != nil {
+			if c.Mismatch = trace.Check(m.Preset, *sres.Trace); c.Mismatch != "" {
+				c.Notes = append(c.Notes, note.Warnf("%s, %s: %s", m.Preset, row, c.Mismatch))
+			}
+		} else if sres.TraceNote != "" {
+			c.Notes = note.Merge(c.Notes, note.Infof("%s", sres.TraceNote))
+		}
 		e.progress(&c)
 		e.res.Cells = append(e.res.Cells, c)
 		if res.StoppedEarly && ctx.Err() != nil {

@@ -3,15 +3,15 @@ package trace
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
@@ -23,18 +23,14 @@ func ResolveDevice(nsPath, dev string) (Device, error) {
 	d := Device{Name: dev, NetNS: nsPath}
 	nsfd := 0
 	if nsPath != "" {
-		h, err := netns.GetFromPath(nsPath)
+		h, err := netns.Open(nsPath)
 		if err != nil {
-			return d, nsError(nsPath, err)
+			return d, err
 		}
-		defer h.Close()
-		nsfd = int(h)
+		defer unix.Close(h)
+		nsfd = h
 	}
-	where := "napilab's network namespace"
-	if nsPath != "" {
-		where = nsPath
-	}
-	ifindex, err := ifindexIn(nsfd, dev, where)
+	ifindex, err := ifindexIn(nsfd, dev, netns.Describe(nsPath))
 	if err != nil {
 		return d, err
 	}
@@ -111,31 +107,18 @@ func deviceView(nsfd int) (*sysknob.Root, error) {
 }
 
 func ifindexIn(nsfd int, dev, where string) (int, error) {
-	ns := netns.None()
-	if nsfd != 0 {
-		ns = netns.NsHandle(nsfd)
-	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return 0, kernel.NewOpError("open rtnetlink socket", "", err)
-	}
-	defer h.Close()
-	l, err := h.LinkByName(dev)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return 0, fmt.Errorf("trace: there is no device %s in %s: name an existing interface (napilab show "+
-				"lists them)", dev, where)
+	var ifindex int
+	look := func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return &kernel.FieldError{Field: "dev", Kind: os.ErrNotExist, Msg: fmt.Sprintf("%q does not exist in "+
+				"%s: check the device's name and the network namespace it lives in", dev, where)}
 		}
-		return 0, kernel.NewOpError("look up device", dev, err)
+		ifindex = ifc.Index
+		return nil
 	}
-	return l.Attrs().Index, nil
-}
-
-func nsError(path string, err error) error {
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("trace: there is no network namespace at %s: list them with napilab testbed show or "+
-			"ip netns list", path)
+	if nsfd == 0 {
+		return ifindex, look()
 	}
-	return kernel.NewOpError("open network namespace", path, err)
+	return ifindex, netns.DoFD(nsfd, where, look)
 }
