@@ -125,6 +125,9 @@ func open(ctx context.Context, s Spec, env Env) (_ *bench, err error) {
 	b.client.CPUs, b.client.Poll, b.client.Sender, b.client.Colocated = []int{s.ClientCPU}, rr.PollNone, rr.SenderInline, 1
 	b.client.Duration, b.client.Warmup, b.client.Interval, b.client.Count = s.Duration, s.Warmup, 0, 0
 	b.client.Period = s.Rows[0].Period()
+	if s.ReplyTimeout != 0 {
+		b.client.Timeout = s.ReplyTimeout
+	}
 	if err := errors.Join(b.server.Validate(), b.client.Validate()); err != nil {
 		return nil, err
 	}

@@ -95,6 +95,9 @@ type Spec struct {
 	PollCPU   int `json:"poll_cpu"`
 	// Ring is the receive ring size of both ends.
 	Ring int `json:"ring"`
+	// ReplyTimeout is how long the client waits for replies after a cell's last request before it counts them
+	// lost; 0 keeps rr's default.
+	ReplyTimeout time.Duration `json:"reply_timeout_ns,omitzero"`
 }
 
 // DefaultSpec is the seed's table: its modes and loads, 400-byte payloads, 2 s per cell.
