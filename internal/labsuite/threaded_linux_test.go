@@ -162,7 +162,7 @@ func TestLabThreadedBusyPollEndToEnd(t *testing.T) {
 	if after != b.before {
 		t.Errorf("restore left the NAPI %+v, it was %+v", after, b.before)
 	}
-	waitFor(t, 10*time.Second, "the kthread exiting", func() (bool, error) {
+	waitFor(t, 30*time.Second, "the kthread exiting", func() (bool, error) {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 		return os.IsNotExist(err), nil
 	})
@@ -179,7 +179,7 @@ func rrExchange(t *testing.T, bed *testbed.Testbed, poll rr.PollDriver, cpu int,
 	c.Dev, c.PeerIP, c.Ring, c.Poll, c.CPUs, c.Bind = bed.A.Link, bed.B.IPv4.Addr(), 4096, poll, []int{cpu}, rr.BindCopy
 	// Fewer requests than the receive rings hold and a generous reply timeout: two spinning loops share one
 	// emulated CPU, so replies come late, but none may be lost.
-	c.Period, c.Duration, c.Warmup, c.Count, c.Interval, c.Timeout = 50*time.Microsecond, 0, 0, count, 0, 10*time.Second
+	c.Period, c.Duration, c.Warmup, c.Count, c.Interval, c.Timeout = 50*time.Microsecond, 0, 0, count, 0, 30*time.Second
 	c.Sender, c.Colocated = rr.SenderInline, 1
 	labtest.WaitQueueFree(t, bed.A, 0)
 	labtest.WaitQueueFree(t, bed.B, 0)
