@@ -27,7 +27,7 @@ type demoCmd struct {
 	CSV      string        `placeholder:"FILE" help:"Also write one CSV row per cell to FILE."`
 }
 
-func (d *demoCmd) Run(ctx context.Context) error {
+func (d *demoCmd) Run(ctx context.Context, std *stdio) error {
 	spec := sweep.DefaultSpec()
 	spec.Modes, spec.Duration, spec.Warmup, spec.Reps, spec.Payload = d.Modes, d.Duration, d.Warmup, d.Reps, d.Payload
 	spec.Rows = nil
@@ -49,9 +49,9 @@ func (d *demoCmd) Run(ctx context.Context) error {
 		return err
 	}
 	cells := len(spec.Modes) * len(spec.Rows) * spec.Reps
-	fmt.Printf("napilab demo: %d polling modes × %d loads × %d repetition(s) on a veth testbed, %s per cell (about %s)\n",
+	fmt.Fprintf(std.out, "napilab demo: %d polling modes × %d loads × %d repetition(s) on a veth testbed, %s per cell (about %s)\n",
 		len(spec.Modes), len(spec.Rows), spec.Reps, spec.Duration, ((spec.Duration + spec.Warmup + 300*time.Millisecond) * time.Duration(cells)).Round(time.Second))
-	fmt.Printf("kernel %s, %d CPUs: rr server on CPU %d, client on CPU %d; each mode is applied to the server's queue and restored after\n\n",
+	fmt.Fprintf(std.out, "kernel %s, %d CPUs: rr server on CPU %d, client on CPU %d; each mode is applied to the server's queue and restored after\n\n",
 		kernel.Release(), runtime.NumCPU(), spec.ServerCPU, spec.ClientCPU)
 
 	bed, err := testbed.Up(ctx, testbed.Topology{Prefix: "napilab-demo"})
@@ -59,34 +59,34 @@ func (d *demoCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer bed.Down()
-	fmt.Print(bed.Diagram(), "\n")
+	fmt.Fprint(std.out, bed.Diagram(), "\n")
 
 	env := sweep.Env{ServerDev: bed.B.Link, ServerNS: bed.B.NetNSPath(), ClientDev: bed.A.Link,
 		ClientNS: bed.A.NetNSPath(), Peer: bed.B.IPv4.Addr()}
 	res, err := sweep.Run(ctx, spec, env, func(c sweep.Cell) {
 		if c.Skipped != "" {
 			if c.Row == spec.Rows[0] {
-				fmt.Printf("  %-19s skipped: %s\n", c.Mode, c.Skipped)
+				fmt.Fprintf(std.out, "  %-19s skipped: %s\n", c.Mode, c.Skipped)
 			}
 			return
 		}
 		r := c.Client
-		fmt.Printf("  %-19s %-11s p50 %-9s p99 %-9s p99.9 %-9s lost %d of %d, %s CPU/request\n", c.Mode, c.Row,
+		fmt.Fprintf(std.out, "  %-19s %-11s p50 %-9s p99 %-9s p99.9 %-9s lost %d of %d, %s CPU/request\n", c.Mode, c.Row,
 			rr.FormatNs(r.Latency.P50), rr.FormatNs(r.Latency.P99), rr.FormatNs(r.Latency.P999), r.Lost, r.Sent,
 			rr.FormatNs(int64(r.CPUPerRequest)))
 	})
 	if res != nil && len(res.Cells) > 0 {
-		fmt.Println("\nLatency in ns from each request's scheduled send time to its reply (true percentiles), loss,")
-		fmt.Println("and CPU time per request (all napilab threads and kernel threads polling for them):")
-		fmt.Println()
-		report.Table(os.Stdout, res, report.SeedStats)
-		fmt.Println("\nThe original xsk_rr's \"pN\" columns for the same runs (means of the lowest N%, as the cover letter's table):")
-		fmt.Println()
-		report.Table(os.Stdout, res, []report.Stat{report.XskRRP50, report.XskRRP99})
-		fmt.Println("\nReading these numbers:")
-		report.Notes(os.Stdout, res)
-		fmt.Println("- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
-		fmt.Println("  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
+		fmt.Fprintln(std.out, "\nLatency in ns from each request's scheduled send time to its reply (true percentiles), loss,")
+		fmt.Fprintln(std.out, "and CPU time per request (all napilab threads and kernel threads polling for them):")
+		fmt.Fprintln(std.out)
+		report.Table(std.out, res, report.SeedStats)
+		fmt.Fprintln(std.out, "\nThe original xsk_rr's \"pN\" columns for the same runs (means of the lowest N%, as the cover letter's table):")
+		fmt.Fprintln(std.out)
+		report.Table(std.out, res, []report.Stat{report.XskRRP50, report.XskRRP99})
+		fmt.Fprintln(std.out, "\nReading these numbers:")
+		report.Notes(std.out, res)
+		fmt.Fprintln(std.out, "- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
+		fmt.Fprintln(std.out, "  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
 		if werr := writeOutputs(d.JSON, d.CSV, res); werr != nil {
 			err = errors.Join(err, werr)
 		}

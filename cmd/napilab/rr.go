@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -93,7 +92,7 @@ type rrServerCmd struct {
 	LocalIP   string        `placeholder:"IP" help:"Template replies: this end's address (default: the device's)."`
 }
 
-func (s *rrServerCmd) Run(ctx context.Context) error {
+func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
 	p := s.params(rr.RoleServer)
 	p.Reply, p.Delay = rr.ReplyStyle(s.Reply), s.Delay
 	var err error
@@ -132,16 +131,16 @@ func (s *rrServerCmd) Run(ctx context.Context) error {
 	}()
 	<-srv.Ready() // the line below tells scripts the server is taking requests: print it only when it is
 	if !s.JSON {
-		fmt.Printf("napilab rr server on %s queue %d, port %d, %s replies (%s XDP, %s); stop with Ctrl-C\n",
+		fmt.Fprintf(std.out, "napilab rr server on %s queue %d, port %d, %s replies (%s XDP, %s); stop with Ctrl-C\n",
 			p.Dev, p.Queue, p.Port, p.Reply, link.Info.XDPMode, map[bool]string{true: "zero-copy", false: "copy mode"}[link.Info.ZeroCopy])
 		for _, w := range link.Info.Warnings {
-			fmt.Println("warning:", w)
+			fmt.Fprintln(std.out, "warning:", w)
 		}
 		if w := s.fifoWarning(); w != "" {
-			fmt.Println("warning:", w)
+			fmt.Fprintln(std.out, "warning:", w)
 		}
 	} else {
-		fmt.Fprintln(os.Stderr, "napilab rr server ready")
+		fmt.Fprintln(std.err, "napilab rr server ready")
 	}
 	out := <-done
 	st, err := out.st, out.err
@@ -151,9 +150,9 @@ func (s *rrServerCmd) Run(ctx context.Context) error {
 	doc := rr.NewDocument(p, link.Info)
 	doc.Server = &st
 	if s.JSON {
-		return writeJSON(doc)
+		return jsonOut(std.out, doc)
 	}
-	rr.WriteServerReport(os.Stdout, &doc)
+	rr.WriteServerReport(std.out, &doc)
 	return nil
 }
 
@@ -178,7 +177,7 @@ type rrClientCmd struct {
 	XskRRV1     bool          `name:"xsk-rr-v1" hidden:"" help:"Spell the xsk_rr report lines as RFC v1 did."`
 }
 
-func (c *rrClientCmd) Run(ctx context.Context) error {
+func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
 	p := c.params(rr.RoleClient)
 	var err error
 	if p.PeerIP, p.PeerMAC, p.LocalIP, err = parseAddrs(c.Peer, c.PeerMAC, c.LocalIP); err != nil {
@@ -223,20 +222,20 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 		opts.XskRRVersion = hist.XskRRv1
 	}
 	if !c.JSON && p.Interval > 0 {
-		opts.OnInterval = func(iv rr.Interval) { rr.WriteIntervalLine(os.Stdout, iv) }
+		opts.OnInterval = func(iv rr.Interval) { rr.WriteIntervalLine(std.out, iv) }
 	}
 	cli, err := rr.NewClient(link.Sock, p, opts)
 	if err != nil {
 		return err
 	}
 	if pl := cli.Placement(); !c.JSON {
-		fmt.Printf("napilab rr client → %s (%s) on %s queue %d: %d spinning threads, sender %s\n",
+		fmt.Fprintf(std.out, "napilab rr client → %s (%s) on %s queue %d: %d spinning threads, sender %s\n",
 			link.Info.PeerIP, link.Info.PeerMAC, p.Dev, p.Queue, pl.Spinners, pl.Sender)
 		if pl.Warning != "" {
-			fmt.Println("warning:", pl.Warning)
+			fmt.Fprintln(std.out, "warning:", pl.Warning)
 		}
 		if w := c.fifoWarning(); w != "" {
-			fmt.Println("warning:", w)
+			fmt.Fprintln(std.out, "warning:", w)
 		}
 	}
 	res, err := cli.Run(ctx)
@@ -251,9 +250,9 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 		}
 	}
 	if c.JSON {
-		return writeJSON(doc)
+		return jsonOut(std.out, doc)
 	}
-	rr.WriteClientReport(os.Stdout, &doc)
+	rr.WriteClientReport(std.out, &doc)
 	return nil
 }
 
@@ -274,12 +273,6 @@ func parseAddrs(peer, peerMAC, local string) (peerIP netip.Addr, mac net.Hardwar
 		}
 	}
 	return peerIP, mac, localIP, nil
-}
-
-func writeJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func writeCSV(path string, ivs []rr.Interval) error {
