@@ -136,7 +136,8 @@ func TestFDsCheckClosed(t *testing.T) {
 	before.CheckClosed(fake, "opening a pipe")
 	got := fake.report()
 	t.Log(got)
-	if want := fmt.Sprintf("fd %d → pipe:[", n); !strings.Contains(got, want) || !strings.Contains(got, "left behind by opening a pipe") {
+	want := fmt.Sprintf("fd %d → pipe:[", n)
+	if !strings.Contains(got, want) || !strings.Contains(got, "left behind by opening a pipe") {
 		t.Fatalf("the report does not say %q for the reused number:\n%s", want, got)
 	}
 
