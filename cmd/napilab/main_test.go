@@ -197,6 +197,23 @@ func TestModeList(t *testing.T) {
 	}
 }
 
+// checkMapping checks what a flag mapping returned: want, or, when wantErr is set, an error saying it.
+func checkMapping[T any](t *testing.T, got T, err error, want T, wantErr string, opts ...cmp.Option) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("got %v, want an error saying %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, opts...); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 // TestModeFlags: each mode flag lands in the field it names, unset flags keep the preset's values, and values
 // the mode cannot take are refused with the field's own sentence.
 func TestModeFlags(t *testing.T) {
@@ -247,18 +264,7 @@ func TestModeFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := cl.Mode.Plan.mode()
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) {
-					t.Fatalf("got %v, want an error saying %q", err, c.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(c.want, got); diff != "" {
-				t.Errorf("mode (-want +got):\n%s", diff)
-			}
+			checkMapping(t, got, err, c.want, c.err)
 		})
 	}
 	// apply reads the same flags.
@@ -296,18 +302,7 @@ func TestTestbedFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := cl.Testbed.Up.topology()
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) {
-					t.Fatalf("got %v, want an error saying %q", err, c.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(c.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
-				t.Errorf("topology (-want +got):\n%s", diff)
-			}
+			checkMapping(t, got, err, c.want, c.err, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }))
 		})
 	}
 }
