@@ -101,6 +101,8 @@ func TestAdoptCarriesTrafficAndGivesBack(t *testing.T) {
 	if bed.A.Link != "home0" || bed.B.Link != "home1" {
 		t.Fatalf("hosts hold %s and %s, want home0 and home1", bed.A.Link, bed.B.Link)
 	}
+	checkLocal(t, bed.A)
+	checkLocal(t, bed.B)
 	if _, err := nl.LinkByName("home0"); err == nil {
 		t.Fatal("home0 is still in the caller's namespace after Up")
 	}

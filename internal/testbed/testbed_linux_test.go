@@ -176,6 +176,24 @@ func netnsRefs(t *testing.T) map[uint64]string {
 	return refs
 }
 
+// checkLocal checks that both of h's addresses are delivered locally as soon as Up returns: an IPv6 address's
+// local route enters the FIB from a workqueue, after the address itself, and a datagram sent in between is
+// dropped (Ip6InAddrErrors).
+func checkLocal(t *testing.T, h *testbed.Host) {
+	t.Helper()
+	nl, err := netlink.NewHandleAt(netns.NsHandle(h.NetNS()), unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	for _, a := range []netip.Addr{h.IPv4.Addr(), h.IPv6.Addr()} {
+		routes, err := nl.RouteGet(a.AsSlice())
+		if err != nil || len(routes) == 0 || routes[0].Type != unix.RTN_LOCAL {
+			t.Errorf("%s in %s is not delivered locally right after Up: routes %v, %v", a, h.Namespace, routes, err)
+		}
+	}
+}
+
 // exchange sends a datagram from a to b and a reply back, over IPv4 or IPv6, through ordinary sockets, and
 // returns b's socket's SO_INCOMING_NAPI_ID after the request arrived.
 func exchange(t *testing.T, a, b *testbed.Host, v6 bool) uint32 {
@@ -225,6 +243,8 @@ func exchange(t *testing.T, a, b *testbed.Host, v6 bool) uint32 {
 func TestUpHostsReachEachOther(t *testing.T) {
 	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Neighbours: true})
+	checkLocal(t, bed.A)
+	checkLocal(t, bed.B)
 	for _, v6 := range []bool{false, true} {
 		exchange(t, bed.A, bed.B, v6)
 		exchange(t, bed.B, bed.A, v6)
