@@ -20,6 +20,9 @@ func napiBed(t *testing.T) *testbed.Host {
 	t.Helper()
 	testenv.RequirePriv(t)
 	testenv.RequireKernel(t, 6, 17, "per-NAPI threaded settings") // the plans below assume them
+	// The tests compare show --json, machine-wide knobs included, before and after, and apply changes
+	// machine-wide knobs: keep other packages' tests that change them out meanwhile.
+	testenv.Exclusive(t)
 	return testbedtest.New(t, testbed.Topology{NAPI: true}).B
 }
 

@@ -89,7 +89,9 @@ func ExpectUnsupported(tb testing.TB, err error, major, minor int) bool {
 
 // Exclusive holds a machine-wide lock until tb ends. Tests that spin on a CPU (busy-polling datapaths,
 // threaded NAPI busy poll) take it so that `go test ./...`, which runs packages in parallel, never runs two of
-// them at once on a 2-vCPU machine.
+// them at once on a 2-vCPU machine. Tests that change machine-wide state (net.core.busy_read,
+// kernel.timer_migration) take it too, and so do tests that compare it before and after: otherwise one package's
+// apply shows up as another package's unexpected change.
 func Exclusive(tb testing.TB) {
 	tb.Helper()
 	path := filepath.Join(os.TempDir(), "napilab-test.lock")
