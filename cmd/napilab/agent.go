@@ -15,11 +15,14 @@ import (
 )
 
 type agentCmd struct {
-	Stdio    bool             `help:"Speak the agent protocol on standard input and output (how napilab sweep starts it over ssh)."`
-	Watchdog agentWatchdogCmd `cmd:"" hidden:"" help:"Restore a journal once its lease is over (started by the agent at apply)."`
+	Stdio    bool   `help:"Speak the agent protocol on standard input and output (how napilab sweep starts it over ssh)."`
+	Watchdog string `hidden:"" placeholder:"JOURNAL" help:"Restore JOURNAL once its lease is over (the agent starts this at apply)."`
 }
 
-func (c *agentCmd) Run(ctx context.Context) error {
+func (c *agentCmd) Run(ctx context.Context, std *stdio) error {
+	if c.Watchdog != "" {
+		return watchdog(ctx, std, c.Watchdog)
+	}
 	if !c.Stdio {
 		return errors.New("napilab agent is started by napilab sweep over ssh: it needs --stdio, and speaks a " +
 			"protocol, not to people")
@@ -44,14 +47,11 @@ func (c *agentCmd) Run(ctx context.Context) error {
 	return agent.Serve(ctx, os.Stdin, proto, m, magic)
 }
 
-type agentWatchdogCmd struct {
-	Journal string `required:"" placeholder:"PATH" help:"The journal to restore when its lease is over."`
-}
-
-func (c *agentWatchdogCmd) Run(ctx context.Context) error {
-	rep, err := napi.Watch(ctx, c.Journal, napi.WatchOptions{})
+// watchdog restores journal once its lease is over, unless its holder restores first.
+func watchdog(ctx context.Context, std *stdio, journal string) error {
+	rep, err := napi.Watch(ctx, journal, napi.WatchOptions{})
 	if rep != nil {
-		fmt.Print(rep.Format())
+		fmt.Fprint(std.out, rep.Format())
 	}
 	return err
 }

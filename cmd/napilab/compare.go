@@ -115,16 +115,16 @@ var errInterrupted = &exitError{code: 130, err: errors.New("interrupted; everyth
 
 // run runs the sweep between ends, shows its progress, prints the tables, and writes the outputs. What was
 // measured is written even when the sweep stops early.
-func (f *compareFlags) run(ctx context.Context, s sweep.Spec, ends sweep.Ends, o sweep.Options) error {
-	o.Progress = progressPrinter(os.Stdout)
+func (f *compareFlags) run(ctx context.Context, std *stdio, s sweep.Spec, ends sweep.Ends, o sweep.Options) error {
+	o.Progress = progressPrinter(std.out)
 	res, err := sweep.Run(ctx, s, ends, o)
 	if res == nil {
 		return kernel.RenameFields(err, flagNames)
 	}
 	if len(res.Cells) > 0 {
-		printTables(os.Stdout, res)
+		printTables(std.out, res)
 	}
-	werr := f.writeOutputs(res)
+	werr := f.writeOutputs(std.out, res)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return errors.Join(werr, errInterrupted)
@@ -136,8 +136,9 @@ func (f *compareFlags) run(ctx context.Context, s sweep.Spec, ends sweep.Ends, o
 
 // progressPrinter shows cell n of N, its mode and load and the time left: on a terminal as one line rewritten
 // in place, elsewhere one line per finished cell.
-func progressPrinter(w *os.File) func(sweep.Progress) {
-	tty := term.IsTerminal(int(w.Fd()))
+func progressPrinter(w io.Writer) func(sweep.Progress) {
+	f, ok := w.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
 	return func(p sweep.Progress) {
 		if p.Done == nil {
 			if tty {
@@ -178,7 +179,7 @@ func printTables(w io.Writer, res *sweep.Result) {
 // writeOutputs writes the result document, the CSV and the page. When the result document cannot be written
 // where asked (the disk filled up during the run), it goes to a file in the temporary directory instead, and
 // the error says where: a finished measurement is never thrown away.
-func (f *compareFlags) writeOutputs(res *sweep.Result) error {
+func (f *compareFlags) writeOutputs(w io.Writer, res *sweep.Result) error {
 	raw, err := report.Encode(res)
 	if err != nil {
 		return err
@@ -201,7 +202,7 @@ func (f *compareFlags) writeOutputs(res *sweep.Result) error {
 		}
 		run, err := report.Read(name, raw)
 		if err == nil {
-			err = writeReports([]*report.Run{run}, f.Report, "", "")
+			err = writeReports(w, []*report.Run{run}, f.Report, "", "")
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--report: %w", err))

@@ -18,7 +18,7 @@ type demoCmd struct {
 	compareFlags
 }
 
-func (d *demoCmd) Run(ctx context.Context) error {
+func (d *demoCmd) Run(ctx context.Context, std *stdio) error {
 	s, err := d.spec()
 	if err != nil {
 		return err
@@ -29,21 +29,21 @@ func (d *demoCmd) Run(ctx context.Context) error {
 	if err := d.checkOutputs(); err != nil {
 		return err
 	}
-	fmt.Printf("napilab demo on a veth testbed, kernel %s, %d CPUs\n", kernel.Release(), runtime.NumCPU())
-	describeRun(s)
+	fmt.Fprintf(std.out, "napilab demo on a veth testbed, kernel %s, %d CPUs\n", kernel.Release(), runtime.NumCPU())
+	describeRun(std.out, s)
 
 	bed, err := testbed.Up(ctx, testbed.Topology{Prefix: "napilab-demo"})
 	if err != nil {
 		return err
 	}
 	defer bed.Down()
-	fmt.Print(bed.Diagram(), "\n")
+	fmt.Fprint(std.out, bed.Diagram(), "\n")
 
 	srv, err := connect(ctx, remote.Target{Kind: remote.Local}, agent.RoleServer, bed.B.Link, bed.B.NetNSPath(), dialOptions{})
 	if err != nil {
 		return err
 	}
-	defer srv.close()
+	defer srv.close(std.err)
 	client := &sweep.LocalClient{NSPath: bed.A.NetNSPath()}
 	defer client.Close()
 	clientInfo, err := agent.Describe(agent.RoleClient, bed.A.Link, bed.A.NetNSPath())
@@ -52,8 +52,8 @@ func (d *demoCmd) Run(ctx context.Context) error {
 	}
 	ends := sweep.Ends{Server: srv.conn, ServerInfo: srv.hello.End, ServerDev: bed.B.Link, ServerNS: bed.B.NetNSPath(),
 		Client: client, ClientInfo: clientInfo, ClientDev: bed.A.Link, Peer: bed.B.IPv4.Addr(), SameHost: true}
-	err = d.run(ctx, s, ends, sweep.Options{Lease: d.Lease, Command: commandLine()})
-	fmt.Println("- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
-	fmt.Println("  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
+	err = d.run(ctx, std, s, ends, sweep.Options{Lease: d.Lease, Command: commandLine()})
+	fmt.Fprintln(std.out, "- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
+	fmt.Fprintln(std.out, "  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
 	return err
 }

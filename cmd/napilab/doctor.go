@@ -15,7 +15,7 @@ type doctorCmd struct {
 	JSON    bool   `name:"json" help:"Print JSON."`
 }
 
-func (c *doctorCmd) Run() error {
+func (c *doctorCmd) Run(std *stdio) error {
 	o := napi.DoctorOptions{Device: c.Dev, Queues: c.Queue}
 	if c.AppCPUs != "" {
 		cpus, err := sysknob.ParseCPUList(c.AppCPUs)
@@ -37,8 +37,8 @@ func (c *doctorCmd) Run() error {
 		return err
 	}
 	if c.JSON {
-		return jsonOut(findings)
+		return jsonOut(std.out, findings)
 	}
-	fmt.Print(napi.FormatFindings(findings))
+	fmt.Fprint(std.out, napi.FormatFindings(findings))
 	return nil
 }

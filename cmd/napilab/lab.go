@@ -75,7 +75,7 @@ type labRunCmd struct {
 	Command        []string      `arg:"" name:"program" passthrough:"" help:"A host binary (a path: copied into the guest with its shared libraries) or a guest command (a name, e.g. sh), then its arguments."`
 }
 
-func (c *labRunCmd) Run(ctx context.Context) error {
+func (c *labRunCmd) Run(ctx context.Context, std *stdio) error {
 	if len(c.Command) > 0 && c.Command[0] == "--" {
 		c.Command = c.Command[1:]
 	}
@@ -90,12 +90,12 @@ func (c *labRunCmd) Run(ctx context.Context) error {
 		step = lab.Step{Path: c.Command[0], Args: c.Command[1:]}
 	}
 	spec := lab.Spec{Kernel: c.spec(), CacheDir: c.Cache, Timeout: c.Timeout, Watchdog: c.Watchdog,
-		Steps: []lab.Step{step}, Progress: os.Stderr}
+		Steps: []lab.Step{step}, Progress: std.err}
 	if err := c.apply(&spec); err != nil {
 		return err
 	}
 	if !c.Quiet {
-		spec.Console = os.Stdout
+		spec.Console = std.out
 	}
 	res, err := lab.Run(ctx, spec)
 	if err != nil {
@@ -111,11 +111,11 @@ func (c *labRunCmd) Run(ctx context.Context) error {
 		}
 	}
 	d := res.Durations
-	fmt.Fprintf(os.Stderr, "lab: kernel %s: exit code %d (fetch %v, build %v, boot %v, run %v, total %v)\n", res.KernelRelease,
+	fmt.Fprintf(std.err, "lab: kernel %s: exit code %d (fetch %v, build %v, boot %v, run %v, total %v)\n", res.KernelRelease,
 		res.ExitCode, d.Fetch.Round(time.Millisecond), d.Build.Round(time.Millisecond), d.Boot.Round(time.Millisecond),
 		d.Run.Round(time.Millisecond), d.Total.Round(time.Millisecond))
 	if res.ExitCode != 0 {
-		os.Exit(res.ExitCode) // the guest program's exit code is the command's
+		return exitStatus(res.ExitCode) // the guest program's exit code is the command's
 	}
 	return nil
 }
@@ -126,9 +126,9 @@ type labShellCmd struct {
 	Timeout        time.Duration `help:"Hard limit for the session." default:"4h"`
 }
 
-func (c *labShellCmd) Run(ctx context.Context) error {
+func (c *labShellCmd) Run(ctx context.Context, std *stdio) error {
 	spec := lab.Spec{Kernel: c.spec(), CacheDir: c.Cache, Timeout: c.Timeout, Watchdog: -1, Shell: true,
-		Stdin: os.Stdin, Console: os.Stdout, Progress: os.Stderr}
+		Stdin: os.Stdin, Console: std.out, Progress: std.err}
 	if err := c.apply(&spec); err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (c *labShellCmd) Run(ctx context.Context) error {
 		return err
 	}
 	if res.ExitCode != 0 {
-		os.Exit(res.ExitCode)
+		return exitStatus(res.ExitCode)
 	}
 	return nil
 }
@@ -157,12 +157,12 @@ type labKernelsCmd struct {
 	labKernelFlags `embed:""`
 }
 
-func (c *labKernelsCmd) Run(ctx context.Context) error {
+func (c *labKernelsCmd) Run(ctx context.Context, std *stdio) error {
 	ks, err := lab.CachedKernels(c.Cache)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(std.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CACHED KERNEL\tSUITE\tPACKAGE\tFETCHED\tDIRECTORY")
 	for _, k := range ks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Release, k.Suite, k.PackageVersion, k.FetchedAt.Format(time.DateOnly), k.Dir)
@@ -171,16 +171,16 @@ func (c *labKernelsCmd) Run(ctx context.Context) error {
 		return err
 	}
 	if len(ks) == 0 {
-		fmt.Println("(none cached)")
+		fmt.Fprintln(std.out, "(none cached)")
 	}
 	if c.Offline {
 		return nil
 	}
-	rel, suite, err := lab.ResolveKernel(ctx, c.spec(), c.Cache, os.Stderr)
+	rel, suite, err := lab.ResolveKernel(ctx, c.spec(), c.Cache, std.err)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("newest available: %s (%s)\n", rel, suite)
+	fmt.Fprintf(std.out, "newest available: %s (%s)\n", rel, suite)
 	return nil
 }
 
@@ -188,15 +188,15 @@ type labFetchCmd struct {
 	labKernelFlags `embed:""`
 }
 
-func (c *labFetchCmd) Run(ctx context.Context) error {
+func (c *labFetchCmd) Run(ctx context.Context, std *stdio) error {
 	if err := lab.CheckHostTools(); err != nil {
 		return err
 	}
-	k, err := lab.FetchKernel(ctx, c.spec(), c.Cache, os.Stderr)
+	k, err := lab.FetchKernel(ctx, c.spec(), c.Cache, std.err)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s %s\n", k.Release, k.Dir)
+	fmt.Fprintf(std.out, "%s %s\n", k.Release, k.Dir)
 	return nil
 }
 
@@ -211,7 +211,7 @@ type labTestCmd struct {
 	Packages       []string      `arg:"" optional:"" help:"Package patterns, as for go test (default ./...)."`
 }
 
-func (c *labTestCmd) Run(ctx context.Context) error {
+func (c *labTestCmd) Run(ctx context.Context, std *stdio) error {
 	out, err := os.MkdirTemp("", "napilab-labtest-")
 	if err != nil {
 		return fmt.Errorf("lab test: %w", err)
@@ -224,13 +224,13 @@ func (c *labTestCmd) Run(ctx context.Context) error {
 	if c.Match != "" {
 		args = append(args, "-test.run="+c.Match)
 	}
-	fmt.Fprintln(os.Stderr, "lab: compiling test binaries")
+	fmt.Fprintln(std.err, "lab: compiling test binaries")
 	steps, files, err := lab.GoTestSteps(ctx, ".", out, c.Packages, args)
 	if err != nil {
 		return err
 	}
 	spec := lab.Spec{Kernel: c.spec(), CacheDir: c.Cache, Timeout: c.Timeout, Steps: steps, KeepGoing: true,
-		Console: os.Stdout, Progress: os.Stderr}
+		Console: std.out, Progress: std.err}
 	if err := c.apply(&spec); err != nil {
 		return err
 	}
@@ -254,9 +254,9 @@ func (c *labTestCmd) Run(ctx context.Context) error {
 		if verdict != "ok" {
 			failed++
 		}
-		fmt.Printf("%-8s %s\n", verdict, st.Name)
+		fmt.Fprintf(std.out, "%-8s %s\n", verdict, st.Name)
 	}
-	fmt.Printf("lab: kernel %s: %d passed, %d failed\n", res.KernelRelease, len(steps)-failed, failed)
+	fmt.Fprintf(std.out, "lab: kernel %s: %d passed, %d failed\n", res.KernelRelease, len(steps)-failed, failed)
 	if failed > 0 {
 		return fmt.Errorf("lab test: %d of %d packages failed on kernel %s", failed, len(steps), res.KernelRelease)
 	}

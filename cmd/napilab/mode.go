@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -98,16 +99,16 @@ type modePlanCmd struct {
 	modeFlags
 }
 
-func (c *modePlanCmd) Run() error {
+func (c *modePlanCmd) Run(std *stdio) error {
 	s, p, err := c.plan()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	if c.JSON {
-		return jsonOut(p)
+		return jsonOut(std.out, p)
 	}
-	fmt.Print(p.Format())
+	fmt.Fprint(std.out, p.Format())
 	return nil
 }
 
@@ -129,7 +130,7 @@ type applyReport struct {
 	Restored *napi.RestoreReport `json:"restored,omitempty"` // --until-exit
 }
 
-func (c *modeApplyCmd) Run(ctx context.Context) error {
+func (c *modeApplyCmd) Run(ctx context.Context, std *stdio) error {
 	s, p, err := c.plan()
 	if err != nil {
 		return err
@@ -156,36 +157,36 @@ func (c *modeApplyCmd) Run(ctx context.Context) error {
 		}
 	}
 	if !c.JSON {
-		fmt.Printf("applied %s on %s: %d changes, journal %s\n", p.Mode.Preset, p.Target.Device, len(p.Changes),
+		fmt.Fprintf(std.out, "applied %s on %s: %d changes, journal %s\n", p.Mode.Preset, p.Target.Device, len(p.Changes),
 			rep.Journal)
 		for _, k := range rep.Kthreads {
-			fmt.Printf("  NAPI kthread %d: %v %d on CPUs %s\n", k.PID, k.Policy, k.Priority, k.CPUs)
+			fmt.Fprintf(std.out, "  NAPI kthread %d: %v %d on CPUs %s\n", k.PID, k.Policy, k.Priority, k.CPUs)
 		}
 		for _, sk := range rep.Skipped {
-			fmt.Printf("  %s\n", sk)
+			fmt.Fprintf(std.out, "  %s\n", sk)
 		}
-		fmt.Printf("  application side: %s\n", p.Mode.App)
+		fmt.Fprintf(std.out, "  application side: %s\n", p.Mode.App)
 		for _, r := range p.Mode.App.Requirements {
-			fmt.Printf("  requirement: %s\n", r)
+			fmt.Fprintf(std.out, "  requirement: %s\n", r)
 		}
 	}
 	if held == nil {
 		if c.JSON {
-			return jsonOut(rep)
+			return jsonOut(std.out, rep)
 		}
-		fmt.Println("it stays in place until: napilab mode restore" + journalFlag(c.Journal))
+		fmt.Fprintln(std.out, "it stays in place until: napilab mode restore"+journalFlag(c.Journal))
 		return nil
 	}
 	if !c.JSON {
-		fmt.Println("holding the mode; SIGINT or SIGTERM restores it")
+		fmt.Fprintln(std.out, "holding the mode; SIGINT or SIGTERM restores it")
 	}
 	<-ctx.Done()
 	restored, err := held.Release()
 	rep.Restored = restored
 	if c.JSON {
-		return errors.Join(jsonOut(rep), err)
+		return errors.Join(jsonOut(std.out, rep), err)
 	}
-	fmt.Print(restored.Format())
+	fmt.Fprint(std.out, restored.Format())
 	return err
 }
 
@@ -201,13 +202,13 @@ type modeRestoreCmd struct {
 	JSON    bool   `name:"json" help:"Print JSON."`
 }
 
-func (c *modeRestoreCmd) Run() error {
+func (c *modeRestoreCmd) Run(std *stdio) error {
 	if _, err := os.Stat(c.Journal); errors.Is(err, os.ErrNotExist) {
 		// Nothing applied, or already restored: restoring is idempotent, so this is success.
 		if c.JSON {
-			return jsonOut(napi.RestoreReport{Journal: c.Journal})
+			return jsonOut(std.out, napi.RestoreReport{Journal: c.Journal})
 		}
-		fmt.Printf("nothing to restore: there is no journal at %s\n", c.Journal)
+		fmt.Fprintf(std.out, "nothing to restore: there is no journal at %s\n", c.Journal)
 		return nil
 	}
 	rep, err := napi.RestoreFile(c.Journal, napi.OpenNetNS, napi.RestoreOptions{})
@@ -215,9 +216,9 @@ func (c *modeRestoreCmd) Run() error {
 		return err
 	}
 	if c.JSON {
-		return errors.Join(jsonOut(rep), err)
+		return errors.Join(jsonOut(std.out, rep), err)
 	}
-	fmt.Print(rep.Format())
+	fmt.Fprint(std.out, rep.Format())
 	return err
 }
 
@@ -225,7 +226,7 @@ type modeListCmd struct {
 	JSON bool `name:"json" help:"Print JSON."`
 }
 
-func (c *modeListCmd) Run() error {
+func (c *modeListCmd) Run(std *stdio) error {
 	var modes []napi.Mode
 	for _, name := range napi.PresetNames() {
 		m, err := napi.Preset(name, "IFACE")
@@ -235,9 +236,9 @@ func (c *modeListCmd) Run() error {
 		modes = append(modes, m)
 	}
 	if c.JSON {
-		return jsonOut(modes)
+		return jsonOut(std.out, modes)
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(std.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PRESET\tKERNEL SIDE\tAPPLICATION SIDE")
 	for _, m := range modes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Preset, kernelSide(m), m.App)
@@ -281,8 +282,8 @@ func kernelSide(m napi.Mode) string {
 }
 
 // jsonOut prints v as indented JSON.
-func jsonOut(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+func jsonOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -16,7 +17,7 @@ type reportCmd struct {
 	Hgrm    string   `name:"hgrm" placeholder:"DIR" help:"Also write each cell's latency histogram in HdrHistogram's .hgrm format (µs) into DIR."`
 }
 
-func (r *reportCmd) Run() error {
+func (r *reportCmd) Run(std *stdio) error {
 	var runs []*report.Run
 	for _, path := range r.Results {
 		raw, err := os.ReadFile(path)
@@ -29,17 +30,17 @@ func (r *reportCmd) Run() error {
 		}
 		runs = append(runs, run)
 	}
-	return writeReports(runs, r.Out, r.PNG, r.Hgrm)
+	return writeReports(std.out, runs, r.Out, r.PNG, r.Hgrm)
 }
 
 // writeReports writes the page and the optional exports, saying what it wrote.
-func writeReports(runs []*report.Run, page, pngDir, hgrmDir string) error {
+func writeReports(w io.Writer, runs []*report.Run, page, pngDir, hgrmDir string) error {
 	var errs []error
 	if page != "" {
 		if err := report.WriteFile(page, runs); err != nil {
 			errs = append(errs, fmt.Errorf("report page: %w", err))
 		} else {
-			fmt.Printf("report: wrote %s\n", page)
+			fmt.Fprintf(w, "report: wrote %s\n", page)
 		}
 	}
 	if pngDir != "" {
@@ -47,14 +48,14 @@ func writeReports(runs []*report.Run, page, pngDir, hgrmDir string) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--png: %w", err))
 		}
-		fmt.Printf("report: wrote %d PNG plots into %s\n", len(files), pngDir)
+		fmt.Fprintf(w, "report: wrote %d PNG plots into %s\n", len(files), pngDir)
 	}
 	if hgrmDir != "" {
 		files, err := report.WriteHgrms(hgrmDir, runs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--hgrm: %w", err))
 		}
-		fmt.Printf("report: wrote %d .hgrm histograms into %s\n", len(files), hgrmDir)
+		fmt.Fprintf(w, "report: wrote %d .hgrm histograms into %s\n", len(files), hgrmDir)
 	}
 	return errors.Join(errs...)
 }

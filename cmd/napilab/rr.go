@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -111,7 +110,7 @@ type rrServerCmd struct {
 	LocalIP   string        `placeholder:"IP" help:"Template replies: this end's address (default: the device's)."`
 }
 
-func (s *rrServerCmd) Run(ctx context.Context) error {
+func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
 	l, th := s.link(), s.threads()
 	svc := rr.Service{Payload: s.Payload, Format: rr.Format(s.Format), Verify: s.Verify,
 		Reply: rr.ReplyStyle(s.Reply), Delay: s.Delay}
@@ -151,16 +150,16 @@ func (s *rrServerCmd) Run(ctx context.Context) error {
 	}()
 	<-srv.Ready() // the line below tells scripts the server is taking requests: print it only when it is
 	if !s.JSON {
-		fmt.Printf("napilab rr server on %s queue %d, port %d, %s replies (%s XDP, %s); stop with Ctrl-C\n",
+		fmt.Fprintf(std.out, "napilab rr server on %s queue %d, port %d, %s replies (%s XDP, %s); stop with Ctrl-C\n",
 			l.Dev, l.Queue, l.Port, svc.Reply, link.Info.XDPMode, map[bool]string{true: "zero-copy", false: "copy mode"}[link.Info.ZeroCopy])
 		for _, n := range link.Info.Notes {
-			fmt.Println(n)
+			fmt.Fprintln(std.out, n)
 		}
 		if w := s.fifoWarning(); w != "" {
-			fmt.Println("warning:", w)
+			fmt.Fprintln(std.out, "warning:", w)
 		}
 	} else {
-		fmt.Fprintln(os.Stderr, "napilab rr server ready")
+		fmt.Fprintln(std.err, "napilab rr server ready")
 	}
 	out := <-done
 	st, err := out.st, out.err
@@ -170,9 +169,9 @@ func (s *rrServerCmd) Run(ctx context.Context) error {
 	doc := rr.NewDocument(rr.RoleServer, l, th, link.Info)
 	doc.Service, doc.Server = &svc, &st
 	if s.JSON {
-		return writeJSON(doc)
+		return jsonOut(std.out, doc)
 	}
-	report.ServerReport(os.Stdout, &doc)
+	report.ServerReport(std.out, &doc)
 	return nil
 }
 
@@ -197,7 +196,7 @@ type rrClientCmd struct {
 	XskRRV1     bool          `name:"xsk-rr-v1" hidden:"" help:"Spell the xsk_rr report lines as RFC v1 did."`
 }
 
-func (c *rrClientCmd) Run(ctx context.Context) error {
+func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
 	l, th, p := c.link(), c.threads(), rr.DefaultWorkload()
 	p.Payload, p.Format, p.Verify = c.Payload, rr.Format(c.Format), c.Verify
 	var err error
@@ -243,20 +242,20 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 		opts.XskRRVersion = rr.XskRRv1
 	}
 	if !c.JSON && p.Interval > 0 {
-		opts.OnInterval = func(iv rr.Interval) { report.IntervalLine(os.Stdout, iv) }
+		opts.OnInterval = func(iv rr.Interval) { report.IntervalLine(std.out, iv) }
 	}
 	cli, err := rr.NewClient(link.Sock, p, th, opts)
 	if err != nil {
 		return flagErrors(err)
 	}
 	if pl := cli.Placement(); !c.JSON {
-		fmt.Printf("napilab rr client → %s (%s) on %s queue %d: %d spinning threads, sender %s\n",
+		fmt.Fprintf(std.out, "napilab rr client → %s (%s) on %s queue %d: %d spinning threads, sender %s\n",
 			link.Info.PeerIP, link.Info.PeerMAC, l.Dev, l.Queue, pl.Spinners, pl.Sender)
 		for _, n := range note.Merge(append([]note.Note{}, link.Info.Notes...), pl.Notes...) {
-			fmt.Println(n)
+			fmt.Fprintln(std.out, n)
 		}
 		if w := c.fifoWarning(); w != "" {
-			fmt.Println("warning:", w)
+			fmt.Fprintln(std.out, "warning:", w)
 		}
 	}
 	res, err := cli.Run(ctx)
@@ -271,9 +270,9 @@ func (c *rrClientCmd) Run(ctx context.Context) error {
 		}
 	}
 	if c.JSON {
-		return writeJSON(doc)
+		return jsonOut(std.out, doc)
 	}
-	report.ClientReport(os.Stdout, &doc)
+	report.ClientReport(std.out, &doc)
 	return nil
 }
 
@@ -294,12 +293,6 @@ func parseAddrs(peer, peerMAC, local string) (peerIP netip.Addr, mac net.Hardwar
 		}
 	}
 	return peerIP, mac, localIP, nil
-}
-
-func writeJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func writeCSV(path string, ivs []rr.Interval) error {

@@ -13,7 +13,7 @@ type showCmd struct {
 	JSON   bool   `name:"json" help:"Print JSON."`
 }
 
-func (c *showCmd) Run() error {
+func (c *showCmd) Run(std *stdio) error {
 	dev := c.Device
 	if c.Dev != "" {
 		if dev != "" && dev != c.Dev {
@@ -31,8 +31,8 @@ func (c *showCmd) Run() error {
 		return err
 	}
 	if c.JSON {
-		return jsonOut(st)
+		return jsonOut(std.out, st)
 	}
-	fmt.Print(st.Format())
+	fmt.Fprint(std.out, st.Format())
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -32,7 +33,7 @@ type sweepCmd struct {
 	AgentCache  string   `name:"agent-cache" hidden:"" placeholder:"DIR" help:"Where remote hosts keep the copies of napilab (default /var/cache/napilab/agents); for tests."`
 }
 
-func (c *sweepCmd) Run(ctx context.Context) error {
+func (c *sweepCmd) Run(ctx context.Context, std *stdio) error {
 	s, err := c.spec()
 	if err != nil {
 		return err
@@ -72,10 +73,10 @@ func (c *sweepCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer srv.close()
+	defer srv.close(std.err)
 	ends.Server, ends.ServerInfo = srv.conn, srv.hello.End
 	for _, st := range srv.hello.Stale {
-		fmt.Printf("restored what an earlier napilab (pid %d) left on %s: %s\n", st.Holder.PID, c.ServerDev, st.Preset)
+		fmt.Fprintf(std.out, "restored what an earlier napilab (pid %d) left on %s: %s\n", st.Holder.PID, c.ServerDev, st.Preset)
 	}
 
 	if client.Kind == remote.Local {
@@ -90,16 +91,16 @@ func (c *sweepCmd) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer cl.close()
+		defer cl.close(std.err)
 		ends.Client, ends.ClientInfo = cl.conn, cl.hello.End
 	}
 	ends.SameHost = server.Kind != remote.SSH && client.Kind == remote.Local ||
 		ends.ServerInfo.Hostname == ends.ClientInfo.Hostname
-	fmt.Printf("napilab sweep: %s (%s, %s, kernel %s) ← %s (%s, %s, kernel %s)\n", c.ServerDev,
+	fmt.Fprintf(std.out, "napilab sweep: %s (%s, %s, kernel %s) ← %s (%s, %s, kernel %s)\n", c.ServerDev,
 		ends.ServerInfo.Hostname, driverOf(ends.ServerInfo), ends.ServerInfo.Kernel, c.ClientDev,
 		ends.ClientInfo.Hostname, driverOf(ends.ClientInfo), ends.ClientInfo.Kernel)
-	describeRun(s)
-	return c.run(ctx, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine(), Force: c.Force})
+	describeRun(std.out, s)
+	return c.run(ctx, std, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine(), Force: c.Force})
 }
 
 func driverOf(e agent.EndInfo) string {
@@ -110,9 +111,9 @@ func driverOf(e agent.EndInfo) string {
 }
 
 // describeRun says what is about to run, and about how long it takes.
-func describeRun(s sweep.Spec) {
+func describeRun(w io.Writer, s sweep.Spec) {
 	cells := len(s.Modes) * len(s.Rows) * s.Reps
-	fmt.Printf("%d polling modes × %d loads × %d repetition(s), %s per cell (at most %s in all); server loop on "+
+	fmt.Fprintf(w, "%d polling modes × %d loads × %d repetition(s), %s per cell (at most %s in all); server loop on "+
 		"CPU %d, client loop on CPU %d; each mode is applied to the server's queue and restored after\n\n",
 		len(s.Modes), len(s.Rows), s.Reps, s.Duration,
 		((s.Duration + s.Warmup + s.Timeout) * time.Duration(cells)).Round(time.Second), s.ServerCPU, s.ClientCPU)
@@ -175,11 +176,11 @@ func connect(ctx context.Context, t remote.Target, role agent.Role, dev, ns stri
 
 // close says bye (the agent restores and exits) and waits for the agent's process; a controller that is being
 // interrupted still gets a minute for it.
-func (s *session) close() {
+func (s *session) close(stderr io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := s.conn.Bye(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(os.Stderr, "napilab: %v\n", err)
+		fmt.Fprintf(stderr, "napilab: %v\n", err)
 	}
 	s.proc.Close()
 	_, _ = s.proc.Wait()

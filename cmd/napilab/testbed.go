@@ -39,30 +39,39 @@ type testbedUpCmd struct {
 	Neighbours       bool         `help:"Add permanent ARP and NDP entries for the peer, so no packet waits for address resolution."`
 }
 
-func (c *testbedUpCmd) Run(ctx context.Context) error {
+// topology maps the flags onto the testbed they describe.
+func (c *testbedUpCmd) topology() (testbed.Topology, error) {
 	// Topology reads 0 as "default"; on the command line a 0 is a mistake.
 	if c.Queues < 1 {
-		return fmt.Errorf("testbed up: --queues %d: use 1 to %d", c.Queues, testbed.MaxQueues)
+		return testbed.Topology{}, fmt.Errorf("testbed up: --queues %d: use 1 to %d", c.Queues, testbed.MaxQueues)
 	}
 	if c.MTU < 1 {
-		return fmt.Errorf("testbed up: --mtu %d: use 1280 to 65535", c.MTU)
+		return testbed.Topology{}, fmt.Errorf("testbed up: --mtu %d: use 1280 to 65535", c.MTU)
+	}
+	return testbed.Topology{Name: c.Name, Queues: c.Queues, NAPI: c.NAPI, MTU: c.MTU, IPv4: c.IPv4, IPv6: c.IPv6,
+		Neighbours: c.Neighbours, Lifetime: testbed.Persistent, StateDir: c.store().Dir}, nil
+}
+
+func (c *testbedUpCmd) Run(ctx context.Context, std *stdio) error {
+	topo, err := c.topology()
+	if err != nil {
+		return err
 	}
 	store := c.store()
 	reaped, err := store.Reap()
 	for _, name := range reaped {
-		fmt.Fprintf(os.Stderr, "napilab: removed testbed %s: the process that owned it is gone\n", name)
+		fmt.Fprintf(std.err, "napilab: removed testbed %s: the process that owned it is gone\n", name)
 	}
 	if err != nil && !errors.Is(err, os.ErrPermission) {
-		fmt.Fprintf(os.Stderr, "napilab: warning: %v\n", err)
+		fmt.Fprintf(std.err, "napilab: warning: %v\n", err)
 	}
-	tb, err := testbed.Up(ctx, testbed.Topology{Name: c.Name, Queues: c.Queues, NAPI: c.NAPI, MTU: c.MTU,
-		IPv4: c.IPv4, IPv6: c.IPv6, Neighbours: c.Neighbours, Lifetime: testbed.Persistent, StateDir: store.Dir})
+	tb, err := testbed.Up(ctx, topo)
 	if err != nil {
 		return err
 	}
 	defer tb.Close()
-	fmt.Print(tb.Diagram())
-	fmt.Printf("\nEnter a host:   napilab testbed exec %s a -- sh\nRemove it:      napilab testbed down %s\n", tb.Name, tb.Name)
+	fmt.Fprint(std.out, tb.Diagram())
+	fmt.Fprintf(std.out, "\nEnter a host:   napilab testbed exec %s a -- sh\nRemove it:      napilab testbed down %s\n", tb.Name, tb.Name)
 	return nil
 }
 
@@ -72,7 +81,7 @@ type testbedDownCmd struct {
 	All              bool   `help:"Remove every testbed napilab recorded."`
 }
 
-func (c *testbedDownCmd) Run() error {
+func (c *testbedDownCmd) Run(std *stdio) error {
 	store := c.store()
 	switch {
 	case c.Name != "" && c.All:
@@ -81,7 +90,7 @@ func (c *testbedDownCmd) Run() error {
 		if err := store.Down(c.Name); err != nil {
 			return err
 		}
-		fmt.Printf("removed testbed %s\n", c.Name)
+		fmt.Fprintf(std.out, "removed testbed %s\n", c.Name)
 		return nil
 	case !c.All:
 		return errors.New("testbed down: name the testbed to remove, or pass --all; `napilab testbed show` lists them")
@@ -93,10 +102,10 @@ func (c *testbedDownCmd) Run() error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Printf("removed testbed %s\n", r.Name)
+		fmt.Fprintf(std.out, "removed testbed %s\n", r.Name)
 	}
 	if len(recs) == 0 && listErr == nil {
-		fmt.Println("no testbeds to remove")
+		fmt.Fprintln(std.out, "no testbeds to remove")
 	}
 	return errors.Join(append(errs, listErr)...)
 }
@@ -108,7 +117,7 @@ type testbedExecCmd struct {
 	Command          []string `arg:"" passthrough:"" help:"Command and arguments, after --."`
 }
 
-func (c *testbedExecCmd) Run() error {
+func (c *testbedExecCmd) Run(std *stdio) error {
 	if len(c.Command) > 0 && c.Command[0] == "--" {
 		c.Command = c.Command[1:]
 	}
@@ -168,7 +177,7 @@ type hostView struct {
 	TxQueues  int          `json:"tx_queues,omitempty"`
 }
 
-func (c *testbedShowCmd) Run() error {
+func (c *testbedShowCmd) Run(std *stdio) error {
 	store := c.store()
 	var recs []testbed.Record
 	var listErr error
@@ -186,7 +195,7 @@ func (c *testbedShowCmd) Run() error {
 		views = append(views, viewTestbed(store, r))
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(std.out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(views); err != nil {
 			return err
@@ -194,24 +203,24 @@ func (c *testbedShowCmd) Run() error {
 		return listErr
 	}
 	if len(views) == 0 && listErr == nil {
-		fmt.Println("no testbeds; `napilab testbed up` makes one")
+		fmt.Fprintln(std.out, "no testbeds; `napilab testbed up` makes one")
 	}
 	for i, v := range views {
 		if i > 0 {
-			fmt.Println()
+			fmt.Fprintln(std.out)
 		}
 		owner := "exited"
 		if v.OwnerAlive {
 			owner = "running"
 		}
 		if v.diagram != "" {
-			fmt.Print(v.diagram)
+			fmt.Fprint(std.out, v.diagram)
 		} else {
-			fmt.Printf("testbed %s (%s): %s: %s\n", v.Name, v.Lifetime, v.Status, v.Problem)
+			fmt.Fprintf(std.out, "testbed %s (%s): %s: %s\n", v.Name, v.Lifetime, v.Status, v.Problem)
 		}
-		fmt.Printf("created %s by pid %d (%s)\n", v.Created.Local().Format(time.DateTime), v.OwnerPID, owner)
+		fmt.Fprintf(std.out, "created %s by pid %d (%s)\n", v.Created.Local().Format(time.DateTime), v.OwnerPID, owner)
 		if v.Status == "broken" || v.Status == "incomplete" {
-			fmt.Printf("remove it with `napilab testbed down %s`\n", v.Name)
+			fmt.Fprintf(std.out, "remove it with `napilab testbed down %s`\n", v.Name)
 		}
 	}
 	return listErr

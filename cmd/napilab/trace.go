@@ -40,9 +40,9 @@ type traceReport interface{ Format(io.Writer) error }
 
 // finish lets the tracers count for the duration, or until ctx ends (what was counted is reported either way),
 // then prints what read returns.
-func (f traceFlags) finish(ctx context.Context, read func() (traceReport, error)) error {
+func (f traceFlags) finish(ctx context.Context, std *stdio, read func() (traceReport, error)) error {
 	if f.Duration == 0 {
-		fmt.Fprintln(os.Stderr, "napilab: tracing until interrupted (Ctrl-C)")
+		fmt.Fprintln(std.err, "napilab: tracing until interrupted (Ctrl-C)")
 		<-ctx.Done()
 	} else {
 		t := time.NewTimer(f.Duration)
@@ -57,13 +57,13 @@ func (f traceFlags) finish(ctx context.Context, read func() (traceReport, error)
 		return err
 	}
 	if f.JSON {
-		return jsonOut(r)
+		return jsonOut(std.out, r)
 	}
-	return r.Format(os.Stdout)
+	return r.Format(std.out)
 }
 
 // observe runs an observation of t with the tracers o and reports it with r.
-func (f traceFlags) observe(ctx context.Context, o trace.Options, t trace.Target,
+func (f traceFlags) observe(ctx context.Context, std *stdio, o trace.Options, t trace.Target,
 	r func(*trace.Observation) traceReport) error {
 	o.Stats = f.Overhead
 	ob, err := trace.NewObserver(o)
@@ -74,7 +74,7 @@ func (f traceFlags) observe(ctx context.Context, o trace.Options, t trace.Target
 	if err := ob.Start(t); err != nil {
 		return err
 	}
-	return f.finish(ctx, func() (traceReport, error) {
+	return f.finish(ctx, std, func() (traceReport, error) {
 		obs, err := ob.Stop()
 		if err != nil {
 			return nil, err
@@ -89,7 +89,7 @@ type traceNAPICmd struct {
 	NetNS      string `name:"netns" placeholder:"NAME" help:"Network namespace of the device: a name under /run/netns or a path."`
 }
 
-func (c *traceNAPICmd) Run(ctx context.Context) error {
+func (c *traceNAPICmd) Run(ctx context.Context, std *stdio) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (c *traceNAPICmd) Run(ctx context.Context) error {
 	}
 	t := dev.Target()
 	t.IRQs = nil
-	return c.observe(ctx, trace.Options{NAPI: true, Sched: true}, t,
+	return c.observe(ctx, std, trace.Options{NAPI: true, Sched: true}, t,
 		func(o *trace.Observation) traceReport { return trace.NewNAPITrace(dev, o) })
 }
 
@@ -108,7 +108,7 @@ type traceSyscallsCmd struct {
 	PID        int `name:"pid" required:"" help:"The process whose threads' kick syscalls to time (e.g. napilab rr server)."`
 }
 
-func (c *traceSyscallsCmd) Run(ctx context.Context) error {
+func (c *traceSyscallsCmd) Run(ctx context.Context, std *stdio) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (c *traceSyscallsCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer tr.Close()
-	return c.finish(ctx, func() (traceReport, error) { return tr.Read() })
+	return c.finish(ctx, std, func() (traceReport, error) { return tr.Read() })
 }
 
 type traceXSKRecvmsgCmd struct {
@@ -125,7 +125,7 @@ type traceXSKRecvmsgCmd struct {
 	PID        int `name:"pid" help:"Only this process (default: every process, as the cover letter's script)."`
 }
 
-func (c *traceXSKRecvmsgCmd) Run(ctx context.Context) error {
+func (c *traceXSKRecvmsgCmd) Run(ctx context.Context, std *stdio) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (c *traceXSKRecvmsgCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer tr.Close()
-	return c.finish(ctx, func() (traceReport, error) { return tr.Read() })
+	return c.finish(ctx, std, func() (traceReport, error) { return tr.Read() })
 }
 
 type traceSchedCmd struct {
@@ -146,7 +146,7 @@ type traceSchedCmd struct {
 	IRQs       []int  `name:"irq" sep:"," placeholder:"IRQ,..." help:"IRQs to count."`
 }
 
-func (c *traceSchedCmd) Run(ctx context.Context) error {
+func (c *traceSchedCmd) Run(ctx context.Context, std *stdio) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (c *traceSchedCmd) Run(ctx context.Context) error {
 	if len(t.Threads) == 0 && len(t.NAPIs) == 0 && len(t.IRQs) == 0 {
 		return errors.New("trace sched: nothing to watch: give --tid, --pid, --dev or --irq")
 	}
-	return c.observe(ctx, trace.Options{NAPI: len(t.NAPIs) > 0, Sched: true, IRQ: len(t.IRQs) > 0}, t,
+	return c.observe(ctx, std, trace.Options{NAPI: len(t.NAPIs) > 0, Sched: true, IRQ: len(t.IRQs) > 0}, t,
 		func(o *trace.Observation) traceReport { return trace.NewSchedTrace(o) })
 }
 

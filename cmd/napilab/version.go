@@ -9,7 +9,7 @@ import (
 
 type versionCmd struct{}
 
-func (versionCmd) Run() error {
-	fmt.Printf("napilab %s\nkernel %s\n", version.String(), kernel.Release())
+func (versionCmd) Run(std *stdio) error {
+	fmt.Fprintf(std.out, "napilab %s\nkernel %s\n", version.String(), kernel.Release())
 	return nil
 }

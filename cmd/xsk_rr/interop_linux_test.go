@@ -37,6 +37,10 @@ const (
 	interopPort = "54321"
 	// waitLimit bounds every wait so that a broken setup fails instead of hanging; nothing is timed by it.
 	waitLimit = 60 * time.Second
+	// replyWait is how long the clients that must get every reply wait for late ones (xsk_rr --reply-wait,
+	// napilab --timeout): a slow machine must not turn a late reply into a loss, and a run that gets every
+	// reply ends at the last one anyway.
+	replyWait = "30s"
 )
 
 func TestMain(m *testing.M) {
@@ -344,7 +348,8 @@ func TestPrivCompatClientNapilabServer(t *testing.T) {
 		"--payload", "400", "--format", "xsk_rr", "--ring", "4096", "--json")
 	probes := waitForEcho(t, bed.A, bed.B)
 
-	env, argv := compat(append(roleArgs(bed.A, bed.B), "-P", "2000000", "-l", "1", "-v", "--intervals", "2")...)
+	env, argv := compat(append(roleArgs(bed.A, bed.B), "-P", "2000000", "-l", "1", "-v", "--intervals", "2",
+		"--reply-wait", replyWait)...)
 	cli := start(t, bed.A, "xsk_rr client", env, argv...)
 	if code := cli.wait(t); code != 0 {
 		t.Fatalf("xsk_rr client exited %d:\n%s", code, cli.output())
@@ -403,7 +408,7 @@ func TestPrivNapilabClientCompatServer(t *testing.T) {
 	cli := start(t, bed.A, "napilab rr client", nil, nap, "rr", "client", "--dev", testbed.LinkA, "--peer",
 		bed.B.IPv4.Addr().String(), "--port", interopPort, "--payload", "400", "--format", "xsk_rr", "--verify",
 		"--count", "1000", "--period", "200us", "--warmup", "0", "--interval", "0", "--ring", "4096",
-		"--colocated", "1", "--json")
+		"--colocated", "1", "--timeout", replyWait, "--json")
 	if code := cli.wait(t); code != 0 {
 		t.Fatalf("napilab rr client exited %d:\n%s", code, cli.output())
 	}
@@ -442,7 +447,7 @@ func TestPrivCompatSignalStops(t *testing.T) {
 	env, argv := compat(append(roleArgs(bed.B, bed.A), "-h", "-n")...)
 	srv := start(t, bed.B, "xsk_rr server", env, argv...)
 	srv.waitLine(t, srv.stderr, "xsk_rr: serving")
-	env, argv = compat(append(roleArgs(bed.A, bed.B), "-P", "2ms", "-l", "1", "-n")...)
+	env, argv = compat(append(roleArgs(bed.A, bed.B), "-P", "2ms", "-l", "1", "-n", "--reply-wait", replyWait)...)
 	cli := start(t, bed.A, "xsk_rr client", env, argv...)
 	cli.waitLine(t, cli.stdout, "true: ")
 	cli.signal(t, syscall.SIGINT)

@@ -12,6 +12,7 @@
 //
 // A hidden long option, --intervals N, makes a client stop sending after N report intervals (then await the
 // replies, print the final report and exit 0), for tests and scripts that want a bounded run without a signal.
+// Another, --reply-wait DURATION, replaces the 1 s a client waits for late replies, for tests on slow machines.
 //
 // The main is thin: options map onto the rr engine's parameters (opts.go), the engine runs the datapath, and
 // this file prints what the original prints, plus napilab's true figures (report.go).
@@ -19,7 +20,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/note"
@@ -65,7 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // errStalled ends a closed-loop client whose server stopped answering: every request in flight is lost and no
 // reply can come to trigger the next send. (The original waits forever.)
-var errStalled = errors.New("no reply for 1 s and the closed loop waits for one: the server stopped answering; check that it runs with -D/-M naming this end")
+func errStalled(wait time.Duration) error {
+	return fmt.Errorf("no reply for %g s and the closed loop waits for one: the server stopped answering; check that it runs with -D/-M naming this end", wait.Seconds())
+}
 
 // datapath opens the link, runs the role until SIGINT or SIGTERM, and detaches everything on the way out. The
 // first signal stops a client gracefully (nothing more is sent, the replies in flight are awaited up to 1 s, a
@@ -138,7 +141,7 @@ func measure(ctx context.Context, o *options, e engine, link *rr.Link, stopSendi
 		_, _ = stdout.Write(appendClientTotal(nil, res))
 	}
 	if !res.StoppedEarly && o.intervals == 0 {
-		return errStalled // a century-long run ends by itself only when the closed loop starves
+		return errStalled(e.load.Timeout) // a century-long run ends by itself only when the closed loop starves
 	}
 	return nil
 }

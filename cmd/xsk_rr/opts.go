@@ -43,6 +43,10 @@ type options struct {
 	// or a script gets a run of exactly N*l/P requests (open loop) without having to send a signal. It is left out
 	// of --help because the original has nothing like it.
 	intervals int
+	// replyWait, from the hidden --reply-wait DURATION, is how long a client awaits replies after its last
+	// request, and how long a closed loop waits for one, instead of the original's 1 s: tests on a slow machine
+	// (the qemu lab on a busy host) set it generously, so a late reply is not counted lost.
+	replyWait time.Duration
 }
 
 const maxPayloadOriginal = 1024
@@ -69,6 +73,16 @@ func parseArgs(args []string) (options, error) {
 			continue
 		case "--exact-output":
 			o.exactOutput = true
+			continue
+		case "--reply-wait":
+			if i+1 == len(args) {
+				return o, errors.New("option --reply-wait needs a value")
+			}
+			i++
+			var err error
+			if o.replyWait, err = time.ParseDuration(args[i]); err != nil || o.replyWait <= 0 {
+				return o, fmt.Errorf("--reply-wait %q: want a positive duration like 30s", args[i])
+			}
 			continue
 		case "--intervals":
 			if i+1 == len(args) {
@@ -264,6 +278,9 @@ func (o *options) check() (resolved, error) {
 	if o.intervals > 0 && o.server {
 		errs = append(errs, errors.New("--intervals applies to the client: drop it or drop -h"))
 	}
+	if o.replyWait > 0 && o.server {
+		errs = append(errs, errors.New("--reply-wait applies to the client: drop it or drop -h"))
+	}
 	if o.threaded && r.period == 0 {
 		errs = append(errs, errors.New("-T needs an open-loop period: add -P NS"))
 	}
@@ -330,6 +347,9 @@ func (o *options) params(r resolved) engine {
 	w.Period, w.Warmup, w.Duration, w.Count = r.period, 0, untilStopped, 0
 	if o.intervals > 0 {
 		w.Duration = time.Duration(o.intervals) * w.Interval
+	}
+	if o.replyWait > 0 {
+		w.Timeout = o.replyWait
 	}
 	e.th.Sender, w.Outstanding = rr.SenderInline, 0
 	if o.threaded {

@@ -100,6 +100,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"-P"}, "-P needs a value"},
 		{[]string{"-S"}, "-S needs a value"},
 		{[]string{"--intervals"}, "option --intervals needs a value"},
+		{[]string{"--reply-wait"}, "option --reply-wait needs a value"},
+		{[]string{"--reply-wait", "0s"}, "--reply-wait \"0s\": want a positive duration"},
+		{[]string{"--reply-wait", "long"}, "--reply-wait \"long\": want a positive duration"},
 		{[]string{"--intervals", "0"}, "--intervals \"0\": want a whole number from 1"},
 		{[]string{"--intervals", "two"}, "--intervals \"two\": want a whole number"},
 	} {
@@ -133,6 +136,7 @@ func TestBadInput(t *testing.T) {
 		{with("-T", "-h", "-P", "80000"), "-T applies to the client"},
 		{with("-t", "-n", "-h"), "-t and -n conflict"},
 		{with("-h", "--intervals", "3"), "--intervals applies to the client"},
+		{with("-h", "--reply-wait", "3s"), "--reply-wait applies to the client"},
 		{with("-i", ""), "-i \"\" is not an interface name"},
 		{with("-i", "a-name-far-too-long"), "is not an interface name: give one of 1 to 15 bytes"},
 		{with("-i", "../etc"), "is not an interface name"},
@@ -304,5 +308,29 @@ func TestIntervalsBoundsTheRun(t *testing.T) {
 	}
 	if strings.Contains(usage, "--intervals") {
 		t.Fatal("--intervals is meant to stay out of --help")
+	}
+}
+
+// TestReplyWait: the hidden --reply-wait replaces the client's 1 s wait for late replies; without it the
+// original's second stays.
+func TestReplyWait(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{{with("-P", "2ms"), time.Second}, {with("-P", "2ms", "--reply-wait", "30s"), 30 * time.Second}} {
+		o, err := parseArgs(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := o.check()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := o.params(r); e.load.Timeout != c.want || e.validate(false) != nil {
+			t.Errorf("%q: reply timeout %v, want %v", c.args, e.load.Timeout, c.want)
+		}
+	}
+	if strings.Contains(usage, "--reply-wait") {
+		t.Fatal("--reply-wait is meant to stay out of --help")
 	}
 }

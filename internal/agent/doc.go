@@ -25,7 +25,7 @@
 //
 // A mode is applied under a lease (napi.Hold). The agent restores on the first of: bye; the end of its input
 // (the controller or its ssh died); the lease running out without a renewal (a partition); SIGTERM, SIGINT or
-// SIGHUP. A watchdog process started at apply (`napilab agent watchdog`) restores once the lease is over even
+// SIGHUP. A watchdog process started at apply (`napilab agent --watchdog JOURNAL`) restores once the lease is over even
 // when the agent itself was SIGKILLed, and the next hello restores what neither could. Servers report counts and
 // durations, never timestamps: the two hosts' clocks are not synchronised, and latency is measured on the
 // client's clock alone.

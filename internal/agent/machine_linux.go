@@ -30,7 +30,7 @@ import (
 // MachineOptions tune the real machine.
 type MachineOptions struct {
 	// Watchdog starts the process that restores a journal once its lease is over if this one is gone (see
-	// napi.Watch); the command line starts `napilab agent watchdog`.
+	// napi.Watch); the command line starts `napilab agent --watchdog JOURNAL`.
 	Watchdog func(journal string) (*os.Process, error)
 	// SHA256 of the running executable, for the end's header.
 	SHA256 string

@@ -33,7 +33,7 @@ func OpenClient(context.Context, ClientOpenArgs, string) (Client, rr.LinkInfo, e
 
 // WatchdogArgs are the arguments of the watchdog command.
 func WatchdogArgs(journal string) []string {
-	return []string{"agent", "watchdog", "--journal", journal}
+	return []string{"agent", "--watchdog", journal}
 }
 
 // StartWatchdog is not supported outside Linux.

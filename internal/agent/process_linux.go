@@ -15,9 +15,9 @@ import (
 )
 
 // WatchdogArgs are the arguments that make napilab's executable the watchdog of a journal; the command line
-// implements them (`napilab agent watchdog --journal PATH`).
+// implements them (`napilab agent --watchdog JOURNAL`).
 func WatchdogArgs(journal string) []string {
-	return []string{"agent", "watchdog", "--journal", journal}
+	return []string{"agent", "--watchdog", journal}
 }
 
 // StartWatchdog starts exe as the watchdog of journal, detached: in a session of its own, so that neither the

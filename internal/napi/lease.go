@@ -129,7 +129,7 @@ type WatchOptions struct {
 // Watch is the watchdog of a held mode: it returns nil as soon as the journal at path is gone (the holder
 // restored), and restores the journal itself (and removes it and its lease) once the lease has run out by more
 // than the grace and the journal is still there. A lease that cannot be read counts as run out: a journal with
-// no valid promise of a holder is restored. It runs in a process of its own (`napilab agent watchdog`),
+// no valid promise of a holder is restored. It runs in a process of its own (`napilab agent --watchdog JOURNAL`),
 // detached from the holder's session, so neither a SIGKILL nor a crash of the holder, nor the end of its ssh
 // session, takes it along. ctx ends the watch without restoring.
 func Watch(ctx context.Context, journal string, o WatchOptions) (*RestoreReport, error) {

@@ -129,6 +129,7 @@ func (v *vethNS) set(t *testing.T, id uint32, cfg NAPIConfig) NAPI {
 }
 
 func TestPrivQueries(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	c := v.client
@@ -204,6 +205,7 @@ func TestPrivQueries(t *testing.T) {
 }
 
 func TestPrivNotFound(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	c := v.client
@@ -222,6 +224,7 @@ func TestPrivNotFound(t *testing.T) {
 }
 
 func TestPrivSetNAPI(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	orig := v.napiOf(t)
@@ -249,6 +252,7 @@ func TestPrivSetNAPI(t *testing.T) {
 }
 
 func TestPrivThreaded(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	n := v.napiOf(t)
@@ -276,6 +280,7 @@ func TestPrivThreaded(t *testing.T) {
 
 // On 6.18 threaded busy poll must fail cleanly and change nothing; in the lab's current kernel it must work.
 func TestPrivThreadedBusyPoll(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	n := v.napiOf(t)
@@ -316,6 +321,7 @@ func TestPrivThreadedBusyPoll(t *testing.T) {
 
 // The probe must agree with the kernel's version gates and with what napi-set actually accepts.
 func TestPrivFeatures(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	c := dialHere(t)
 	f, err := c.Features()
@@ -336,6 +342,7 @@ func TestPrivFeatures(t *testing.T) {
 
 // The wire numbers and types in spec.go must be what the running kernel's policies say.
 func TestPrivPolicyMatchesSpec(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	c := dialHere(t)
 	ver, _ := kernel.Running()
@@ -412,6 +419,7 @@ func mustPolicyRequest(t *testing.T, family uint16, cmd uint8) []byte {
 
 // Read-only: the statistics of this machine's own devices, cross-checked against dev-get and queue-get.
 func TestPrivQStats(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	c := dialHere(t)
 	devs, err := c.QStats(0, ScopeDevice)
@@ -444,6 +452,7 @@ func TestPrivQStats(t *testing.T) {
 // A caller without CAP_NET_ADMIN gets os.ErrPermission and the fix. Capabilities belong to threads, so one
 // throwaway thread drops CAP_NET_ADMIN and opens its own socket in the test namespace.
 func TestPrivPermissionDenied(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	v := newVethNS(t)
 	n := v.napiOf(t)

@@ -53,6 +53,25 @@ func defaultServer() serverSpec {
 	return serverSpec{DefaultLink(""), DefaultService(), DefaultThreads()}
 }
 
+// replyTimeout is how long the tests' clients wait for replies after their last request: generous, because a
+// test must never turn slowness into failure (the qemu lab under TCG on a busy host has delivered replies close
+// to a second late). It costs nothing when every request is answered, since a run then ends at the last reply;
+// runs that lose requests on purpose end through settle instead of waiting it out.
+const replyTimeout = 30 * time.Second
+
+// settle returns an OnInterval callback that cancels a run as soon as every reply it will ever get has come:
+// total says, at any moment, how many replies the run gets in all, as far as is known then (it may fall as
+// losses become known, never rise). The run's reply timeout is then only a bound on a hang.
+func settle(cancel context.CancelFunc, total func() (uint64, bool)) func(Interval) {
+	var replies uint64
+	return func(iv Interval) {
+		replies += iv.Replies
+		if want, ok := total(); ok && replies >= want {
+			cancel()
+		}
+	}
+}
+
 type memRun struct {
 	client  clientSpec
 	server  serverSpec
@@ -66,7 +85,7 @@ func newMemRun(v6 bool) memRun {
 	// 1000 requests stay below both the receive rings (2048) and the xsk_rr format's 1024-request window, so
 	// neither a scheduling stall nor a slow emulated CPU can make the run drop or mispair anything.
 	c.Period, c.Duration, c.Warmup, c.Count = 20*time.Microsecond, 0, 0, 1000
-	c.Interval = 0
+	c.Interval, c.Timeout = 0, replyTimeout
 	c.Sender = SenderInline
 	s := defaultServer()
 	s.Dev = "mem1"

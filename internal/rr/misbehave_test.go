@@ -95,12 +95,18 @@ func TestMemLossDuplicatesReordering(t *testing.T) {
 	dropped, duplicated, held := scriptedPeer(t, pair.B, stop)
 
 	m := newMemRun(false)
-	m.client.Count, m.client.Period, m.client.Timeout = 1000, 50*time.Microsecond, 200*time.Millisecond
-	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2})
+	// The script answers 900 of the 1000 requests: the run ends when those 900 are in, not a reply timeout
+	// after the last request, so a slow machine cannot turn a late reply into a loss.
+	m.client.Count, m.client.Period, m.client.Interval = 1000, 50*time.Microsecond, 10*time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opts := ClientOptions{Local: m.srvOpts.Peer, Peer: m.srvOpts.Local, UsableCPUs: 2,
+		OnInterval: settle(cancel, func() (uint64, bool) { return 900, true })}
+	cli, err := NewClient(pair.A, m.client.Workload, m.client.Threads, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := cli.Run(context.Background())
+	res, err := cli.Run(ctx)
 	close(stop)
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,7 @@ var impairment = testbed.Netem{Delay: 400 * time.Microsecond, Reorder: 25, Loss:
 // netem (where Impair must fail cleanly; the qemu lab's kernel has netem and must run the test).
 func newImpairedRun(t *testing.T) (bedRun, bool) {
 	t.Helper()
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Bridge: true, Neighbours: true})
 	err := bed.Impair(bed.B, impairment)
 	if errors.Is(err, kernel.ErrNotSupported) && !testenv.InLab() {
@@ -88,10 +89,19 @@ func newImpairedRun(t *testing.T) (bedRun, bool) {
 	// 200 µs between requests: the 400 µs delay holds two back, so a request that skips it overtakes them.
 	// Receive rings larger than the request count: nothing but netem can lose a request or a reply.
 	c.Period, c.Duration, c.Warmup, c.Count, c.Ring = 200*time.Microsecond, 0, 0, 3000, 4096
-	c.Interval, c.Colocated, c.Poll = 0, 1, PollNone
+	c.Interval, c.Colocated, c.Poll, c.Timeout = 0, 1, PollNone, replyTimeout
 	s := defaultServer()
 	s.Dev, s.Ring, s.Poll = testbed.LinkB, 4096, PollNone
-	return bedRun{bed: bed, client: c, server: s}, true
+	// Every request netem does not drop is answered, and replies are not impaired: the run gets Count minus
+	// netem's drops so far, and once that many replies are in, every drop has happened too.
+	total := func() (uint64, bool) {
+		q, err := testbedtest.LookupRootQdisc(bed.M, testbed.PortB)
+		if err != nil {
+			return 0, false // the reply timeout ends the run
+		}
+		return c.Count - uint64(q.Attrs().Statistics.Queue.Drops), true
+	}
+	return bedRun{bed: bed, client: c, server: s, total: total}, true
 }
 
 // TestPrivNetemLossAndReorder: through netem loss and reordering, the napilab format counts as lost exactly the

@@ -1,6 +1,7 @@
 package rr
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -18,10 +19,15 @@ type bedRun struct {
 	bed    *testbed.Testbed
 	client clientSpec
 	server serverSpec
+	// total, when set, says how many replies the run will get in all, as far as is known at the moment (see
+	// settle): a run that loses requests on purpose then ends when its outcome is settled.
+	total func() (uint64, bool)
 }
 
+// newBedRun is an exchange on a new veth testbed. The test fails if it leaves a goroutine or a descriptor behind.
 func newBedRun(t *testing.T, v6 bool) bedRun {
 	t.Helper()
+	testenv.CheckLeaks(t)
 	return newBedRunOn(testbedtest.New(t, testbed.Topology{}), v6)
 }
 
@@ -37,7 +43,7 @@ func newBedRunOn(bed *testbed.Testbed, v6 bool) bedRun {
 	// window: no scheduling delay (or slow emulated CPU in the lab) can then make the kernel drop a request or
 	// the client mispair one, so "every request answered" cannot depend on timing.
 	c.Period, c.Duration, c.Warmup, c.Count, c.Ring = 50*time.Microsecond, 0, 0, 1000, 4096
-	c.Interval = 0
+	c.Interval, c.Timeout = 0, replyTimeout
 	c.Colocated = 1 // the server spins on this machine too
 	s := defaultServer()
 	s.Dev, s.Ring = bed.B.Link, 4096
@@ -48,7 +54,13 @@ func newBedRunOn(bed *testbed.Testbed, v6 bool) bedRun {
 func (b bedRun) run(t *testing.T) (*ClientResult, ServerStats, LinkInfo) {
 	t.Helper()
 	testenv.Exclusive(t)
-	ctx := t.Context()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opts := ClientOptions{UsableCPUs: runtime.NumCPU()}
+	if b.total != nil {
+		b.client.Interval = 10 * time.Millisecond
+		opts.OnInterval = settle(cancel, b.total)
+	}
 	b.server.Format, b.server.Payload = b.client.Format, b.client.Payload
 	var sl, cl *Link
 	if err := b.bed.B.Do(func() (err error) { sl, err = OpenLink(ctx, b.server.LinkOptions); return }); err != nil {
@@ -64,7 +76,8 @@ func (b bedRun) run(t *testing.T) (*ClientResult, ServerStats, LinkInfo) {
 		t.Fatalf("client link: %v", err)
 	}
 	defer cl.Close()
-	cli, err := NewClient(cl.Sock, b.client.Workload, b.client.Threads, ClientOptions{Local: cl.Info.Local, Peer: cl.Info.Peer, UsableCPUs: runtime.NumCPU()})
+	opts.Local, opts.Peer = cl.Info.Local, cl.Info.Peer
+	cli, err := NewClient(cl.Sock, b.client.Workload, b.client.Threads, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ func inProcessServer(t *testing.T, bed *testbed.Testbed) (*agent.Conn, agent.Hel
 // TestPrivSweep: a short sweep on a testbed measures every cell of the modes this kernel has, skips the others
 // with a reason, answers every request exactly once, and leaves the device exactly as it found it.
 func TestPrivSweep(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.Exclusive(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	before := showState(t, bed.B.NetNSPath(), bed.B.Link)

@@ -92,6 +92,7 @@ func upIn(t *testing.T, home int, topo testbed.Topology) (*testbed.Testbed, erro
 // traffic both ways over both families, and Down returns them to that namespace with their old MTU, down and
 // without the testbed's addresses.
 func TestAdoptCarriesTrafficAndGivesBack(t *testing.T) {
+	testenv.CheckLeaks(t)
 	home, nl := scratchHome(t)
 	bed, err := upIn(t, home, testbed.Topology{Prefix: "napilabtest", Devices: [2]string{"home0", "home1"}, Neighbours: true})
 	if err != nil {
@@ -100,6 +101,8 @@ func TestAdoptCarriesTrafficAndGivesBack(t *testing.T) {
 	if bed.A.Link != "home0" || bed.B.Link != "home1" {
 		t.Fatalf("hosts hold %s and %s, want home0 and home1", bed.A.Link, bed.B.Link)
 	}
+	checkLocal(t, bed.A)
+	checkLocal(t, bed.B)
 	if _, err := nl.LinkByName("home0"); err == nil {
 		t.Fatal("home0 is still in the caller's namespace after Up")
 	}
@@ -137,6 +140,7 @@ func TestAdoptCarriesTrafficAndGivesBack(t *testing.T) {
 // TestAdoptMissingDeviceGivesBackTheOther: a device that is not there fails Up with os.ErrNotExist and a hint,
 // and the device already moved is back home.
 func TestAdoptMissingDeviceGivesBackTheOther(t *testing.T) {
+	testenv.CheckLeaks(t)
 	home, nl := scratchHome(t)
 	_, err := upIn(t, home, testbed.Topology{Prefix: "napilabtest", Devices: [2]string{"home0", "nosuch0"}})
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "adopt device nosuch0") ||

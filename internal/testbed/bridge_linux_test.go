@@ -23,6 +23,7 @@ import (
 // hosts keep their addresses and veth names, and the middle namespace holds exactly the bridge and its two ports,
 // with no IPv6 of its own to chatter on the wire.
 func TestBridgeCarriesTraffic(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Bridge: true})
 	if bed.M == nil || bed.M.Namespace != bed.Name+"-m" || bed.M.Link != testbed.BridgeName {
 		t.Fatalf("middle host %+v", bed.M)
@@ -65,6 +66,7 @@ func TestBridgeCarriesTraffic(t *testing.T) {
 
 // TestImpairNeedsBridge: a testbed without a bridge refuses impairments with the reason and the fix.
 func TestImpairNeedsBridge(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	err := bed.Impair(bed.B, testbed.Netem{Loss: 5})
 	if err == nil || !strings.Contains(err.Error(), "Topology.Bridge") || !strings.Contains(err.Error(), "bypasses") {
@@ -76,6 +78,7 @@ func TestImpairNeedsBridge(t *testing.T) {
 // counts each drop) while B still reaches A; removing the impairment restores the path. On a kernel built
 // without netem (the 6.18 development VMs) Impair fails cleanly instead; the qemu lab's kernel has it.
 func TestImpairDropsOneDirection(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Bridge: true, Neighbours: true})
 	err := bed.Impair(bed.B, testbed.Netem{Loss: 100})
 	if errors.Is(err, kernel.ErrNotSupported) && !testenv.InLab() {

@@ -176,6 +176,24 @@ func netnsRefs(t *testing.T) map[uint64]string {
 	return refs
 }
 
+// checkLocal checks that both of h's addresses are delivered locally as soon as Up returns: an IPv6 address's
+// local route enters the FIB from a workqueue, after the address itself, and a datagram sent in between is
+// dropped (Ip6InAddrErrors).
+func checkLocal(t *testing.T, h *testbed.Host) {
+	t.Helper()
+	nl, err := netlink.NewHandleAt(netns.NsHandle(h.NetNS()), unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	for _, a := range []netip.Addr{h.IPv4.Addr(), h.IPv6.Addr()} {
+		routes, err := nl.RouteGet(a.AsSlice())
+		if err != nil || len(routes) == 0 || routes[0].Type != unix.RTN_LOCAL {
+			t.Errorf("%s in %s is not delivered locally right after Up: routes %v, %v", a, h.Namespace, routes, err)
+		}
+	}
+}
+
 // exchange sends a datagram from a to b and a reply back, over IPv4 or IPv6, through ordinary sockets, and
 // returns b's socket's SO_INCOMING_NAPI_ID after the request arrived.
 func exchange(t *testing.T, a, b *testbed.Host, v6 bool) uint32 {
@@ -223,7 +241,10 @@ func exchange(t *testing.T, a, b *testbed.Host, v6 bool) uint32 {
 }
 
 func TestUpHostsReachEachOther(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Neighbours: true})
+	checkLocal(t, bed.A)
+	checkLocal(t, bed.B)
 	for _, v6 := range []bool{false, true} {
 		exchange(t, bed.A, bed.B, v6)
 		exchange(t, bed.B, bed.A, v6)
@@ -232,6 +253,7 @@ func TestUpHostsReachEachOther(t *testing.T) {
 
 // TestHostsMatchKernel checks every field of the hosts against what the kernel reports inside each namespace.
 func TestHostsMatchKernel(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Queues: 4, Neighbours: true})
 	for _, p := range []struct{ h, peer *testbed.Host }{{bed.A, bed.B}, {bed.B, bed.A}} {
 		h, peer := p.h, p.peer
@@ -291,6 +313,7 @@ func TestHostsMatchKernel(t *testing.T) {
 // TestNAPIOption proves the NAPI option makes socket traffic pass the receiving veth's NAPI: the receiving
 // socket learns a NAPI id. Without it (and without XDP) veth has no NAPI and the id stays 0.
 func TestNAPIOption(t *testing.T) {
+	testenv.CheckLeaks(t)
 	for _, napi := range []bool{false, true} {
 		t.Run(fmt.Sprint("napi=", napi), func(t *testing.T) {
 			bed := testbedtest.New(t, testbed.Topology{NAPI: napi})
@@ -307,6 +330,7 @@ func TestNAPIOption(t *testing.T) {
 // TestStartSeesNamespace runs a child in host A: it must see A's links in sysfs and netlink, and nothing of B
 // or of the machine's own namespace.
 func TestStartSeesNamespace(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{Queues: 3})
 	var out bytes.Buffer
 	cmd := exec.Command(os.Args[0])
@@ -350,6 +374,7 @@ func checkLinksOutput(t *testing.T, out string, h *testbed.Host, queues int) {
 // TestOpenAndExec opens a named testbed from its state file in another process and replaces that process with
 // a command in host A: the command sees A and its exit status is the process's.
 func TestOpenAndExec(t *testing.T) {
+	testenv.CheckLeaks(t)
 	dir := t.TempDir()
 	bed := testbedtest.New(t, testbed.Topology{Lifetime: testbed.Persistent, StateDir: dir, Queues: 2})
 	var out bytes.Buffer
@@ -365,6 +390,7 @@ func TestOpenAndExec(t *testing.T) {
 }
 
 func TestOpenRejectsUnknownAndIncomplete(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	s := testbed.Store{Dir: t.TempDir()}
 	if _, err := s.Open("nosuch"); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "napilab testbed show") {
@@ -378,6 +404,7 @@ func TestOpenRejectsUnknownAndIncomplete(t *testing.T) {
 // TestDownRemovesEverything checks for every lifetime that after Down no process, descriptor or mount refers
 // to the namespaces, no namespace file and no state file is left, and that Down is idempotent.
 func TestDownRemovesEverything(t *testing.T) {
+	testenv.CheckLeaks(t)
 	for _, lt := range []testbed.Lifetime{testbed.Ephemeral, testbed.Owned, testbed.Persistent} {
 		t.Run(lt.String(), func(t *testing.T) {
 			testenv.RequirePriv(t)
@@ -439,6 +466,7 @@ func TestDownRemovesEverything(t *testing.T) {
 // TestKilledOwnerLeavesNothing: an Ephemeral testbed vanishes with its process even on SIGKILL, and an Owned
 // one is reaped afterwards, while a Persistent one of a dead creator is kept.
 func TestKilledOwnerLeavesNothing(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	dir := t.TempDir()
 	store := testbed.Store{Dir: dir}
@@ -516,6 +544,7 @@ func TestKilledOwnerLeavesNothing(t *testing.T) {
 
 // TestHelperMidway is the child of TestFailingTestCleansUp: it builds a named testbed and then fails or panics.
 func TestHelperMidway(t *testing.T) {
+	testenv.CheckLeaks(t)
 	mode := os.Getenv(helperEnv)
 	if mode == "" {
 		return // only meaningful as the child of TestFailingTestCleansUp
@@ -531,6 +560,7 @@ func TestHelperMidway(t *testing.T) {
 // TestFailingTestCleansUp runs a test that fails, and one that panics, after building a named testbed (which,
 // unlike an Ephemeral one, would outlive the process): t.Cleanup must have removed it.
 func TestFailingTestCleansUp(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	for _, mode := range []string{"midway-fatal", "midway-panic"} {
 		t.Run(mode, func(t *testing.T) {
@@ -564,6 +594,7 @@ func TestFailingTestCleansUp(t *testing.T) {
 }
 
 func TestConcurrentTestbedsAreDistinct(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	var mu sync.Mutex
 	names := map[string]bool{}
@@ -587,6 +618,7 @@ func TestConcurrentTestbedsAreDistinct(t *testing.T) {
 }
 
 func TestNameCollision(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	dir := t.TempDir()
 	name := fmt.Sprintf("%s-collide-%d", testbedtest.Prefix, os.Getpid())
@@ -609,6 +641,7 @@ func TestNameCollision(t *testing.T) {
 }
 
 func TestWithoutPrivilegesSaysSo(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t) // the child drops what the parent has
 	cmd, out, _ := startHelper(t, "nopriv")
 	var msg string

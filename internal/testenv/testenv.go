@@ -1,6 +1,11 @@
 // Package testenv holds the helpers napilab's tests share: whether privileged tests may run, whether they run
-// inside the qemu lab (where a newer kernel must make features work that the host refuses), and a machine-wide
-// lock that keeps spinning datapath tests from starving each other on a 2-vCPU machine.
+// inside the qemu lab (where a newer kernel must make features work that the host refuses), a machine-wide
+// lock that keeps spinning datapath tests from starving each other on a 2-vCPU machine, and leak checks.
+//
+// CheckLeaks fails a test that leaves goroutines or file descriptors behind. Goroutines are goleak's job (it
+// knows which ones the runtime and the testing package own); descriptors are read from /proc/self/fd here, since
+// no library compares them by what they refer to and names a socket's family, which is what a failure needs to
+// say ("socket:[4711] (AF_XDP, SOCK_RAW)").
 //
 // Privileged tests call RequirePriv. Without privileges they skip, unless NAPILAB_REQUIRE_PRIV=1 (set by CI),
 // in which case a would-be skip is a failure: CI never passes because a privileged test quietly did not run.
@@ -84,7 +89,9 @@ func ExpectUnsupported(tb testing.TB, err error, major, minor int) bool {
 
 // Exclusive holds a machine-wide lock until tb ends. Tests that spin on a CPU (busy-polling datapaths,
 // threaded NAPI busy poll) take it so that `go test ./...`, which runs packages in parallel, never runs two of
-// them at once on a 2-vCPU machine.
+// them at once on a 2-vCPU machine. Tests that change machine-wide state (net.core.busy_read,
+// kernel.timer_migration) take it too, and so do tests that compare it before and after: otherwise one package's
+// apply shows up as another package's unexpected change.
 func Exclusive(tb testing.TB) {
 	tb.Helper()
 	path := filepath.Join(os.TempDir(), "napilab-test.lock")

@@ -154,6 +154,7 @@ func run(tb testing.TB, p *Program, f []byte) uint32 {
 }
 
 func TestProgramDecisions(t *testing.T) {
+	testenv.CheckLeaks(t)
 	p := loadForDecisions(t)
 	full := len(frame{}.bytes())
 	for _, tc := range []struct {
@@ -232,6 +233,7 @@ func FuzzProgramMatchesGo(f *testing.F) {
 
 // TestRealFallbackPasses checks the production program: a steered frame whose queue has no socket passes.
 func TestRealFallbackPasses(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	p, err := Load(Spec{Port: testPort})
 	if err != nil {
@@ -248,6 +250,7 @@ func TestRealFallbackPasses(t *testing.T) {
 // TestLoadWithoutCapabilities drops CAP_BPF, CAP_SYS_ADMIN and CAP_NET_ADMIN on one thread and loads there: the
 // error must match os.ErrPermission and say which capabilities to grant, not blame RLIMIT_MEMLOCK.
 func TestLoadWithoutCapabilities(t *testing.T) {
+	testenv.CheckLeaks(t)
 	testenv.RequirePriv(t)
 	errc := make(chan error, 1)
 	go func() {

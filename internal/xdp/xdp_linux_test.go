@@ -104,6 +104,7 @@ func attached(t *testing.T, h *testbed.Host, ifindex int) (xdp.Attachment, bool)
 // ICMPv6 echo reach B's stack. The testbed has no static neighbours, so ARP and neighbour discovery must pass
 // through the program too, or nothing would be sent at all.
 func TestSteering(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	a, b := bed.A, bed.B
 	p, active := load(t, b, xdp.ModeAuto)
@@ -228,6 +229,7 @@ func icmpChecksum(b []byte) uint16 {
 // TestAttachmentIsReportedAndCloseRemovesIt checks AttachedProgram against the program, and that Close leaves no
 // attachment and no program behind.
 func TestAttachmentIsReportedAndCloseRemovesIt(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	b := bed.B
 	p, _ := load(t, b, xdp.ModeNative)
@@ -266,6 +268,7 @@ func TestAttachmentIsReportedAndCloseRemovesIt(t *testing.T) {
 // TestKilledHolderLeavesNothingAttached attaches from a child process and kills it: the bpf_link goes with the
 // process, whether it is killed outright or asked to terminate.
 func TestKilledHolderLeavesNothingAttached(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	b := bed.B
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
@@ -315,6 +318,7 @@ func passProgram(t *testing.T, name string) *ebpf.Program {
 // TestAttachRefusesOccupiedDevice: a second attach, in the same or the other mode, and an attach over a legacy
 // netlink attachment, fail with one sentence naming the program there and how to remove it.
 func TestAttachRefusesOccupiedDevice(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	b := bed.B
 	load(t, b, xdp.ModeNative)
@@ -376,6 +380,7 @@ func TestAttachRefusesOccupiedDevice(t *testing.T) {
 // TestAttachModes: lo has no native XDP, so auto falls back to generic and native is refused naming the
 // device; generic is used on veth when asked; an unknown ifindex is os.ErrNotExist.
 func TestAttachModes(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	b := bed.B
 	lo := 1
@@ -417,6 +422,7 @@ func TestAttachModes(t *testing.T) {
 }
 
 func TestRegisterErrors(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	p, _ := load(t, bed.B, xdp.ModeNative)
 	if err := p.Register(4, 0); err == nil || !strings.Contains(err.Error(), "queues 0 to 3") {
@@ -457,6 +463,7 @@ func setLink(t *testing.T, h *testbed.Host, up bool) {
 // TestWaitRunning takes B's carrier away by setting its peer down: WaitRunning must wait for it to come back,
 // give up when its context ends, and return at once for a running device.
 func TestWaitRunning(t *testing.T) {
+	testenv.CheckLeaks(t)
 	bed := testbedtest.New(t, testbed.Topology{})
 	b := bed.B
 	wait := func(ctx context.Context) error {
@@ -493,6 +500,7 @@ func TestWaitRunning(t *testing.T) {
 // which veth spreads over the queues: every datagram must arrive, on the socket of the queue it came in on (a
 // socket bound to another queue would make the kernel drop it).
 func TestSteeringFollowsRxQueue(t *testing.T) {
+	testenv.CheckLeaks(t)
 	const queues, flows = 4, 64
 	bed := testbedtest.New(t, testbed.Topology{Queues: queues, Neighbours: true})
 	a, b := bed.A, bed.B

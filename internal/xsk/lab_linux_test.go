@@ -17,6 +17,7 @@ import (
 func TestLabVirtioZeroCopyEcho(t *testing.T) {
 	for _, ipv6 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "ipv4", true: "ipv6"}[ipv6], func(t *testing.T) {
+			testenv.CheckLeaks(t)
 			bed := labtest.Virtio(t, testbed.Topology{Neighbours: true})
 			testenv.Exclusive(t)
 			labtest.WaitQueueFree(t, bed.A, 0) // the previous subtest's sockets are released from deferred work

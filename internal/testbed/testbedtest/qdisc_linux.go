@@ -1,6 +1,7 @@
 package testbedtest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -14,24 +15,32 @@ import (
 // is none.
 func RootQdisc(tb testing.TB, h *testbed.Host, link string) netlink.Qdisc {
 	tb.Helper()
-	nl, err := netlink.NewHandleAt(netns.NsHandle(h.NetNS()), unix.NETLINK_ROUTE)
+	q, err := LookupRootQdisc(h, link)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return q
+}
+
+// LookupRootQdisc is RootQdisc for a goroutine other than the test's, which must not call tb.Fatal.
+func LookupRootQdisc(h *testbed.Host, link string) (netlink.Qdisc, error) {
+	nl, err := netlink.NewHandleAt(netns.NsHandle(h.NetNS()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
 	}
 	defer nl.Close()
 	l, err := nl.LinkByName(link)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	qds, err := nl.QdiscList(l)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	for _, q := range qds {
 		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Statistics != nil && a.Statistics.Basic != nil && a.Statistics.Queue != nil {
-			return q
+			return q, nil
 		}
 	}
-	tb.Fatalf("no root qdisc with statistics on %s/%s: %v", h.Namespace, link, qds)
-	return nil
+	return nil, fmt.Errorf("no root qdisc with statistics on %s/%s: %v", h.Namespace, link, qds)
 }
