@@ -219,11 +219,19 @@ func resolveAddrs(ctx context.Context, o *LinkOptions, ifc *net.Interface, info 
 	if o.PeerMAC != nil {
 		peer.MAC = frame.MAC(o.PeerMAC)
 	} else {
-		m, err := neighbour(ctx, ifc, o.PeerIP)
+		hop, err := nextHop(ifc, o.PeerIP)
+		if err != nil {
+			return err
+		}
+		m, err := neighbour(ctx, ifc, hop)
 		if err != nil {
 			return err
 		}
 		peer.MAC = m
+		if hop != o.PeerIP {
+			info.Notes = append(info.Notes, note.Infof("%s is reached through the router %s (%s): the round "+
+				"trips include it", o.PeerIP, hop, m))
+		}
 	}
 	info.Local, info.Peer = local, peer
 	info.LocalIP, info.PeerIP, info.PeerMAC = local.IP.String(), peer.IP.String(), peer.MAC.String()
@@ -263,6 +271,31 @@ func deviceAddr(ifc *net.Interface, peer netip.Addr) (netip.Addr, error) {
 		fam = "IPv6"
 	}
 	return netip.Addr{}, fmt.Errorf("device %s has no %s address to send from: add one, or give --local-ip", ifc.Name, fam)
+}
+
+// nextHop is the address whose MAC a frame to peer carries: peer itself on its own link, else the gateway of
+// the kernel's route to it. The route must leave through the device the socket is bound to: AF_XDP sends on
+// that device whatever the routing table says, so a peer that the kernel reaches through another one would
+// never see the requests.
+func nextHop(ifc *net.Interface, peer netip.Addr) (netip.Addr, error) {
+	routes, err := netlink.RouteGet(peer.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return netip.Addr{}, kernel.WithHint(fmt.Errorf("no route to %s: %w", peer, err),
+			"add an address or a route for it on "+ifc.Name)
+	}
+	r := routes[0]
+	if r.LinkIndex != ifc.Index {
+		out := fmt.Sprint(r.LinkIndex)
+		if l, err := net.InterfaceByIndex(r.LinkIndex); err == nil {
+			out = l.Name
+		}
+		return netip.Addr{}, kernel.Fieldf("dev", "%s does not lead to %s: the kernel routes it through %s; "+
+			"bind the device the route uses, or route the peer through %s", ifc.Name, peer, out, ifc.Name)
+	}
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok && gw.IsValid() && !gw.IsUnspecified() {
+		return gw.Unmap(), nil
+	}
+	return peer, nil
 }
 
 // neighbour returns the peer's MAC from the kernel's neighbour table, asking the kernel to resolve it first

@@ -3,12 +3,17 @@ package rr
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
@@ -128,6 +133,47 @@ func TestPrivTemplateServer(t *testing.T) {
 	checkClean(t, res, 1000)
 	if st.Replied != 1000 {
 		t.Fatalf("server %+v", st)
+	}
+}
+
+// TestPrivRoutedPeer: a peer behind a router is reached through the route to it: the frames carry the
+// router's MAC (here host B routes for a prefix it answers), and the link says so. A route that leaves through
+// another device is refused, naming it.
+func TestPrivRoutedPeer(t *testing.T) {
+	testenv.CheckLeaks(t)
+	b := newBedRun(t, false)
+	routed := netip.MustParsePrefix("10.77.0.0/24")
+	err := b.bed.A.Do(func() error {
+		l, err := netlink.LinkByName(b.bed.A.Link)
+		if err != nil {
+			return err
+		}
+		_, dst, _ := net.ParseCIDR(routed.String())
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst,
+			Gw: b.bed.B.IPv4.Addr().AsSlice()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.client.PeerIP = netip.MustParseAddr("10.77.0.2")
+	res, st, info := b.run(t)
+	checkClean(t, res, 1000)
+	if st.Replied != 1000 || info.PeerMAC != b.bed.B.MAC.String() || !contains(fmt.Sprint(info.Notes), "through the router 198.18.0.2") {
+		t.Fatalf("server %+v, peer MAC %s (B is %s), notes %v", st, info.PeerMAC, b.bed.B.MAC, info.Notes)
+	}
+
+	// A peer the kernel routes through another device (here the loopback) cannot be reached from this one.
+	b.client.PeerIP = netip.MustParseAddr("127.0.0.1")
+	err = b.bed.A.Do(func() error {
+		l, err := OpenLink(t.Context(), b.client.LinkOptions)
+		if err == nil {
+			l.Close()
+		}
+		return err
+	})
+	var fe *kernel.FieldError
+	if !errors.As(err, &fe) || fe.Field != "dev" || !contains(err.Error(), "routes it through lo") {
+		t.Fatalf("OpenLink to a peer behind another device: %v", err)
 	}
 }
 
