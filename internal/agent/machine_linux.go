@@ -150,6 +150,9 @@ func describeDevice(dev, nsPath string) (DeviceInfo, error) {
 			}
 		}
 	}
+	if f, err := sys.Netdev.Features(); err == nil {
+		d.Features = &f
+	}
 	if ns, err := sys.Netdev.NAPIs(uint32(d.Ifindex)); err == nil {
 		for _, n := range ns {
 			d.NAPIs = append(d.NAPIs, NAPIInfo{ID: n.ID, IRQ: int(n.IRQ), Threaded: n.Threaded.String(), PID: int(n.PID)})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sysknob"
@@ -82,6 +83,9 @@ type DeviceInfo struct {
 	Addrs    []string   `json:"addrs,omitempty"`
 	Queues   int        `json:"rx_queues"`
 	NAPIs    []NAPIInfo `json:"napis,omitempty"`
+	// Features are the NAPI settings the kernel lets napilab change on it (nil when the netdev family is
+	// missing: a kernel before 6.5).
+	Features *netdev.Features `json:"napi_features,omitempty"`
 }
 
 // NAPIInfo is one NAPI of the device as napi-get reports it.

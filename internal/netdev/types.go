@@ -130,10 +130,10 @@ func (c NAPIConfig) String() string {
 // Features says what napi-set accepts on this kernel. It is probed from the policy the kernel publishes for
 // napi-set (CTRL_CMD_GETPOLICY), so probing never changes a NAPI.
 type Features struct {
-	NAPISet           bool // per-NAPI configuration, 6.13
-	IRQSuspendTimeout bool // 6.13
-	PerNAPIThreaded   bool // threaded enabled/disabled per NAPI, 6.17
-	ThreadedBusyPoll  bool // threaded = busy-poll, 6.19
+	NAPISet           bool `json:"napi_set"`            // per-NAPI configuration, 6.13
+	IRQSuspendTimeout bool `json:"irq_suspend_timeout"` // 6.13
+	PerNAPIThreaded   bool `json:"per_napi_threaded"`   // threaded enabled/disabled per NAPI, 6.17
+	ThreadedBusyPoll  bool `json:"threaded_busy_poll"`  // threaded = busy-poll, 6.19
 }
 
 // Scope selects how qstats-get aggregates counters.
