@@ -109,12 +109,31 @@ func ServerReport(w io.Writer, d *rr.Document) {
 	s, l := d.Server, d.Link
 	fmt.Fprintf(w, "\nnapilab rr server on %s queue %d (%s XDP, %s, NAPI id %d), %s replies\n",
 		l.Dev, l.Queue, l.XDPMode, bindWord(l.ZeroCopy), l.NAPIID, d.Service.Reply)
-	fmt.Fprintf(w, "  requests  received %d, replied %d, malformed %d, bad payload %d, checksums fixed %d, TX full %d, largest backlog %d\n",
-		s.Received, s.Replied, s.Malformed, s.BadPayload, s.ChecksumFixed, s.TXFull, s.MaxBatch)
+	fmt.Fprintf(w, "  requests  received %d, replied %d, refused %d%s, checksums fixed %d, TX full %d, largest backlog %d\n",
+		s.Received, s.Replied, s.Refused(), refusals(s), s.ChecksumFixed, s.TXFull, s.MaxBatch)
 	x := s.XSK
 	fmt.Fprintf(w, "  kernel    XDP stats: rx dropped %d, rx ring full %d, fill ring empty %d\n",
 		x.RxDropped, x.RxRingFull, x.RxFillRingEmptyDescs)
-	writeNotes(w, l.Notes)
+	writeNotes(w, note.Merge(append([]note.Note{}, l.Notes...), s.Notes...))
+}
+
+// refusals lists the reasons a server refused requests for, e.g. " (bad checksum 3, short 1)"; "" for none.
+func refusals(s *rr.ServerStats) string {
+	var parts []string
+	for _, r := range []struct {
+		name string
+		n    uint64
+	}{{"malformed", s.Malformed}, {"other port", s.OtherPort}, {"bad address", s.BadAddress},
+		{"shorter than the header", s.Short}, {"wrong size", s.BadSize}, {"bad checksum", s.BadChecksum},
+		{"partial checksum", s.PartialChecksum}, {"bad payload", s.BadPayload}} {
+		if r.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r.name, r.n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func writeNotes(w io.Writer, notes []note.Note) {
