@@ -73,6 +73,9 @@ type ServerOptions struct {
 	// Checksums says whether replies get their checksums recomputed; Keep is right when every client is an
 	// AF_XDP sender that writes full checksums (napilab, xsk_rr), Recompute when kernel stacks send requests.
 	Checksums frame.ChecksumPolicy
+	// MTU is the device's (LinkInfo.MTU): a server that expects one payload size (template replies, Verify)
+	// refuses one that does not fit it. 0: unchecked.
+	MTU int
 }
 
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
@@ -102,6 +105,12 @@ func NewServer(sock *xsk.Socket, svc Service, th Threads, o ServerOptions) (*Ser
 	if svc.Reply == ReplyTemplate && !o.Peer.IP.IsValid() {
 		return nil, kernel.Fieldf("reply", "template replies go to one client: give its address (the peer), or "+
 			"use echo replies")
+	}
+	if svc.Reply == ReplyTemplate || svc.Verify {
+		// An echo server without a peer does not know its clients' family: a payload that fits IPv4 may serve.
+		if err := CheckMTU(svc.Payload, o.MTU, o.Peer.IP.Is6()); err != nil {
+			return nil, err
+		}
 	}
 	if svc.Reply == ReplyEcho && o.Local.MAC == (frame.MAC{}) {
 		return nil, errors.New("rr server: this end's MAC is unknown, so no request can be checked as sent to it: " +
