@@ -34,7 +34,7 @@ func (c *doctorCmd) Run(std *stdio) error {
 	defer s.Close()
 	findings, err := s.Doctor(o)
 	if err != nil {
-		return err
+		return netnsHint(err, c.Dev, c.NetNS)
 	}
 	if c.JSON {
 		return jsonOut(std.out, findings)

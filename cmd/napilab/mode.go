@@ -92,7 +92,7 @@ func (f *modeFlags) plan() (*napi.System, *napi.Plan, error) {
 		}
 	}
 	s.Close()
-	return nil, nil, kernel.RenameFields(err, map[string]string{"dev": "--dev"})
+	return nil, nil, netnsHint(kernel.RenameFields(err, map[string]string{"dev": "--dev"}), f.Dev, f.NetNS)
 }
 
 type modePlanCmd struct {

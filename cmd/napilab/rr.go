@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"runtime"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
@@ -101,13 +105,13 @@ func (c *rrCommon) nsPath() string { return netns.Path(c.Netns) }
 
 type rrServerCmd struct {
 	rrCommon
-	Reply     string        `default:"echo" enum:"echo,template" help:"echo: turn each request around in place and answer anyone; template: send a pre-built frame to --peer, as xsk_rr does."`
-	Delay     time.Duration `help:"Busy-wait this long between a request and its reply (simulated processing)."`
-	Duration  time.Duration `help:"Stop after this long (default: until SIGINT or SIGTERM)."`
-	Recompute bool          `help:"Recompute checksums of every reply (needed when kernel stacks send the requests: veth leaves their UDP checksums partial)."`
-	Peer      string        `placeholder:"IP" help:"Template replies: the client's address."`
-	PeerMAC   string        `placeholder:"MAC" help:"Template replies: the client's MAC (default: from the neighbour table)."`
-	LocalIP   string        `placeholder:"IP" help:"Template replies: this end's address (default: the device's)."`
+	Reply     string         `default:"echo" enum:"echo,template" help:"echo: turn each request around in place and answer anyone; template: send a pre-built frame to --peer, as xsk_rr does."`
+	Delay     time.Duration  `help:"Busy-wait this long between a request and its reply (simulated processing)."`
+	Duration  *time.Duration `help:"Stop after this long (default: until SIGINT or SIGTERM)."`
+	Recompute bool           `help:"Recompute checksums of every reply (needed when kernel stacks send the requests: veth leaves their UDP checksums partial)."`
+	Peer      string         `placeholder:"IP" help:"Template replies: the client's address."`
+	PeerMAC   string         `placeholder:"MAC" help:"Template replies: the client's MAC (default: from the neighbour table)."`
+	LocalIP   string         `placeholder:"IP" help:"Template replies: this end's address (default: the device's)."`
 }
 
 func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
@@ -118,15 +122,22 @@ func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
 	if l.PeerIP, l.PeerMAC, l.LocalIP, err = parseAddrs(s.Peer, s.PeerMAC, s.LocalIP); err != nil {
 		return err
 	}
-	if err := flagErrors(errors.Join(l.Validate(), svc.Validate(), th.Validate())); err != nil {
+	errs := []error{l.Validate(), svc.Validate(), th.Validate()}
+	if s.Duration != nil {
+		errs = append(errs, rr.CheckDuration(*s.Duration))
+	}
+	if err := flagErrors(errors.Join(errs...)); err != nil {
+		return err
+	}
+	if err := s.checkCPUs(th); err != nil {
 		return err
 	}
 	link, err := rr.OpenLinkIn(ctx, l, s.nsPath())
 	if err != nil {
-		return flagErrors(err)
+		return s.linkError(err)
 	}
 	defer link.Close()
-	opts := rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer}
+	opts := rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer, MTU: link.Info.MTU}
 	if s.Recompute {
 		opts.Checksums = rr.RecomputeChecksums
 	}
@@ -134,9 +145,9 @@ func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
 	if err != nil {
 		return flagErrors(err)
 	}
-	if s.Duration > 0 {
+	if s.Duration != nil {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.Duration)
+		ctx, cancel = context.WithTimeout(ctx, *s.Duration)
 		defer cancel()
 	}
 	type outcome struct {
@@ -177,67 +188,113 @@ func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
 
 type rrClientCmd struct {
 	rrCommon
-	Peer        string        `required:"" placeholder:"IP" help:"The server's address; its MAC comes from the neighbour table (probed when missing)."`
-	PeerMAC     string        `placeholder:"MAC" help:"The server's MAC, when ARP/ND cannot find it."`
-	LocalIP     string        `placeholder:"IP" help:"Source address (default: the device's, of the peer's family)."`
-	Period      time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given."`
-	Rate        string        `placeholder:"REQ/S" help:"Open loop at this rate, e.g. 12.5k, 125000, 1M (instead of --period)."`
-	Outstanding int           `placeholder:"N" help:"Closed loop: keep N requests in flight (instead of --period/--rate)."`
-	Sender      string        `default:"auto" enum:"auto,thread,inline" help:"Where open-loop requests are sent from: a thread of their own, or the receive loop; auto picks a thread only when the spinning threads fit the CPUs."`
-	CatchUp     string        `name:"catch-up" default:"send" enum:"send,skip" help:"A late sender sends every missed request (send) or skips them, counting them (skip)."`
-	Delay       time.Duration `help:"Busy-wait this long after each reply before reading the next (simulated application processing, as xsk_rr -d)."`
-	Duration    time.Duration `default:"10s" help:"Measure this long (after the warm-up)."`
-	Count       uint64        `help:"Stop after this many measured requests instead."`
-	Warmup      time.Duration `default:"500ms" help:"Send and answer, but do not measure, this long first."`
-	Interval    time.Duration `default:"1s" help:"Print a line every interval (0: only the summary)."`
-	Timeout     time.Duration `default:"1s" help:"Give up on replies this long after the last send (a peer that never answers ends in 100% loss)."`
-	Colocated   int           `help:"Spinning threads of other processes on this machine (e.g. a server in the same testbed), for thread placement."`
-	CSV         string        `placeholder:"FILE" help:"Write the interval samples as CSV to FILE."`
-	XskRRV1     bool          `name:"xsk-rr-v1" hidden:"" help:"Spell the xsk_rr report lines as RFC v1 did."`
+	Peer        string         `required:"" placeholder:"IP" help:"The server's address; its MAC comes from the neighbour table (probed when missing)."`
+	PeerMAC     string         `placeholder:"MAC" help:"The server's MAC, when ARP/ND cannot find it."`
+	LocalIP     string         `placeholder:"IP" help:"Source address (default: the device's, of the peer's family)."`
+	Period      *time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given."`
+	Rate        string         `placeholder:"REQ/S" help:"Open loop at this rate, e.g. 12.5k, 125000, 1M (instead of --period)."`
+	Outstanding *int           `placeholder:"N" help:"Closed loop: keep N requests in flight (instead of --period/--rate)."`
+	Sender      string         `default:"auto" enum:"auto,thread,inline" help:"Where open-loop requests are sent from: a thread of their own, or the receive loop; auto picks a thread only when the spinning threads fit the CPUs."`
+	CatchUp     string         `name:"catch-up" default:"send" enum:"send,skip" help:"A late sender sends every missed request (send) or skips them, counting them (skip)."`
+	Delay       time.Duration  `help:"Busy-wait this long after each reply before reading the next (simulated application processing, as xsk_rr -d)."`
+	Duration    *time.Duration `help:"Measure this long after the warm-up; sending stops then, whether or not the sender kept up (default 10s, or no limit with --count)."`
+	Count       *uint64        `help:"Stop after this many measured requests (with --duration: whichever comes first)."`
+	Warmup      time.Duration  `default:"500ms" help:"Send and answer, but do not measure, this long first."`
+	Interval    time.Duration  `default:"1s" help:"Print a line every interval (0: only the summary)."`
+	Timeout     time.Duration  `default:"1s" help:"Give up on replies this long after the last send (a peer that never answers ends in 100% loss)."`
+	Colocated   int            `help:"Spinning threads of other processes on this machine (e.g. a server in the same testbed), for thread placement."`
+	CSV         string         `placeholder:"FILE" help:"Write the interval samples as CSV to FILE."`
+	XskRRV1     bool           `name:"xsk-rr-v1" hidden:"" help:"Spell the xsk_rr report lines as RFC v1 did."`
 }
 
-func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
-	l, th, p := c.link(), c.threads(), rr.DefaultWorkload()
+// workload maps the client's flags onto rr.Workload. A value given is kept as given, so an explicit bad one
+// (--period 0, --outstanding 0, --count 0) is refused rather than read as "not set".
+func (c *rrClientCmd) workload() (rr.Workload, error) {
+	p := rr.DefaultWorkload()
 	p.Payload, p.Format, p.Verify = c.Payload, rr.Format(c.Format), c.Verify
-	var err error
-	if l.PeerIP, l.PeerMAC, l.LocalIP, err = parseAddrs(c.Peer, c.PeerMAC, c.LocalIP); err != nil {
-		return err
-	}
 	set := 0
-	for _, b := range []bool{c.Period > 0, c.Rate != "", c.Outstanding > 0} {
+	for _, b := range []bool{c.Period != nil, c.Rate != "", c.Outstanding != nil} {
 		if b {
 			set++
 		}
 	}
 	if set > 1 {
-		return errors.New("--period, --rate and --outstanding each choose the load: give only one")
+		return p, errors.New("--period, --rate and --outstanding each choose the load: give only one")
 	}
 	switch {
 	case c.Rate != "":
+		var err error
 		if p.Period, err = rr.ParseRate(c.Rate); err != nil {
-			return err
+			return p, fmt.Errorf("--%w", err)
 		}
-	case c.Outstanding > 0:
-		p.Period, p.Outstanding = 0, c.Outstanding
-	case c.Period > 0:
-		p.Period = c.Period
+	case c.Outstanding != nil:
+		p.Period, p.Outstanding = 0, *c.Outstanding
+	case c.Period != nil:
+		if *c.Period == 0 {
+			return p, errors.New("--period 0 is no period: give one such as 80us, or --outstanding N for a " +
+				"closed loop")
+		}
+		p.Period = *c.Period
 	}
-	th.Sender, p.CatchUp, p.Delay = rr.SenderPlacement(c.Sender), rr.CatchUp(c.CatchUp), c.Delay
-	p.Duration, p.Count, p.Warmup, p.Interval, p.Timeout = c.Duration, c.Count, c.Warmup, c.Interval, c.Timeout
-	if c.Count > 0 {
-		p.Duration = 0
+	p.CatchUp, p.Delay = rr.CatchUp(c.CatchUp), c.Delay
+	p.Warmup, p.Interval, p.Timeout = c.Warmup, c.Interval, c.Timeout
+	switch {
+	case c.Count != nil && *c.Count == 0:
+		return p, errors.New("--count 0 would stop before the first request: give at least 1")
+	case c.Count != nil:
+		p.Count, p.Duration = *c.Count, 0
 	}
-	th.Colocated = c.Colocated
-	if err := flagErrors(errors.Join(l.Validate(), p.Validate(), th.Validate())); err != nil {
+	if c.Duration != nil {
+		if err := rr.CheckDuration(*c.Duration); err != nil {
+			return p, flagErrors(err)
+		}
+		p.Duration = *c.Duration
+	}
+	return p, nil
+}
+
+// loadFlags names the load's fields by the flag that set them: a period that came from --rate is --rate's.
+func (c *rrClientCmd) loadFlags(err error) error {
+	if c.Rate != "" {
+		err = kernel.RenameFields(err, map[string]string{"period": "--rate"})
+	}
+	return flagErrors(err)
+}
+
+func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
+	// The first SIGINT or SIGTERM stops sending (before the run it stops opening the link, through ctx): the
+	// replies in flight are awaited up to the reply timeout, so a request the server answered is never counted
+	// lost. A second one stops at once.
+	stopSending, runCtx, stopRun := gracefulStop()
+	defer stopRun()
+	l, th := c.link(), c.threads()
+	p, err := c.workload()
+	if err != nil {
+		return err
+	}
+	if l.PeerIP, l.PeerMAC, l.LocalIP, err = parseAddrs(c.Peer, c.PeerMAC, c.LocalIP); err != nil {
+		return err
+	}
+	th.Sender, th.Colocated = rr.SenderPlacement(c.Sender), c.Colocated
+	if err := c.loadFlags(errors.Join(l.Validate(), p.Validate(), th.Validate())); err != nil {
+		return err
+	}
+	if c.CSV != "" {
+		if err := checkWritable(c.CSV); err != nil {
+			return fmt.Errorf("--csv %s cannot be written (%w): choose a path in a writable directory", c.CSV, err)
+		}
+	}
+	if err := c.checkCPUs(th); err != nil {
 		return err
 	}
 	link, err := rr.OpenLinkIn(ctx, l, c.nsPath())
 	if err != nil {
-		return flagErrors(err)
+		return c.linkError(err)
 	}
 	defer link.Close()
 
-	opts := rr.ClientOptions{Local: link.Info.Local, Peer: link.Info.Peer, UsableCPUs: runtime.NumCPU()}
+	opts := rr.ClientOptions{Local: link.Info.Local, Peer: link.Info.Peer, UsableCPUs: runtime.NumCPU(),
+		MTU: link.Info.MTU, StopSending: stopSending}
 	if c.XskRRV1 {
 		opts.XskRRVersion = rr.XskRRv1
 	}
@@ -258,22 +315,81 @@ func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
 			fmt.Fprintln(std.out, "warning:", w)
 		}
 	}
-	res, err := cli.Run(ctx)
+	res, err := cli.Run(runCtx)
 	if err != nil {
 		return err
 	}
 	doc := rr.NewDocument(rr.RoleClient, l, th, link.Info)
 	doc.Workload, doc.Client = &p, res
+	return c.finish(ctx, std, doc)
+}
+
+// finish prints the result and writes the CSV, in that order, so that a CSV that cannot be written never costs
+// the summary; the result document is then saved elsewhere and the error says where. It ends with the run's
+// verdict: a peer that did not answer is a failure (status 1), an interrupted run ends with status 130.
+func (c *rrClientCmd) finish(ctx context.Context, std *stdio, doc rr.Document) error {
+	res := doc.Client
+	var errs []error
+	if c.JSON {
+		errs = append(errs, jsonOut(std.out, doc))
+	} else {
+		report.ClientReport(std.out, &doc)
+	}
 	if c.CSV != "" {
 		if err := writeCSV(c.CSV, res.Intervals); err != nil {
-			return err
+			raw, _ := json.MarshalIndent(doc, "", "  ")
+			errs = append(errs, fmt.Errorf("%w; %s", err, rescue(raw)))
 		}
 	}
-	if c.JSON {
-		return jsonOut(std.out, doc)
+	if err := res.Unanswered(); err != nil {
+		errs = append(errs, kernel.WithHint(err, "check that napilab rr server runs on "+c.Peer+
+			" with the same --port and --format ("+strconv.Itoa(int(c.Port))+", "+c.Format+")"))
+	} else if ctx.Err() != nil && len(errs) == 0 {
+		errs = append(errs, &exitError{code: 130, err: errors.New("interrupted: sending stopped, the replies in " +
+			"flight were awaited, and the report covers every request sent")})
 	}
-	report.ClientReport(std.out, &doc)
-	return nil
+	return errors.Join(errs...)
+}
+
+// gracefulStop listens for SIGINT and SIGTERM from now on (as main's context does): the first closes
+// stopSending, the second cancels run. Call it before anything a signal should interrupt.
+func gracefulStop() (stopSending <-chan struct{}, run context.Context, cancel func()) {
+	stop := make(chan struct{})
+	run, cancelRun := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for i := range 2 {
+			select {
+			case <-sig:
+			case <-run.Done():
+				return
+			}
+			if i == 0 {
+				close(stop)
+			}
+		}
+		cancelRun()
+	}()
+	return stop, run, func() { signal.Stop(sig); cancelRun() }
+}
+
+// checkCPUs refuses a --cpu this process cannot run on before anything is attached.
+func (c *rrCommon) checkCPUs(th rr.Threads) error {
+	if len(th.CPUs) == 0 {
+		return nil
+	}
+	usable, err := rr.UsableCPUs()
+	if err != nil {
+		return nil // pinning says what is wrong
+	}
+	return flagErrors(th.CheckCPUs(usable))
+}
+
+// linkError names a link's problem by flag and, for a device that is not where it was looked for, says where
+// it is.
+func (c *rrCommon) linkError(err error) error {
+	return netnsHint(flagErrors(err), c.Dev, c.Netns)
 }
 
 func parseAddrs(peer, peerMAC, local string) (peerIP netip.Addr, mac net.HardwareAddr, localIP netip.Addr, err error) {
@@ -298,7 +414,7 @@ func parseAddrs(peer, peerMAC, local string) (peerIP netip.Addr, mac net.Hardwar
 func writeCSV(path string, ivs []rr.Interval) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("--csv: %w", err)
+		return fmt.Errorf("--csv %s: %w", path, err)
 	}
 	if err := report.IntervalsCSV(f, ivs); err != nil {
 		f.Close()

@@ -28,7 +28,7 @@ func (c *showCmd) Run(std *stdio) error {
 	defer s.Close()
 	st, err := s.Show(dev)
 	if err != nil {
-		return err
+		return netnsHint(err, dev, c.NetNS)
 	}
 	if c.JSON {
 		return jsonOut(std.out, st)

@@ -20,16 +20,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
 )
@@ -100,7 +103,7 @@ func datapath(o *options, e engine, stdout, stderr io.Writer) error {
 
 	link, err := rr.OpenLink(ctx, e.link)
 	if err != nil {
-		return kernel.RenameFields(err, flagOf)
+		return deviceHint(kernel.RenameFields(err, flagOf), e.link.Dev)
 	}
 	defer link.Close()
 	writeNotes(stderr, link.Info.Notes)
@@ -142,6 +145,9 @@ func measure(ctx context.Context, o *options, e engine, link *rr.Link, stopSendi
 	}
 	if !res.StoppedEarly && o.intervals == 0 {
 		return errStalled(e.load.Timeout) // a century-long run ends by itself only when the closed loop starves
+	}
+	if err := res.Unanswered(); err != nil {
+		return kernel.WithHint(err, "check that the server runs with -D/-M naming this end and the same -p")
 	}
 	return nil
 }
@@ -309,6 +315,25 @@ Where napilab differs from the original, and why:
 For loss and reorder detection, CPU cost, JSON output and automatic addressing, use
 "napilab rr client|server" (--format xsk_rr talks to this tool and to the original).
 `
+
+// deviceHint adds to an error about an interface that is not in xsk_rr's network namespace the namespaces
+// that have one of that name: xsk_rr runs where its interface is (ip netns exec NAME xsk_rr ...).
+func deviceHint(err error, dev string) error {
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	switch names, _ := netns.Holding(dev); len(names) {
+	case 0:
+		return kernel.WithHint(err, "run xsk_rr in the network namespace of the interface (ip netns exec NAME "+
+			"xsk_rr ...; ip netns list shows them)")
+	case 1:
+		return kernel.WithHint(err, fmt.Sprintf("it is in network namespace %s: run ip netns exec %s xsk_rr ...",
+			names[0], names[0]))
+	default:
+		return kernel.WithHint(err, fmt.Sprintf("network namespaces %s each have one: run xsk_rr in the one you "+
+			"mean with ip netns exec NAME xsk_rr ...", strings.Join(names, ", ")))
+	}
+}
 
 // writeNotes prints what the engine noted, the way the tool prints its own warnings.
 func writeNotes(w io.Writer, notes []note.Note) {

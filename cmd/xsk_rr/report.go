@@ -48,6 +48,7 @@ func appendServerTotal(dst []byte, st rr.ServerStats) []byte {
 	dst = appendInt(dst, " replied: ", int64(st.Replied))
 	dst = appendInt(dst, " malformed: ", int64(st.Malformed))
 	dst = appendInt(dst, " bad-payload: ", int64(st.BadPayload))
+	dst = appendInt(dst, " refused: ", int64(st.Refused())) // every reason, the two above included
 	dst = appendInt(dst, " tx-full: ", int64(st.TXFull))
 	dst = appendInt(dst, " max_desc: ", int64(st.MaxBatch))
 	return append(dst, '\n')

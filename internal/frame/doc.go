@@ -9,10 +9,13 @@
 // reply costs O(1)), and rewriting a few payload bytes updates the UDP checksum incrementally (RFC 1624) instead
 // of summing the whole datagram again.
 //
-// One case needs a full pass. A frame sent by a veth peer's kernel stack carries CHECKSUM_PARTIAL: its UDP
-// checksum field holds only the pseudo-header sum, because the stack expected hardware to finish it, and veth
-// never does. Echoing it keeps it wrong, so Reply offers RecomputeChecksums, which sums the datagram once,
-// writes a correct checksum and reports whether the incoming one was bad.
+// A server must not echo what it has not checked: Answer verifies the IPv4 header checksum and the UDP checksum
+// of a request (one pass over the datagram) before turning it around, and CheckReplyAddrs refuses a request
+// whose reply would carry a broadcast, multicast or zero address or go back to its own sender. One kind of bad
+// checksum is expected: a frame sent by a veth peer's kernel stack carries CHECKSUM_PARTIAL, its UDP checksum
+// field holding only the pseudo-header sum, because the stack expected hardware to finish it, and veth never
+// does. Answer tells it from a corrupted one (the field equals the pseudo-header sum) and, under
+// RecomputeChecksums, completes it in the same pass.
 //
 // Parse is strict: it accepts one untagged Ethernet header, IPv4 (options allowed, fragments refused) or IPv6
 // (Hop-by-Hop and Destination Options headers skipped, Routing and Fragment headers refused, because they change

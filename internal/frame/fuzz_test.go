@@ -147,3 +147,47 @@ func FuzzReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAnswer: whatever arrives, Answer either refuses it and leaves it as it was, or makes a reply whose
+// checksums verify; under KeepChecksums it answers only requests whose own checksums verified.
+func FuzzAnswer(f *testing.F) {
+	addSeeds(f, func(b []byte) { f.Add(b, false); f.Add(b, true) })
+	f.Fuzz(func(t *testing.T, b []byte, recompute bool) {
+		p, err := Parse(b)
+		if err != nil {
+			return
+		}
+		req := append([]byte(nil), b...)
+		before := p.VerifyChecksums()
+		policy := KeepChecksums
+		if recompute {
+			policy = RecomputeChecksums
+		}
+		fixed, err := p.Answer(policy)
+		if err != nil {
+			if fixed || !bytes.Equal(b, req) {
+				t.Fatalf("refused (%v), yet changed the frame or reported a fix", err)
+			}
+			return
+		}
+		if !recompute && (before != nil || fixed) {
+			t.Fatalf("KeepChecksums answered a request whose checksums said %v (fixed %v)", before, fixed)
+		}
+		if fixed != (before != nil) {
+			t.Fatalf("fixed = %v, but the request's checksums said %v", fixed, before)
+		}
+		r, err := Parse(b)
+		if err != nil {
+			t.Fatalf("reply does not parse: %v", err)
+		}
+		if err := r.VerifyChecksums(); err != nil {
+			t.Fatalf("the reply does not verify: %v", err)
+		}
+		q := Packet{frame: req[:p.Len()], family: p.family, l4: p.l4, udpEnd: p.udpEnd}
+		qs, qd := srcDst(q)
+		rs, rd := srcDst(r)
+		if rs != qd || rd != qs || r.UDP().SrcPort() != q.UDP().DstPort() || !bytes.Equal(r.Payload(), q.Payload()) {
+			t.Fatal("the reply is not the request turned around")
+		}
+	})
+}

@@ -2,10 +2,14 @@ package frame
 
 import "errors"
 
-// Checksum errors.
+// Checksum and reply errors. They are values, so that refusing a request never allocates.
 var (
 	ErrIPv4Checksum = errors.New("IPv4 header checksum does not verify")
-	ErrUDPChecksum  = errors.New("UDP checksum does not verify (a veth peer's kernel stack leaves it partial: reply with RecomputeChecksums)")
+	ErrUDPChecksum  = errors.New("UDP checksum does not verify")
+	// ErrUDPPartial is a UDP checksum field that holds only the pseudo-header sum: what a veth peer's kernel
+	// stack sends under CHECKSUM_PARTIAL, expecting hardware to finish it. Answer with RecomputeChecksums.
+	ErrUDPPartial   = errors.New("UDP checksum is partial (the pseudo-header sum a veth peer's kernel stack leaves for offload): recompute checksums to answer it")
+	ErrReplyAddress = errors.New("the reply would be invalid on the wire: the request's source is not a unicast address, its destination is not one either, or it came from its own destination")
 	ErrPayloadRange = errors.New("write reaches past the end of the UDP payload; keep off+len(data) within len(Payload())")
 )
 
@@ -59,14 +63,8 @@ func (p Packet) VerifyChecksums() error {
 // else (TTL, ID, payload, IPv4 options, IPv6 extension headers) stays. It reports whether RecomputeChecksums had
 // to replace a checksum that did not verify; with KeepChecksums it reports false and checks nothing.
 func (p Packet) Reply(policy ChecksumPolicy) (fixed bool) {
-	p.Ethernet().swapAddrs()
-	if p.family == IPv4Family {
-		IPv4(p.frame[EthernetLen:]).swapAddrs()
-	} else {
-		IPv6(p.frame[EthernetLen:]).swapAddrs()
-	}
+	p.swap()
 	u := p.UDP()
-	u.swapPorts()
 	if policy != RecomputeChecksums {
 		return false
 	}
@@ -81,6 +79,112 @@ func (p Packet) Reply(policy ChecksumPolicy) (fixed bool) {
 	}
 	u.SetChecksum(udpChecksumField(Combine(sum, ^old)))
 	return fixed
+}
+
+// Answer checks a request's checksums and turns it into its reply in place, as Reply does. It refuses, and
+// leaves the frame as it was, a request whose IPv4 header checksum does not verify (ErrIPv4Checksum), whose UDP
+// checksum is partial while policy is KeepChecksums (ErrUDPPartial), or whose UDP checksum is wrong otherwise
+// (ErrUDPChecksum): a corrupted request is never echoed, and an echo never carries a checksum that does not
+// verify. Under RecomputeChecksums a partial checksum is completed and fixed reports it. A zero UDP checksum is
+// "none" over IPv4 and stays none. The datagram is summed once.
+func (p Packet) Answer(policy ChecksumPolicy) (fixed bool, err error) {
+	partial, sum, err := p.checkSums(policy)
+	if err != nil {
+		return false, err
+	}
+	p.swap()
+	if partial {
+		u := p.UDP()
+		u.SetChecksum(udpChecksumField(Combine(sum, ^u.Checksum())))
+	}
+	return partial, nil
+}
+
+// CheckRequest makes Answer's checks without answering, for a server that replies with a frame of its own: nil
+// when the checksums verify (or, under RecomputeChecksums, the UDP checksum is merely partial).
+func (p Packet) CheckRequest(policy ChecksumPolicy) error {
+	_, _, err := p.checkSums(policy)
+	return err
+}
+
+// checkSums verifies the IPv4 header and UDP checksums. partial reports a UDP checksum field that holds the
+// pseudo-header sum, accepted only under RecomputeChecksums; sum is then the datagram's sum, field included.
+func (p Packet) checkSums(policy ChecksumPolicy) (partial bool, sum uint16, err error) {
+	if ip := p.IPv4(); ip != nil && !ip.ChecksumValid() {
+		return false, 0, ErrIPv4Checksum
+	}
+	u := p.UDP()
+	c := u.Checksum()
+	switch {
+	case c == 0 && p.family == IPv6Family:
+		return false, 0, ErrUDPChecksum // "no checksum" is allowed over IPv4 only
+	case c == 0:
+		return false, 0, nil
+	}
+	ps := p.pseudoSum()
+	if sum = Checksum(u, ps); sum == 0xffff {
+		return false, sum, nil
+	}
+	switch {
+	case c != ps:
+		return false, 0, ErrUDPChecksum
+	case policy != RecomputeChecksums:
+		return false, 0, ErrUDPPartial
+	}
+	return true, sum, nil
+}
+
+// CheckReplyAddrs reports whether the reply to this request, its addresses swapped, is a valid frame: the
+// request's source MAC and IP become the reply's destination and its destination the reply's source, so both
+// must be unicast (not zero, multicast or broadcast; IPv4 not in 0/8, 127/8, 224/4 or 240/4, IPv6 not ::, ::1 or
+// ff00::/8), and a frame whose source is its own destination is never answered (it would answer itself).
+// It reads bytes only and never allocates.
+func (p Packet) CheckReplyAddrs() error {
+	e := p.Ethernet()
+	if !unicastMAC(e[0:6]) || !unicastMAC(e[6:12]) || string(e[0:6]) == string(e[6:12]) {
+		return ErrReplyAddress
+	}
+	if ip := p.IPv4(); ip != nil {
+		if !unicastIPv4(ip[12:16]) || !unicastIPv4(ip[16:20]) || string(ip[12:16]) == string(ip[16:20]) {
+			return ErrReplyAddress
+		}
+		return nil
+	}
+	ip := p.frame[EthernetLen:]
+	if !unicastIPv6(ip[8:24]) || !unicastIPv6(ip[24:40]) || string(ip[8:24]) == string(ip[24:40]) {
+		return ErrReplyAddress
+	}
+	return nil
+}
+
+func unicastMAC(m []byte) bool {
+	return m[0]&1 == 0 && (m[0]|m[1]|m[2]|m[3]|m[4]|m[5]) != 0
+}
+
+func unicastIPv4(a []byte) bool {
+	return a[0] != 0 && a[0] != 127 && a[0] < 224
+}
+
+func unicastIPv6(a []byte) bool {
+	if a[0] == 0xff {
+		return false
+	}
+	var or byte
+	for _, b := range a[:15] {
+		or |= b
+	}
+	return or != 0 || a[15] > 1 // neither :: nor ::1
+}
+
+// swap exchanges the source and destination of every layer; the checksums stay valid.
+func (p Packet) swap() {
+	p.Ethernet().swapAddrs()
+	if p.family == IPv4Family {
+		IPv4(p.frame[EthernetLen:]).swapAddrs()
+	} else {
+		IPv6(p.frame[EthernetLen:]).swapAddrs()
+	}
+	p.UDP().swapPorts()
 }
 
 // WritePayload copies data into the UDP payload at off and updates the UDP checksum incrementally (RFC 1624),

@@ -56,7 +56,7 @@ var thirdParty = map[string][]string{
 // commandImports lists what each command may import besides the standard library; nil is anything but testOnly.
 var commandImports = map[string][]string{
 	// the drop-in stays small and free of plots, ssh and the command line parser
-	"cmd/xsk_rr": {"internal/rr", "internal/kernel", "internal/note", "golang.org/x/sys/unix"},
+	"cmd/xsk_rr": {"internal/rr", "internal/kernel", "internal/note", "internal/netns", "golang.org/x/sys/unix"},
 }
 
 type pkg struct {

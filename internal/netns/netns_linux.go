@@ -3,7 +3,9 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -146,4 +148,50 @@ func openError(path string, err error) error {
 		return kernel.WithHint(kernel.NewOpError("open network namespace", path, err), "run as root")
 	}
 	return fmt.Errorf("open network namespace %s: %w", path, err)
+}
+
+// Holding lists the named namespaces under Dir that have a network interface called dev, and whether the
+// calling thread's own namespace has one too: what an error about a device that is not where a user looked
+// needs, to say where it is. Namespaces that cannot be entered are left out.
+func Holding(dev string) (names []string, here bool) {
+	_, err := net.InterfaceByName(dev)
+	here = err == nil
+	entries, err := os.ReadDir(Dir)
+	if err != nil {
+		return nil, here
+	}
+	self, _ := Inode("")
+	for _, e := range entries {
+		path := filepath.Join(Dir, e.Name())
+		if ino, err := Inode(path); err != nil || ino == self {
+			continue
+		}
+		found := false
+		if Do(path, func() error {
+			_, err := net.InterfaceByName(dev)
+			found = err == nil
+			return nil
+		}) == nil && found {
+			names = append(names, e.Name())
+		}
+	}
+	return names, here
+}
+
+// NameOf returns the name under Dir of the namespace the calling thread is in, or "" when it has none there.
+func NameOf() string {
+	self, err := Inode("/proc/thread-self/ns/net")
+	if err != nil {
+		return ""
+	}
+	entries, err := os.ReadDir(Dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if ino, err := Inode(filepath.Join(Dir, e.Name())); err == nil && ino == self {
+			return e.Name()
+		}
+	}
+	return ""
 }

@@ -39,3 +39,9 @@ func InodeFD(int) (uint64, error) { return 0, errNotLinux }
 
 // Initial is true outside Linux: there is only one namespace.
 func Initial() (bool, error) { return true, nil }
+
+// Holding finds nothing outside Linux.
+func Holding(string) ([]string, bool) { return nil, false }
+
+// NameOf is "" outside Linux.
+func NameOf() string { return "" }

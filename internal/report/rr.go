@@ -42,6 +42,11 @@ func trim(v float64) string {
 
 // IntervalLine writes one live interval line of a client run.
 func IntervalLine(w io.Writer, iv rr.Interval) {
+	if iv.Replies == 0 {
+		fmt.Fprintf(w, "%7.2fs %9.0f req/s  no replies (%d sent)  lost %d\n", iv.Start+iv.Seconds, iv.Rate, iv.Sent,
+			iv.Lost)
+		return
+	}
 	fmt.Fprintf(w, "%7.2fs %9.0f req/s  p50 %-9s p99 %-9s p99.9 %-9s max %-9s lost %d reordered %d\n",
 		iv.Start+iv.Seconds, iv.Rate, FormatNs(iv.Latency.P50), FormatNs(iv.Latency.P99),
 		FormatNs(iv.Latency.P999), FormatNs(iv.Latency.Max), iv.Lost, iv.Reorder)
@@ -68,21 +73,23 @@ func ClientReport(w io.Writer, d *rr.Document) {
 	}
 	fmt.Fprintf(w, "  requests  sent %d, answered %d, lost %d (%.3f%%), reordered %d, duplicates %d, late %d, stray %d, malformed %d\n",
 		r.Sent, r.Answered, r.Lost, lossPct, r.Reordered, r.Duplicates, r.Late, r.Stray, r.Malformed)
-	fmt.Fprintf(w, "  window    %s measured after %s warm-up; sent %.0f req/s (target %.0f), %.0f replies/s; sender lateness p50 %s p99 %s\n",
-		FormatNs(int64(r.Window)), FormatNs(int64(p.Warmup)), r.SendRate, r.TargetRate, r.ReplyRate,
+	sent := fmt.Sprintf("sent %.0f req/s (target %.0f)", r.SendRate, r.TargetRate)
+	switch {
+	case r.TargetRate == 0:
+		sent = fmt.Sprintf("sent %.0f req/s", r.SendRate)
+	case r.LoadNotKept:
+		sent = fmt.Sprintf("sent %.0f req/s, %.0f%% of the %.0f targeted: THE LOAD WAS NOT KEPT", r.SendRate,
+			100*r.SendRate/r.TargetRate, r.TargetRate)
+	}
+	fmt.Fprintf(w, "  window    %s measured after %s warm-up; %s, %.0f replies/s; sender lateness p50 %s p99 %s\n",
+		FormatNs(int64(r.Window)), FormatNs(int64(p.Warmup)), sent, r.ReplyRate,
 		FormatNs(r.SenderLateness.P50), FormatNs(r.SenderLateness.P99))
-	fmt.Fprintf(w, "  latency   %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p5", "p50", "p90", "p99", "p99.9", "p99.99", "max")
-	row := func(name string, s hist.Summary) {
-		fmt.Fprintf(w, "            %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", name, FormatNs(s.Min), FormatNs(s.P5),
-			FormatNs(s.P50), FormatNs(s.P90), FormatNs(s.P99), FormatNs(s.P999), FormatNs(s.P9999), FormatNs(s.Max))
+	if r.Measured == 0 {
+		// Percentiles of nothing would print as "0 ns": a latency nobody measured.
+		fmt.Fprintf(w, "  latency   none measured: no reply came back within the measured window\n")
+	} else {
+		latencyRows(w, r)
 	}
-	row("from schedule", r.Latency)
-	row("from send", r.LatencyFromSend)
-	pn := make([]string, 0, 4)
-	for _, c := range r.XskRRPN {
-		pn = append(pn, fmt.Sprintf("p%d %s", c.P, FormatNs(int64(c.Value))))
-	}
-	fmt.Fprintf(w, "  xsk_rr    %s  (the original's \"pN\": means of the lowest N%%, not percentiles)\n", strings.Join(pn, "  "))
 	if u := r.Usage; u != nil {
 		fmt.Fprintf(w, "  cpu       process usr %s sys %s over %s; %s CPU per request; context switches %d voluntary, %d involuntary; GC cycles %d\n",
 			FormatNs(int64(u.User)), FormatNs(int64(u.Sys)), FormatNs(int64(u.Wall)), FormatNs(int64(r.CPUPerRequest)),
@@ -104,17 +111,52 @@ func ClientReport(w io.Writer, d *rr.Document) {
 	writeNotes(w, note.Merge(append([]note.Note{}, l.Notes...), r.Notes...))
 }
 
+// latencyRows writes the latency table of a run that measured replies.
+func latencyRows(w io.Writer, r *rr.ClientResult) {
+	fmt.Fprintf(w, "  latency   %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p5", "p50", "p90", "p99", "p99.9", "p99.99", "max")
+	row := func(name string, s hist.Summary) {
+		fmt.Fprintf(w, "            %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", name, FormatNs(s.Min), FormatNs(s.P5),
+			FormatNs(s.P50), FormatNs(s.P90), FormatNs(s.P99), FormatNs(s.P999), FormatNs(s.P9999), FormatNs(s.Max))
+	}
+	row("from schedule", r.Latency)
+	row("from send", r.LatencyFromSend)
+	pn := make([]string, 0, 4)
+	for _, c := range r.XskRRPN {
+		pn = append(pn, fmt.Sprintf("p%d %s", c.P, FormatNs(int64(c.Value))))
+	}
+	fmt.Fprintf(w, "  xsk_rr    %s  (the original's \"pN\": means of the lowest N%%, not percentiles)\n", strings.Join(pn, "  "))
+}
+
 // ServerReport writes the human summary of a server run.
 func ServerReport(w io.Writer, d *rr.Document) {
 	s, l := d.Server, d.Link
 	fmt.Fprintf(w, "\nnapilab rr server on %s queue %d (%s XDP, %s, NAPI id %d), %s replies\n",
 		l.Dev, l.Queue, l.XDPMode, bindWord(l.ZeroCopy), l.NAPIID, d.Service.Reply)
-	fmt.Fprintf(w, "  requests  received %d, replied %d, malformed %d, bad payload %d, checksums fixed %d, TX full %d, largest backlog %d\n",
-		s.Received, s.Replied, s.Malformed, s.BadPayload, s.ChecksumFixed, s.TXFull, s.MaxBatch)
+	fmt.Fprintf(w, "  requests  received %d, replied %d, refused %d%s, checksums fixed %d, TX full %d, largest backlog %d\n",
+		s.Received, s.Replied, s.Refused(), refusals(s), s.ChecksumFixed, s.TXFull, s.MaxBatch)
 	x := s.XSK
 	fmt.Fprintf(w, "  kernel    XDP stats: rx dropped %d, rx ring full %d, fill ring empty %d\n",
 		x.RxDropped, x.RxRingFull, x.RxFillRingEmptyDescs)
-	writeNotes(w, l.Notes)
+	writeNotes(w, note.Merge(append([]note.Note{}, l.Notes...), s.Notes...))
+}
+
+// refusals lists the reasons a server refused requests for, e.g. " (bad checksum 3, short 1)"; "" for none.
+func refusals(s *rr.ServerStats) string {
+	var parts []string
+	for _, r := range []struct {
+		name string
+		n    uint64
+	}{{"malformed", s.Malformed}, {"other port", s.OtherPort}, {"bad address", s.BadAddress},
+		{"shorter than the header", s.Short}, {"wrong size", s.BadSize}, {"bad checksum", s.BadChecksum},
+		{"partial checksum", s.PartialChecksum}, {"bad payload", s.BadPayload}} {
+		if r.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r.name, r.n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func writeNotes(w io.Writer, notes []note.Note) {

@@ -49,6 +49,8 @@ type ClientOptions struct {
 	Account usage.Spec
 	// XskRRVersion selects the spelling of the xsk_rr report lines.
 	XskRRVersion hist.XskRRVersion
+	// MTU is the device's (LinkInfo.MTU); a request that does not fit is refused by NewClient. 0: unchecked.
+	MTU int
 	// StopSending, when closed, ends the run gracefully: nothing more is sent, the replies still due are awaited
 	// up to the reply timeout, and the result counts as stopped early. Cancelling Run's context instead ends the
 	// run at once, leaving requests in flight counted as lost. (xsk_rr runs until SIGINT; its final report
@@ -71,12 +73,22 @@ type ClientResult struct {
 	Malformed  uint64 `json:"malformed"`  // frames that failed to parse or check
 	Skipped    uint64 `json:"skipped"`    // due times dropped under --catch-up skip
 	NoTXFrame  uint64 `json:"no_tx_frame"`
+	// Behind counts open-loop requests due before the end of the duration that were never sent: the sender
+	// could not keep up, and the duration ends the sending on time rather than after it caught up.
+	Behind uint64 `json:"behind"`
+	// LoadNotKept says that an open-loop run sent less than 99% of the requests its schedule had due in the
+	// measured window (a note says by how much).
+	LoadNotKept bool `json:"load_not_kept,omitempty"`
 
-	TargetRate   float64       `json:"target_rate"` // requests/s; 0 for the closed loop
-	SendRate     float64       `json:"send_rate"`   // requests/s achieved over the measured window
-	ReplyRate    float64       `json:"reply_rate"`  // measured replies/s
-	Window       time.Duration `json:"window_ns"`   // the measured window
-	Elapsed      time.Duration `json:"elapsed_ns"`  // the whole run, warm-up and drain included
+	TargetRate float64       `json:"target_rate"`  // requests/s; 0 for the closed loop
+	SendRate   float64       `json:"send_rate"`    // requests/s achieved over the measured window
+	ReplyRate  float64       `json:"reply_rate"`   // measured replies/s
+	Window     time.Duration `json:"window_ns"`    // the measured window
+	Elapsed    time.Duration `json:"elapsed_ns"`   // the whole run, warm-up and drain included
+	LastSend   time.Duration `json:"last_send_ns"` // when the last request went out, since the first
+	// Silent is how long before its last request the peer stopped answering, when that is longer than the
+	// reply timeout (a server that died or stopped mid-run); 0 otherwise. See Unanswered.
+	Silent       time.Duration `json:"silent_ns,omitempty"`
 	StoppedEarly bool          `json:"stopped_early,omitempty"`
 
 	Latency         hist.Summary            `json:"latency"`           // from the scheduled send time
@@ -94,6 +106,25 @@ type ClientResult struct {
 	// LatencyHDR is Latency's whole histogram in HdrHistogram's V2 compressed base64 form (hist.Recorder.Encode),
 	// for percentile plots and .hgrm files.
 	LatencyHDR string `json:"latency_hdr,omitempty"`
+}
+
+// ErrUnanswered matches the error Unanswered returns.
+var ErrUnanswered = errors.New("the peer did not answer")
+
+// Unanswered says when a run's numbers describe a peer that did not answer rather than a round trip: none of
+// its requests was answered, or the peer fell silent for longer than the reply timeout before the last request.
+// It returns nil for a run answered throughout; the error matches ErrUnanswered.
+func (r *ClientResult) Unanswered() error {
+	switch {
+	case r.Sent > 0 && r.Answered == 0:
+		return &kernel.SentenceError{Kind: ErrUnanswered, Msg: fmt.Sprintf("none of the %d requests was "+
+			"answered: no server answers at the peer on this flow, or the server stopped answering", r.Sent)}
+	case r.Silent > 0:
+		return &kernel.SentenceError{Kind: ErrUnanswered, Msg: fmt.Sprintf("the server stopped answering %s "+
+			"before the last request (%d of %d requests unanswered), so the run measured a peer that went away",
+			r.Silent.Round(time.Millisecond), r.Lost, r.Sent)}
+	}
+	return nil
 }
 
 // shared is the state the client's threads exchange. Everything else belongs to exactly one thread.
@@ -146,6 +177,9 @@ func NewClient(sock *xsk.Socket, w Workload, th Threads, o ClientOptions) (*Clie
 	}
 	if o.Local.IP.Is4() != o.Peer.IP.Is4() || !o.Local.IP.IsValid() || !o.Peer.IP.IsValid() {
 		return nil, errors.New("rr client: local and peer need IP addresses of one family")
+	}
+	if err := CheckMTU(w.Payload, o.MTU, o.Peer.IP.Is6()); err != nil {
+		return nil, err
 	}
 	spec := frame.Spec{Src: o.Local, Dst: o.Peer, PayloadLen: w.Payload}
 	if uint32(spec.FrameLen()) > cfg.MaxRXLen() {
@@ -315,6 +349,10 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	res.Sent = sh.sent.Load()
 	res.Skipped = snd.pacer.Skipped
 	res.NoTXFrame = snd.noFrame
+	res.Behind = snd.behind
+	if last := sh.lastSend.Load(); last > 0 {
+		res.LastSend = time.Duration(last - tl.t0)
+	}
 	res.Stray, res.Malformed = rcv.stray, rcv.malformed
 	if rcv.tracker != nil {
 		t := rcv.tracker
@@ -323,6 +361,11 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		res.Answered = snd.fifo.done.Load()
 	}
 	res.Lost = res.Sent - min(res.Answered, res.Sent)
+	if last := sh.lastSend.Load(); last > 0 && res.Lost > 0 && res.Answered > 0 {
+		if silent := time.Duration(last - rcv.lastReply); silent > c.p.Timeout {
+			res.Silent = silent
+		}
+	}
 	res.Measured = rep.cumScheduled.Count()
 	res.Latency = rep.cumScheduled.Summary()
 	if res.LatencyHDR, err = rep.cumScheduled.Encode(); err != nil {
@@ -342,6 +385,18 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		res.Window = time.Duration(w)
 		res.SendRate = float64(snd.measuredSent) / res.Window.Seconds()
 		res.ReplyRate = float64(res.Measured) / res.Window.Seconds()
+	}
+	if c.p.OpenLoop() && snd.started && tl.sendEnd != 1<<63-1 && !res.StoppedEarly {
+		// The schedule's requests in the measured window against those sent: a sender that cannot keep up is
+		// stopped by the duration, and the run says so rather than report the target as the rate.
+		due := snd.pacer.DueBefore(tl.sendEnd) - snd.pacer.DueBefore(tl.measureStart)
+		if float64(snd.measuredSent) < 0.99*float64(due) {
+			res.LoadNotKept = true
+			res.Notes = append(res.Notes, note.Warnf("the load was not kept: %d of the %d requests due in the "+
+				"measured window were sent (%.0f of %.0f requests/s; %d never sent, %d skipped, %d without a TX "+
+				"frame), so the latencies are those of a lighter load; the sender's lateness shows how far behind "+
+				"it fell", snd.measuredSent, due, res.SendRate, res.TargetRate, res.Behind, res.Skipped, res.NoTXFrame))
+		}
 	}
 	if before != nil && after != nil {
 		u := usage.Sub(*before, *after)

@@ -2,7 +2,9 @@ package rr
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,6 +251,9 @@ func TestMemPeerNeverAnswers(t *testing.T) {
 	}
 	if res.Sent != 100 || res.Answered != 0 || res.Lost != 100 || res.Measured != 0 {
 		t.Fatalf("sent %d answered %d lost %d", res.Sent, res.Answered, res.Lost)
+	}
+	if err := res.Unanswered(); !errors.Is(err, ErrUnanswered) || !strings.Contains(err.Error(), "none of the 100 requests") {
+		t.Fatalf("Unanswered() = %v; want it to say that nothing answered", err)
 	}
 }
 

@@ -72,12 +72,15 @@ func newHotPath(tb testing.TB, format Format) *hotPath {
 	return h
 }
 
-// serverStep is the server's work for one request: parse, turn around in place, and the TX descriptor.
-func (h *hotPath) serverStep(addr uint64) {
+// serverStep is the server's work for one request: the request lands in its frame (as the kernel copies it
+// there), then parse, checks, turn around in place, and the TX descriptor. It reports whether it answered.
+func (h *hotPath) serverStep(addr uint64) bool {
+	copy(h.srv.sock.Frame(addr, uint32(len(h.req))), h.req)
 	tx := h.srv.sock.TX()
 	tx.Reserve(1)
-	h.srv.answer(xsk.Desc{Addr: addr, Len: uint32(len(h.req))}, 0)
+	ok := h.srv.answer(xsk.Desc{Addr: addr, Len: uint32(len(h.req))}, 0)
 	tx.Cancel(1)
+	return ok
 }
 
 func TestHotPathsDoNotAllocate(t *testing.T) {
@@ -105,9 +108,11 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 				t.Errorf("client receive allocates %v times", n)
 			}
 			addr := h.srv.sock.FrameAddr(0) + xsk.XDPPacketHeadroom
-			copy(h.srv.sock.Frame(addr, uint32(len(h.req))), h.req)
 			if n := testing.AllocsPerRun(1000, func() { h.serverStep(addr) }); n != 0 {
 				t.Errorf("server step allocates %v times", n)
+			}
+			if !h.serverStep(addr) || h.srv.st.Refused() != 0 {
+				t.Errorf("the server step refused the request: %+v", h.srv.st)
 			}
 		})
 	}
@@ -135,9 +140,11 @@ func BenchmarkClientReceive(b *testing.B) {
 func BenchmarkServerStep(b *testing.B) {
 	h := newHotPath(b, FormatNapilab)
 	addr := h.srv.sock.FrameAddr(0) + xsk.XDPPacketHeadroom
-	copy(h.srv.sock.Frame(addr, uint32(len(h.req))), h.req)
 	b.ReportAllocs()
 	for b.Loop() {
 		h.serverStep(addr)
+	}
+	if h.srv.st.Refused() != 0 {
+		b.Fatalf("the server refused the benchmark's requests: %+v", h.srv.st)
 	}
 }

@@ -44,7 +44,10 @@ func openLink(ctx context.Context, o LinkOptions, nsPath string) (_ *Link, err e
 		return nil, &kernel.FieldError{Field: "dev", Kind: os.ErrNotExist, Msg: fmt.Sprintf("%q does not exist in "+
 			"%s: check the device's name and the network namespace it lives in", o.Dev, netns.Describe(nsPath))}
 	}
-	info := LinkInfo{Dev: o.Dev, Ifindex: ifc.Index, Queue: o.Queue}
+	info := LinkInfo{Dev: o.Dev, Ifindex: ifc.Index, Queue: o.Queue, MTU: ifc.MTU}
+	if err := checkQueue(o); err != nil {
+		return nil, err
+	}
 	if err := resolveAddrs(ctx, &o, ifc, &info); err != nil {
 		return nil, err
 	}
@@ -96,6 +99,26 @@ func openLink(ctx context.Context, o LinkOptions, nsPath string) (_ *Link, err e
 	}
 	l.Info = info
 	return l, nil
+}
+
+// checkQueue refuses a queue the device does not have, before anything is attached: binding to it would fail
+// with a bare EINVAL.
+func checkQueue(o LinkOptions) error {
+	l, err := netlink.LinkByName(o.Dev)
+	if err != nil {
+		return nil // the bind names the problem
+	}
+	if n := l.Attrs().NumRxQueues; n > 0 && o.Queue >= n {
+		return kernel.Fieldf("queue", "%d does not exist on %s, which has %s", o.Queue, o.Dev, queueRange(n))
+	}
+	return nil
+}
+
+func queueRange(n int) string {
+	if n == 1 {
+		return "rx queue 0 only"
+	}
+	return fmt.Sprintf("rx queues 0-%d", n-1)
 }
 
 // OpenLinkIn opens the link inside the network namespace at nsPath (e.g. /run/netns/NAME), or in the caller's

@@ -42,5 +42,13 @@ func (p *Pacer) Due(now int64) (scheduled int64, ok bool) {
 // Next returns the time the next request is due without advancing.
 func (p *Pacer) Next() int64 { return p.t0 + int64(p.k)*p.period }
 
+// DueBefore returns how many requests the schedule has due strictly before t.
+func (p *Pacer) DueBefore(t int64) uint64 {
+	if t <= p.t0 {
+		return 0
+	}
+	return uint64((t - p.t0 + p.period - 1) / p.period)
+}
+
 // Issued returns how many due times have been handed out (or skipped).
 func (p *Pacer) Issued() uint64 { return p.k }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/sysknob"
 )
 
 // Role says which end of the exchange a process plays.
@@ -240,8 +241,8 @@ func (l *LinkOptions) Validate() error {
 	default:
 		bad("xdp-mode", "%q is unknown: use auto, native or generic", l.XDPMode)
 	}
-	if l.Ring < 64 || l.Ring > 1<<15 || l.Ring&(l.Ring-1) != 0 {
-		bad("ring", "size %d is not a power of two from 64 to 32768", l.Ring)
+	if err := CheckRing(l.Ring); err != nil {
+		errs = append(errs, err)
 	}
 	if l.BusyPoll.Usec < 0 {
 		bad("busy-poll", "of %d µs is negative", l.BusyPoll.Usec)
@@ -252,7 +253,58 @@ func (l *LinkOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Validate returns every problem with w, one kernel.FieldError each, joined.
+// MinDuration is the shortest measured time a run accepts: below it a run measures its own start, and rates
+// over such a window (one request in a nanosecond is "a billion requests per second") mean nothing.
+const MinDuration = time.Millisecond
+
+// MinPeriod is the shortest open-loop period: 100M requests per second, far above what one core sends.
+const MinPeriod = 10 * time.Nanosecond
+
+// The range checks below are shared by every command that takes these values (napilab rr, sweep, demo,
+// xsk_rr), so a flag means the same and is refused the same way wherever it appears.
+
+// CheckDuration checks a measured duration: positive and at least MinDuration.
+func CheckDuration(d time.Duration) error {
+	switch {
+	case d < 0:
+		return kernel.Fieldf("duration", "%v is negative: give how long to measure, e.g. 10s", d)
+	case d < MinDuration:
+		return kernel.Fieldf("duration", "%v is too short to measure anything: use at least %v, e.g. 10s", d,
+			MinDuration)
+	}
+	return nil
+}
+
+// CheckWarmup checks a warm-up time: zero or positive.
+func CheckWarmup(d time.Duration) error {
+	if d < 0 {
+		return kernel.Fieldf("warmup", "%v is negative: use 0 for no warm-up", d)
+	}
+	return nil
+}
+
+// CheckTimeout checks a reply timeout: positive.
+func CheckTimeout(d time.Duration) error {
+	if d <= 0 {
+		return kernel.Fieldf("timeout", "%v would give up on replies before any could come: use e.g. 1s", d)
+	}
+	return nil
+}
+
+// CheckRing checks a receive ring size: a power of two from 64 to 32768.
+func CheckRing(n int) error {
+	if n < 64 || n > 1<<15 || n&(n-1) != 0 {
+		return kernel.Fieldf("ring", "size %d is not a power of two from 64 to 32768", n)
+	}
+	return nil
+}
+
+// CheckPayload checks a payload size for a format.
+func CheckPayload(n int, f Format) error { return errors.Join(checkPayload(n, f)...) }
+
+// Validate returns every problem with w, one kernel.FieldError each, joined. The open loop's period must fit
+// the duration at least once: a period longer than the whole run would measure at most one request (a run at
+// 0.001 requests/s for 1 s is refused here rather than waiting 1000 s for its next request or sending nothing).
 func (w *Workload) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) { errs = append(errs, kernel.Fieldf(field, format, args...)) }
@@ -260,11 +312,16 @@ func (w *Workload) Validate() error {
 	switch {
 	case w.Period < 0:
 		bad("period", "%s is negative: use a positive period, or a closed loop with outstanding requests", w.Period)
+	case w.OpenLoop() && w.Period < MinPeriod:
+		bad("period", "%s is shorter than %s (100M requests/s): use a longer one", w.Period, MinPeriod)
 	case w.OpenLoop() && w.Outstanding != 0:
 		bad("outstanding", "applies to the closed loop only: drop it, or drop the period (rate)")
 	case !w.OpenLoop() && w.Outstanding < 1:
 		bad("outstanding", "%d: a closed loop needs at least one request in flight (or set a period or rate for "+
 			"an open loop)", w.Outstanding)
+	case w.OpenLoop() && w.Duration > 0 && w.Period > w.Duration:
+		bad("period", "sends one request every %s, longer than the whole duration (%s): the run would measure at "+
+			"most one request; send faster or measure longer", w.Period, w.Duration)
 	}
 	switch w.CatchUp {
 	case CatchUpSend, CatchUpSkip:
@@ -274,17 +331,17 @@ func (w *Workload) Validate() error {
 	for _, d := range []struct {
 		field string
 		v     time.Duration
-	}{{"delay", w.Delay}, {"duration", w.Duration}, {"warmup", w.Warmup}, {"interval", w.Interval},
-		{"timeout", w.Timeout}} {
+	}{{"delay", w.Delay}, {"interval", w.Interval}} {
 		if d.v < 0 {
 			bad(d.field, "%s is negative", d.v)
 		}
 	}
+	if w.Duration != 0 {
+		errs = append(errs, CheckDuration(w.Duration))
+	}
+	errs = append(errs, CheckWarmup(w.Warmup), CheckTimeout(w.Timeout))
 	if w.Count == 0 && w.Duration == 0 {
 		bad("duration", "and count are both unset, so the run has no end: set a duration or a count")
-	}
-	if w.Timeout == 0 {
-		bad("timeout", "of zero would end the run before any reply: use e.g. 1s")
 	}
 	return errors.Join(errs...)
 }
@@ -303,8 +360,21 @@ func (s *Service) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Validate returns every problem with t, one kernel.FieldError each, joined. A CPU that does not exist on this
-// machine is a problem of the machine, checked when the thread is pinned.
+// CheckCPUs refuses a pinned CPU this process cannot run on, before anything starts: one that is not online or
+// lies outside the process's affinity (taskset, a cgroup's cpuset). usable is what UsableCPUs returns.
+func (t *Threads) CheckCPUs(usable sysknob.CPUSet) error {
+	var errs []error
+	for _, c := range t.CPUs {
+		if c >= 0 && !usable.Has(c) {
+			errs = append(errs, kernel.Fieldf("cpu", "%d is not a CPU this process can run on: choose among %s "+
+				"(online and allowed)", c, usable))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate returns every problem with t, one kernel.FieldError each, joined. Whether a CPU exists on this
+// machine is CheckCPUs' question.
 func (t *Threads) Validate() error {
 	var errs []error
 	for _, c := range t.CPUs {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/sysknob"
 )
 
 func validClient() clientSpec {
@@ -60,7 +61,17 @@ func TestValidateRejects(t *testing.T) {
 		{"fifo 100", func(p *clientSpec) { p.FIFO = 100 }, "fifo", "out of range"},
 		{"negative delay", func(p *clientSpec) { p.Workload.Delay = -1 }, "delay", "negative"},
 		{"budget", func(p *clientSpec) { p.BusyPoll.Budget = 70000 }, "busy-poll-budget", "out of range"},
-		{"zero timeout", func(p *clientSpec) { p.Timeout = 0 }, "timeout", "zero"},
+		{"zero timeout", func(p *clientSpec) { p.Timeout = 0 }, "timeout", "give up on replies before any"},
+		{"negative timeout", func(p *clientSpec) { p.Timeout = -time.Second }, "timeout", "give up on replies before any"},
+		{"negative warmup", func(p *clientSpec) { p.Warmup = -time.Second }, "warmup", "negative"},
+		{"negative duration", func(p *clientSpec) { p.Duration = -5 * time.Second }, "duration", "negative"},
+		{"nanosecond duration", func(p *clientSpec) { p.Duration, p.Period, p.Outstanding = time.Nanosecond, 0, 1 },
+			"duration", "too short to measure"},
+		{"period longer than the run", func(p *clientSpec) { p.Period, p.Duration = 1000*time.Second, time.Second },
+			"period", "longer than the whole duration"},
+		{"rate 0.5 for 1s", func(p *clientSpec) { p.Period, p.Duration = 2*time.Second, time.Second },
+			"period", "longer than the whole duration"},
+		{"period below 10ns", func(p *clientSpec) { p.Period = time.Nanosecond }, "period", "shorter than"},
 		{"sender", func(p *clientSpec) { p.Sender = "elsewhere" }, "sender", "placement"},
 		{"zero copy without wakeup", func(p *clientSpec) { p.Bind, p.NeedWakeup = BindZeroCopy, false }, "need-wakeup", "hang"},
 	} {
@@ -321,5 +332,36 @@ func TestFIFO(t *testing.T) {
 		if s, _, ok := f.pop(); !ok || s != want {
 			t.Fatalf("pop = %d, %v; want %d", s, ok, want)
 		}
+	}
+}
+
+// TestCheckMTU: a payload is checked against the MTU with its family's headers (28 bytes for IPv4, 48 for IPv6).
+func TestCheckMTU(t *testing.T) {
+	for _, c := range []struct {
+		payload, mtu int
+		ipv6, ok     bool
+	}{
+		{1400, 1280, false, false}, {1252, 1280, false, true}, {1253, 1280, false, false},
+		{1232, 1280, true, true}, {1233, 1280, true, false}, {1400, 1500, true, true}, {1400, 0, true, true},
+	} {
+		err := CheckMTU(c.payload, c.mtu, c.ipv6)
+		var fe *kernel.FieldError
+		if (err == nil) != c.ok || (err != nil && (!errors.As(err, &fe) || fe.Field != "payload")) {
+			t.Errorf("CheckMTU(%d, %d, ipv6 %v) = %v; want ok %v", c.payload, c.mtu, c.ipv6, err, c.ok)
+		}
+	}
+}
+
+// TestCheckCPUs: a CPU outside the usable set is a FieldError naming the usable ones.
+func TestCheckCPUs(t *testing.T) {
+	usable := sysknob.CPURange(0, 1)
+	if err := (&Threads{CPUs: []int{1, 0}}).CheckCPUs(usable); err != nil {
+		t.Fatal(err)
+	}
+	err := (&Threads{CPUs: []int{0, 7}}).CheckCPUs(usable)
+	var fe *kernel.FieldError
+	if !errors.As(err, &fe) || fe.Field != "cpu" || !strings.Contains(fe.Msg, "7 is not a CPU") ||
+		!strings.Contains(fe.Msg, "0-1") {
+		t.Fatalf("CheckCPUs = %v; want CPU 7 refused, naming 0-1", err)
 	}
 }

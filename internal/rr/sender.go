@@ -25,6 +25,9 @@ type sender struct {
 	measuredSent uint64
 	lastMeasured int64 // scheduled time of the latest measured request
 	noFrame      uint64
+	// behind counts requests due before the end of sending that were never sent: the duration bounds the
+	// sending, so a sender that cannot keep up stops at the end instead of catching up for ever.
+	behind uint64
 }
 
 // loop is the dedicated sender thread (xsk_rr -T): it spins on the clock and sends each request when it is due.
@@ -32,6 +35,10 @@ func (s *sender) loop() {
 	s.start()
 	for !s.sh.stop.Load() && !s.sh.sendDone.Load() {
 		now := nanotime()
+		if now >= s.tl.sendEnd {
+			s.end(0)
+			break
+		}
 		if scheduled, ok := s.pacer.Due(now); ok {
 			s.dueOrFinish(scheduled)
 		} else {
@@ -61,9 +68,25 @@ func (s *sender) start() {
 	}
 }
 
+// end finishes sending at the end of the run's time, counting what was due and not sent: the requests the
+// schedule had not handed out yet, and inHand that it had.
+func (s *sender) end(inHand uint64) {
+	if s.p.OpenLoop() {
+		s.behind = inHand
+		if due := s.pacer.DueBefore(s.tl.sendEnd); due > s.pacer.Issued() {
+			s.behind += due - s.pacer.Issued()
+		}
+	}
+	s.sh.finishSending()
+}
+
 // pump sends every request due by now (at most sendBurst), from the receive loop (xsk_rr without -T).
 func (s *sender) pump(now int64) {
 	s.start()
+	if now >= s.tl.sendEnd && !s.sh.sendDone.Load() {
+		s.end(0)
+		return
+	}
 	for i := 0; i < sendBurst && !s.sh.sendDone.Load(); i++ {
 		scheduled, ok := s.pacer.Due(now)
 		if !ok {
@@ -81,14 +104,23 @@ func (s *sender) closedLoop(now int64, outstanding uint64) {
 	}
 }
 
-// dueOrFinish sends the request scheduled at the given time, or ends sending when the run's end has come.
+// dueOrFinish sends the request scheduled at the given time, or ends sending when the run's end has come: by
+// the schedule, or by the clock for a sender that fell behind (the request in hand then counts as behind).
 func (s *sender) dueOrFinish(scheduled int64) {
 	measured := scheduled >= s.tl.measureStart
-	if scheduled >= s.tl.sendEnd || s.sh.cut.Load() || (measured && s.p.Count > 0 && s.measuredSent >= s.p.Count) {
+	now := nanotime()
+	switch {
+	case scheduled >= s.tl.sendEnd:
+		s.end(0)
+		return
+	case now >= s.tl.sendEnd:
+		s.end(1)
+		return
+	case s.sh.cut.Load() || (measured && s.p.Count > 0 && s.measuredSent >= s.p.Count):
 		s.sh.finishSending()
 		return
 	}
-	if s.send(scheduled, nanotime()) && measured {
+	if s.send(scheduled, now) && measured {
 		s.measuredSent++
 		s.lastMeasured = scheduled
 	}

@@ -11,21 +11,55 @@ import (
 
 	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/xsk"
 )
 
-// ServerStats counts what a server did.
+// ServerStats counts what a server did. Every request it took off the RX ring was either replied to or refused
+// for exactly one reason (the fields from Malformed to BadPayload; Refused sums them). None is dropped for want
+// of TX room: requests wait on the RX ring meanwhile, and TXFull counts how often.
 type ServerStats struct {
-	Received      uint64         `json:"received"`       // frames taken off the RX ring
-	Replied       uint64         `json:"replied"`        // replies handed to the TX ring
-	Malformed     uint64         `json:"malformed"`      // frames that failed to parse, were for another port, or (template, --verify) of another size
-	BadPayload    uint64         `json:"bad_payload"`    // with Verify: payloads that failed the check
-	ChecksumFixed uint64         `json:"checksum_fixed"` // requests whose checksums had to be recomputed (veth stack senders)
+	Received uint64 `json:"received"` // frames taken off the RX ring
+	Replied  uint64 `json:"replied"`  // replies handed to the TX ring
+
+	Malformed   uint64 `json:"malformed"`    // not Ethernet/IPv4-or-IPv6/UDP, or lengths that contradict each other
+	OtherPort   uint64 `json:"other_port"`   // UDP to another port than the server's
+	BadAddress  uint64 `json:"bad_address"`  // not sent to this device's MAC, or the reply would carry a zero, multicast or broadcast address or go back to its sender (echo)
+	Short       uint64 `json:"short"`        // napilab format: a payload shorter than the napilab header
+	BadSize     uint64 `json:"bad_size"`     // template replies or Verify: a payload of another size than the service's
+	BadChecksum uint64 `json:"bad_checksum"` // an IPv4 header or UDP checksum that does not verify
+	// PartialChecksum counts requests whose UDP checksum holds only the pseudo-header sum (a veth peer's kernel
+	// stack sends them so) while the server keeps checksums: it cannot answer them with a valid checksum.
+	PartialChecksum uint64 `json:"partial_checksum"`
+	BadPayload      uint64 `json:"bad_payload"` // with Verify: payloads that failed the check
+
+	ChecksumFixed uint64         `json:"checksum_fixed"` // partial checksums completed (RecomputeChecksums)
 	TXFull        uint64         `json:"tx_full"`        // times the TX ring had no room and requests waited on the RX ring
 	EmptyPolls    uint64         `json:"empty_polls"`    // RX ring peeks that found nothing
 	MaxBatch      uint32         `json:"max_batch"`      // largest number of requests waiting at once (xsk_rr's max_desc)
 	XSK           xsk.Statistics `json:"xsk_stats"`
 	Kicks         xsk.KickStats  `json:"xsk_kicks"`
+	Notes         []note.Note    `json:"notes,omitempty"`
+}
+
+// Refused is the number of requests refused, whatever the reason.
+func (st *ServerStats) Refused() uint64 {
+	return st.Malformed + st.OtherPort + st.BadAddress + st.Short + st.BadSize + st.BadChecksum +
+		st.PartialChecksum + st.BadPayload
+}
+
+// notes says what the counts mean for the person running the server.
+func (st *ServerStats) notes() []note.Note {
+	var out []note.Note
+	if st.PartialChecksum > 0 {
+		out = append(out, note.Warnf("%d requests carried partial UDP checksums, as a veth peer's kernel stack "+
+			"sends them, and were refused: a server that recomputes checksums answers them", st.PartialChecksum))
+	}
+	if st.BadChecksum > 0 {
+		out = append(out, note.Warnf("%d requests failed their IPv4 or UDP checksum and were refused: frames are "+
+			"corrupted on the way, or a sender writes wrong checksums", st.BadChecksum))
+	}
+	return out
 }
 
 // ServerOptions are the parts of a server run that are not the benchmark's parameters.
@@ -39,6 +73,9 @@ type ServerOptions struct {
 	// Checksums says whether replies get their checksums recomputed; Keep is right when every client is an
 	// AF_XDP sender that writes full checksums (napilab, xsk_rr), Recompute when kernel stacks send requests.
 	Checksums frame.ChecksumPolicy
+	// MTU is the device's (LinkInfo.MTU): a server that expects one payload size (template replies, Verify)
+	// refuses one that does not fit it. 0: unchecked.
+	MTU int
 }
 
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
@@ -57,6 +94,7 @@ type Server struct {
 	spill    *xsk.FrameStack // receive frames the fill ring had no room for yet
 	tplLen   uint32
 	tplPayld int
+	noFrame  bool // answer found no free template frame: the request stays on the RX ring
 }
 
 // NewServer checks svc and th and prepares a server on sock, which must be bound and steered. o.Local is the
@@ -68,6 +106,16 @@ func NewServer(sock *xsk.Socket, svc Service, th Threads, o ServerOptions) (*Ser
 	if svc.Reply == ReplyTemplate && !o.Peer.IP.IsValid() {
 		return nil, kernel.Fieldf("reply", "template replies go to one client: give its address (the peer), or "+
 			"use echo replies")
+	}
+	if svc.Reply == ReplyTemplate || svc.Verify {
+		// An echo server without a peer does not know its clients' family: a payload that fits IPv4 may serve.
+		if err := CheckMTU(svc.Payload, o.MTU, o.Peer.IP.Is6()); err != nil {
+			return nil, err
+		}
+	}
+	if svc.Reply == ReplyEcho && o.Local.MAC == (frame.MAC{}) {
+		return nil, errors.New("rr server: this end's MAC is unknown, so no request can be checked as sent to it: " +
+			"give ServerOptions.Local as the link resolved it")
 	}
 	cfg := sock.Config()
 	if cfg.FrameCount < cfg.FillSize+cfg.TXSize {
@@ -133,6 +181,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 		s.st.XSK = st
 	}
 	s.st.Kicks = s.sock.KickStats()
+	s.st.Notes = s.st.notes()
 	return s.st, err
 }
 
@@ -169,6 +218,10 @@ func (s *Server) prepare() error {
 	n, err := frame.Build(tpl, spec)
 	if err != nil {
 		return fmt.Errorf("rr server: build reply template: %w", err)
+	}
+	if p, err := frame.Parse(tpl[:n]); err != nil || p.CheckReplyAddrs() != nil {
+		return kernel.Fieldf("peer", "%s (%s) cannot receive template replies from %s (%s): both ends need unicast "+
+			"addresses, and they must differ", s.o.Peer.IP, s.o.Peer.MAC, s.o.Local.IP, s.o.Local.MAC)
 	}
 	s.pool = s.sock.FramePool(cfg.FillSize, cfg.TXSize)
 	for i := uint32(0); i < cfg.TXSize; i++ {
@@ -221,8 +274,18 @@ func (s *Server) loop() error {
 		replies := uint32(0)
 		for i := uint32(0); i < n; i++ {
 			d := rx.Get(i)
+			ok := s.answer(d, replies)
+			if s.noFrame {
+				// Template replies only: no reply frame is free even after a kick. This request and the rest
+				// wait on the RX ring for the next round, as when the TX ring is full.
+				s.noFrame = false
+				s.st.TXFull++
+				rx.Cancel(n - i)
+				n = i
+				break
+			}
 			s.st.Received++
-			if !s.answer(d, replies) {
+			if !ok {
 				s.recycle(d.Addr)
 				continue
 			}
@@ -258,56 +321,97 @@ func (s *Server) idle() error {
 }
 
 // answer turns the request in d into the i-th slot of the current TX reservation, or reports false when the
-// request is dropped (the caller then recycles its frame).
+// request is refused (counted by reason; the caller then recycles its frame). The checks go cheapest first, and
+// a request is answered only when its reply is a valid frame: checksums that verify, unicast addresses.
 func (s *Server) answer(d xsk.Desc, i uint32) bool {
 	pkt, err := frame.Parse(s.sock.Frame(d.Addr, d.Len))
-	if err != nil || pkt.UDP().DstPort() != s.o.Local.Port {
+	if err != nil {
 		s.st.Malformed++
 		return false
 	}
-	// An echo answers whatever size it is asked; a template reply and a verified payload have a fixed one.
-	if (s.p.Reply == ReplyTemplate || s.p.Verify) && len(pkt.Payload()) != s.p.Payload {
-		s.st.Malformed++
+	if pkt.UDP().DstPort() != s.o.Local.Port {
+		s.st.OtherPort++
+		return false
+	}
+	pl := pkt.Payload()
+	switch {
+	case s.p.Format == FormatNapilab && len(pl) < HeaderLen:
+		s.st.Short++
+		return false
+	case (s.p.Reply == ReplyTemplate || s.p.Verify) && len(pl) != s.p.Payload:
+		// An echo answers whatever size it is asked; a template reply and a verified payload have a fixed one.
+		s.st.BadSize++
+		return false
+	}
+	if s.p.Reply == ReplyTemplate {
+		return s.answerTemplate(pkt, d, i)
+	}
+	if pkt.Ethernet().Dst() != s.o.Local.MAC || pkt.CheckReplyAddrs() != nil {
+		s.st.BadAddress++
+		return false
+	}
+	fixed, err := pkt.Answer(s.o.Checksums)
+	if err != nil {
+		s.refuseChecksum(err)
+		return false
+	}
+	if s.p.Verify && !s.payloadOK(pl) { // after the checksums: a payload damaged on the way is a checksum error
+		s.st.BadPayload++
+		return false
+	}
+	if fixed {
+		s.st.ChecksumFixed++
+	}
+	s.delay()
+	s.sock.TX().Set(i, xsk.Desc{Addr: d.Addr, Len: uint32(pkt.Len())})
+	return true
+}
+
+// answerTemplate answers with a frame of the pre-built reply, which goes to the configured peer whoever asked;
+// the request's checksums are checked all the same, so a corrupted request is not counted as answered.
+func (s *Server) answerTemplate(pkt frame.Packet, d xsk.Desc, i uint32) bool {
+	if err := pkt.CheckRequest(s.o.Checksums); err != nil {
+		s.refuseChecksum(err)
 		return false
 	}
 	if s.p.Verify && !s.payloadOK(pkt.Payload()) {
 		s.st.BadPayload++
 		return false
 	}
-	s.delay()
-	if s.p.Reply == ReplyTemplate {
-		addr, ok := s.pool.Pop()
-		if !ok {
-			// Every template frame is on the TX or completion ring: push the TX ring and take back what was sent.
-			if err := s.sock.KickTX(); err != nil {
-				s.st.TXFull++
-				return false
-			}
+	addr, ok := s.pool.Pop()
+	if !ok {
+		// Every template frame is on the TX or completion ring: push the TX ring and take back what was sent.
+		if s.sock.KickTX() == nil {
 			s.reclaim()
-			if addr, ok = s.pool.Pop(); !ok {
-				s.st.TXFull++
-				return false
-			}
+			addr, ok = s.pool.Pop()
 		}
-		reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
-		if err == nil && s.p.Format == FormatNapilab {
-			// The napilab payload carries the request's identity back; an xsk_rr payload is the template's own.
-			err = reply.WritePayload(0, pkt.Payload())
-		}
-		if err != nil { // the template parsed when built; cannot happen
-			s.pool.Push(addr)
-			s.st.Malformed++
+		if !ok {
+			s.noFrame = true // the loop leaves the request on the RX ring
 			return false
 		}
-		s.recycle(d.Addr)
-		s.sock.TX().Set(i, xsk.Desc{Addr: addr, Len: s.tplLen})
-		return true
 	}
-	if pkt.Reply(s.o.Checksums) {
-		s.st.ChecksumFixed++
+	s.delay()
+	reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
+	if err == nil && s.p.Format == FormatNapilab {
+		// The napilab payload carries the request's identity back; an xsk_rr payload is the template's own.
+		err = reply.WritePayload(0, pkt.Payload())
 	}
-	s.sock.TX().Set(i, xsk.Desc{Addr: d.Addr, Len: uint32(pkt.Len())})
+	if err != nil { // the template parsed when built; cannot happen
+		s.pool.Push(addr)
+		s.st.Malformed++
+		return false
+	}
+	s.recycle(d.Addr)
+	s.sock.TX().Set(i, xsk.Desc{Addr: addr, Len: s.tplLen})
 	return true
+}
+
+func (s *Server) refuseChecksum(err error) {
+	if err == frame.ErrUDPPartial {
+		s.st.PartialChecksum++
+		return
+	}
+	s.st.BadChecksum++
 }
 
 func (s *Server) payloadOK(pl []byte) bool {

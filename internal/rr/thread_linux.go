@@ -38,3 +38,21 @@ func lockThread(name string, cpu, prio int) (int, error) {
 	}
 	return tid, nil
 }
+
+// UsableCPUs returns the CPUs this process may run on: online, and in its affinity mask.
+func UsableCPUs() (sysknob.CPUSet, error) {
+	host, err := sysknob.Host()
+	if err != nil {
+		return sysknob.CPUSet{}, err
+	}
+	defer host.Close()
+	online, err := host.OnlineCPUs()
+	if err != nil {
+		return sysknob.CPUSet{}, err
+	}
+	self, err := host.Sched(os.Getpid())
+	if err != nil {
+		return sysknob.CPUSet{}, err
+	}
+	return online.Minus(online.Minus(self.CPUs)), nil
+}

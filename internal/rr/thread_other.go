@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/sysknob"
 )
 
 func lockThread(_ string, cpu, prio int) (int, error) {
@@ -15,4 +16,9 @@ func lockThread(_ string, cpu, prio int) (int, error) {
 		return 0, fmt.Errorf("pinning threads on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
 	}
 	return 0, nil
+}
+
+// UsableCPUs is not supported outside Linux.
+func UsableCPUs() (sysknob.CPUSet, error) {
+	return sysknob.CPUSet{}, fmt.Errorf("online CPUs on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
 }

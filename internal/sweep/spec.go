@@ -141,18 +141,9 @@ func (s Spec) Validate() error {
 	if s.Reps < 1 {
 		bad("reps", "%d: use at least 1", s.Reps)
 	}
-	if s.Duration <= 0 {
-		bad("duration", "%v: the measured time per cell must be positive, e.g. 2s", s.Duration)
-	}
-	if s.Warmup < 0 {
-		bad("warmup", "%v is negative", s.Warmup)
-	}
-	if s.Timeout <= 0 {
-		bad("timeout", "%v: the reply timeout must be positive, e.g. 1s", s.Timeout)
-	}
-	if s.Payload < rr.MinPayload || s.Payload > rr.MaxPayload {
-		bad("payload", "of %d bytes is out of range: use %d to %d", s.Payload, rr.MinPayload, rr.MaxPayload)
-	}
+	// The same ranges as napilab rr's flags of the same names.
+	errs = append(errs, rr.CheckDuration(s.Duration), rr.CheckWarmup(s.Warmup), rr.CheckTimeout(s.Timeout),
+		rr.CheckPayload(s.Payload, rr.FormatNapilab), rr.CheckRing(s.Ring))
 	if s.ServerCPU < 0 {
 		bad("server-cpu", "%d is negative", s.ServerCPU)
 	}
@@ -162,12 +153,13 @@ func (s Spec) Validate() error {
 	if s.PollCPU < -1 {
 		bad("poll-cpu", "%d is negative (-1 means the server's CPU)", s.PollCPU)
 	}
-	if s.Ring < 64 || s.Ring > 1<<15 || s.Ring&(s.Ring-1) != 0 {
-		bad("ring", "size %d is not a power of two from 64 to 32768", s.Ring)
-	}
 	for _, r := range s.Rows {
-		if r.Rate <= 0 {
+		switch {
+		case r.Rate <= 0:
 			bad("load", "%s has no rate", r)
+		case s.Duration > 0 && r.Period() > s.Duration:
+			bad("load", "%s sends one request every %s, longer than the whole duration (%s): a cell would measure "+
+				"at most one request; send faster or measure longer", r, r.Period(), s.Duration)
 		}
 	}
 	return errors.Join(errs...)

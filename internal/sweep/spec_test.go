@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,33 @@ func TestValidate(t *testing.T) {
 		if !fields[want] {
 			t.Errorf("Validate() = %v; want a problem with %q", err, want)
 		}
+	}
+}
+
+// TestValidateRanges: the flags sweep shares with napilab rr are refused the same way, and a load slower than
+// one request per cell is refused before anything runs.
+func TestValidateRanges(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		mod   func(*Spec)
+		field string
+		want  string
+	}{
+		{"negative duration", func(s *Spec) { s.Duration = -5 * time.Second }, "duration", "negative"},
+		{"nanosecond duration", func(s *Spec) { s.Duration = time.Nanosecond }, "duration", "too short to measure"},
+		{"negative warmup", func(s *Spec) { s.Warmup = -time.Second }, "warmup", "negative"},
+		{"zero timeout", func(s *Spec) { s.Timeout = 0 }, "timeout", "before any could come"},
+		{"slow load", func(s *Spec) { s.Rows = []Row{{Rate: 0.5}}; s.Duration = time.Second }, "load",
+			"longer than the whole duration"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := DefaultSpec()
+			c.mod(&s)
+			var fe *kernel.FieldError
+			err := s.Validate()
+			if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(fe.Msg, c.want) {
+				t.Fatalf("Validate() = %v; want a problem with %q saying %q", err, c.field, c.want)
+			}
+		})
 	}
 }

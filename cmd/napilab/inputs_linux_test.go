@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestBadInputRefused: a value out of its range is one sentence naming the flag, status 1, before anything
+// starts (no link opened, no testbed, nothing applied). The same flag is refused the same way in every command
+// that has it. None of these needs root: every check runs before napilab touches the machine. (A negative value
+// must be written --flag=-5s: kong reads "-5s" after a space as a short flag and says so, status 2.)
+func TestBadInputRefused(t *testing.T) {
+	client := []string{"rr", "client", "--dev", "lo", "--peer", "127.0.0.1"}
+	server := []string{"rr", "server", "--dev", "lo"}
+	with := func(base []string, extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{with(client, "--period=-80us"), "--period -80µs is negative"},
+		{with(client, "--period", "0"), "--period 0 is no period"},
+		{with(client, "--outstanding=-1"), "--outstanding -1: a closed loop needs at least one request"},
+		{with(client, "--outstanding", "0"), "--outstanding 0: a closed loop needs at least one request"},
+		{with(client, "--rate", "0.001", "--duration", "1s"), "--rate sends one request every 16m40s, longer than the whole duration (1s)"},
+		{with(client, "--rate", "0.5", "--duration", "1s"), "--rate sends one request every 2s, longer than the whole duration (1s)"},
+		{with(client, "--period", "2s", "--duration", "1s"), "--period sends one request every 2s"},
+		{with(client, "--duration", "1ns"), "--duration 1ns is too short to measure anything"},
+		{with(client, "--duration=-1s"), "--duration -1s is negative"},
+		{with(client, "--count", "0"), "--count 0 would stop before the first request"},
+		{with(client, "--timeout", "0"), "--timeout 0s would give up on replies before any could come"},
+		{with(client, "--warmup=-1s"), "--warmup -1s is negative"},
+		{with(client, "--rate", "0"), "--rate \"0\" is out of range"},
+		{with(client, "--period", "80us", "--outstanding", "4"), "give only one"},
+		{with(client, "--cpu", "4095"), "--cpu 4095 is not a CPU this process can run on"},
+		{with(client, "--csv", "/nonexistent-napilab-dir/x.csv"), "--csv /nonexistent-napilab-dir/x.csv cannot be written"},
+		{with(client, "--csv", "/tmp"), "it is a directory"},
+		{with(server, "--duration=-5s"), "--duration -5s is negative"},
+		{with(server, "--duration", "1ns"), "--duration 1ns is too short to measure anything"},
+		{with(server, "--cpu", "4095"), "--cpu 4095 is not a CPU this process can run on"},
+		{with(server, "--ring", "100"), "--ring size 100 is not a power of two"},
+		{[]string{"demo", "--duration", "1ns"}, "--duration 1ns is too short to measure anything"},
+		{[]string{"demo", "--duration=-5s"}, "--duration -5s is negative"},
+		{[]string{"demo", "--load", "0.5", "--duration", "1s"}, "--load 0.5 sends one request every 2s, longer than the whole duration"},
+		{[]string{"demo", "--ring", "100"}, "--ring size 100 is not a power of two"},
+		{[]string{"demo", "--timeout", "0"}, "--timeout 0s would give up"},
+	} {
+		out, errOut, code := cliRun(t, c.args...)
+		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {
+			t.Errorf("napilab %s: status %d, stdout %q; want 1, nothing started, and %q:\n%s",
+				strings.Join(c.args, " "), code, out, c.want, errOut)
+		}
+	}
+}
