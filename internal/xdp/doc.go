@@ -18,7 +18,13 @@
 // other ports, other protocols, ARP, ICMP and ICMPv6 (neighbour discovery keeps working), QinQ, and frames too short
 // for the headers they announce. Every header access is bounds-checked against data_end for the verifier.
 //
-// The program is about fifty instructions written with cilium/ebpf's asm package, so building napilab needs no
+// Before steering a frame the program stamps it with the time it ran (CLOCK_MONOTONIC) in the frame's XDP
+// metadata area, which reaches the socket's UMEM in front of the frame in copy mode and zero copy alike: the
+// application that takes the frame off its RX ring learns how long it waited there (see StampLen for where the
+// moment lies on each kind of device, and what a driver without metadata support gets). Stamping costs about 40
+// ns per steered frame in the kernel's test runner on a 2-vCPU VM (BenchmarkProgram).
+//
+// The program is about seventy-five instructions written with cilium/ebpf's asm package, so building napilab needs no
 // clang; cilium/ebpf loads it, creates the XSKMAP and attaches the link. Only the attach policy, the error
 // sentences and the query of what is attached (rtnetlink IFLA_XDP, which also sees legacy attachments that bpf
 // link listings do not) are written here.

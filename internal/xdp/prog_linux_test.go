@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -231,6 +232,65 @@ func FuzzProgramMatchesGo(f *testing.F) {
 	})
 }
 
+// TestProgramStampsSteeredFrames runs frames through the program as the kernel's test runner gives them: a
+// steered frame comes back with the arrival stamp in its metadata area, taken between the moments before and
+// after the run on CLOCK_MONOTONIC; a passed frame comes back without metadata; and a program loaded without
+// stamping leaves steered frames alone.
+func TestProgramStampsSteeredFrames(t *testing.T) {
+	testenv.CheckLeaks(t)
+	p := loadForDecisions(t)
+	for _, f := range []frame{{}, {v6: true}, {tags: []uint16{0x8100}}, {dport: 53}, {etherType: 0x0806}} {
+		in := f.bytes()
+		out := make([]byte, len(in)+StampLen)
+		before := monotonic(t)
+		if _, err := p.prog.Run(&ebpf.RunOptions{Data: in, DataOut: out}); err != nil {
+			t.Fatal(err)
+		}
+		after := monotonic(t)
+		if !steers(in, testPort) {
+			if !bytes.Equal(out[:len(in)], in) {
+				t.Errorf("a passed frame came back changed or with metadata: %x", out)
+			}
+			continue
+		}
+		ns, ok := TakeStamp(out[:StampLen])
+		if !ok || ns < before || ns > after {
+			t.Errorf("steered frame: stamp %d, %v; want one between %d and %d", ns, ok, before, after)
+		}
+		if !bytes.Equal(out[StampLen:], in) {
+			t.Errorf("the stamp changed the frame: %x", out[StampLen:])
+		}
+		if _, again := TakeStamp(out[:StampLen]); again {
+			t.Error("TakeStamp left the magic behind: a frame reused without a stamp would read as stamped")
+		}
+	}
+	plain, err := Load(Spec{Port: testPort, fallback: xdpDrop, NoStamp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	in := frame{}.bytes()
+	out := make([]byte, len(in)+StampLen)
+	if _, err := plain.prog.Run(&ebpf.RunOptions{Data: in, DataOut: out}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out[:len(in)], in) {
+		t.Errorf("a program without stamping added metadata: %x", out)
+	}
+	if n, err := p.StampFailures(); err != nil || n != 0 {
+		t.Errorf("StampFailures = %d, %v; the test runner gives every frame a metadata area", n, err)
+	}
+}
+
+func monotonic(t *testing.T) int64 {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return ts.Nano()
+}
+
 // TestRealFallbackPasses checks the production program: a steered frame whose queue has no socket passes.
 func TestRealFallbackPasses(t *testing.T) {
 	testenv.CheckLeaks(t)
@@ -281,15 +341,26 @@ func TestLoadWithoutCapabilities(t *testing.T) {
 	}
 }
 
+// BenchmarkProgram measures the program per frame in the kernel's test runner; "-nostamp" is the program without
+// the arrival stamp, so the difference is what stamping costs.
 func BenchmarkProgram(b *testing.B) {
 	p := loadForDecisions(b)
+	plain, err := Load(Spec{Port: testPort, Queues: 4, fallback: xdpDrop, NoStamp: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plain.Close() })
 	for _, bc := range []struct {
 		name string
 		f    frame
 	}{{"ipv4-steer", frame{}}, {"ipv6-steer", frame{v6: true}}, {"vlan-ipv4-steer", frame{tags: []uint16{0x8100}}},
-		{"ipv4-pass", frame{dport: 53}}, {"arp-pass", frame{etherType: 0x0806}}} {
+		{"ipv4-pass", frame{dport: 53}}, {"arp-pass", frame{etherType: 0x0806}}, {"ipv4-steer-nostamp", frame{}}} {
+		prog := p.prog
+		if strings.HasSuffix(bc.name, "-nostamp") {
+			prog = plain.prog
+		}
 		b.Run(bc.name, func(b *testing.B) {
-			ret, per, err := p.prog.Benchmark(bc.f.bytes(), b.N, b.ResetTimer)
+			ret, per, err := prog.Benchmark(bc.f.bytes(), b.N, b.ResetTimer)
 			if err != nil {
 				b.Fatal(err)
 			}

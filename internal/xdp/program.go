@@ -19,6 +19,7 @@ const (
 const (
 	mdData         = 0
 	mdDataEnd      = 4
+	mdDataMeta     = 8
 	mdRxQueueIndex = 16
 )
 
@@ -38,8 +39,9 @@ const (
 )
 
 const (
-	progName = "napilab_steer" // at most 15 characters (BPF_OBJ_NAME_LEN)
-	mapName  = "napilab_xsks"
+	progName      = "napilab_steer" // at most 15 characters (BPF_OBJ_NAME_LEN)
+	mapName       = "napilab_xsks"
+	stampsMapName = "napilab_nometa"
 )
 
 // netOrder returns the value a 16-bit load of v's network-order bytes yields on this machine, so the program
@@ -50,14 +52,15 @@ func netOrder(v uint16) int32 {
 	return int32(binary.NativeEndian.Uint16(b[:]))
 }
 
-// instructions builds the steering program for spec; xsksFD is the XSKMAP. Registers: R6 context, R2 data,
-// R3 data_end, R7 network header, R8 UDP header, R4 and R5 scratch.
-func instructions(spec Spec, xsksFD int) asm.Instructions {
+// instructions builds the steering program for spec; xsksFD is the XSKMAP, noMetaFD the one-entry array that
+// counts frames the driver refused metadata for. Registers: R6 context, R2 data, R3 data_end, R7 network header,
+// R8 UDP header, R4 and R5 scratch, R9 the arrival time.
+func instructions(spec Spec, xsksFD, noMetaFD int) asm.Instructions {
 	fallback := spec.fallback
 	if fallback == 0 {
 		fallback = xdpPass
 	}
-	return asm.Instructions{
+	parse := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
 		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
@@ -109,10 +112,13 @@ func instructions(spec Spec, xsksFD int) asm.Instructions {
 		asm.Add.Imm(asm.R4, udpLen),
 		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
 
-		// UDP destination port, then the socket of the receiving queue.
+		// UDP destination port.
 		asm.LoadMem(asm.R5, asm.R8, udpDstOff, asm.Half).WithSymbol("udp"),
 		asm.JNE.Imm(asm.R5, netOrder(spec.Port), "pass"),
-		asm.LoadMapPtr(asm.R1, xsksFD),
+	}
+	// The socket of the receiving queue.
+	redirect := asm.Instructions{
+		asm.LoadMapPtr(asm.R1, xsksFD).WithSymbol("redirect"),
 		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
 		asm.Mov.Imm(asm.R3, int32(fallback)),
 		asm.FnRedirectMap.Call(),
@@ -120,5 +126,42 @@ func instructions(spec Spec, xsksFD int) asm.Instructions {
 
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),
+	}
+	if spec.NoStamp {
+		return append(parse, redirect...)
+	}
+	return append(append(parse, stamp(noMetaFD)...), redirect...)
+}
+
+// stamp writes the arrival stamp in front of a steered frame (see Stamp): the time first, then room for the
+// metadata. bpf_xdp_adjust_meta fails where the driver gives XDP no metadata area; the frame is steered without a
+// stamp then, and the failure is counted in the noMeta array, so the application can say why it saw none.
+func stamp(noMetaFD int) asm.Instructions {
+	return asm.Instructions{
+		asm.FnKtimeGetNs.Call(), // CLOCK_MONOTONIC, as the application's clock
+		asm.Mov.Reg(asm.R9, asm.R0),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, -StampLen),
+		asm.FnXdpAdjustMeta.Call(),
+		asm.JNE.Imm(asm.R0, 0, "nometa"),
+		// adjust_meta invalidated every packet pointer: reload, and show the verifier that the area fits.
+		asm.LoadMem(asm.R2, asm.R6, mdDataMeta, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdData, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, StampLen),
+		asm.JGT.Reg(asm.R4, asm.R3, "redirect"),
+		asm.StoreImm(asm.R2, 0, int64(stampMagicWord), asm.Word),
+		asm.StoreImm(asm.R2, 4, 0, asm.Word),
+		asm.StoreMem(asm.R2, 8, asm.R9, asm.DWord),
+		asm.Ja.Label("redirect"),
+
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word).WithSymbol("nometa"),
+		asm.LoadMapPtr(asm.R1, noMetaFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "redirect"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0), // falls through to the redirect
 	}
 }

@@ -19,6 +19,9 @@ type Spec struct {
 	Port uint16
 	// Queues is the number of XSKMAP entries: queue ids 0..Queues-1 can get a socket. 0 means DefaultQueues.
 	Queues int
+	// NoStamp leaves out the arrival stamp (StampLen), for an end that never reads it: it saves the program a
+	// clock read and the metadata area per frame.
+	NoStamp bool
 
 	// fallback is the verdict of a steered frame whose queue has no socket. It is XDP_PASS; tests set it to
 	// XDP_DROP so that BPF_PROG_TEST_RUN tells "steered" from "passed" without a socket.

@@ -23,6 +23,7 @@ type Program struct {
 	spec    Spec
 	prog    *ebpf.Program
 	xsks    *ebpf.Map
+	noMeta  *ebpf.Map // one counter: frames steered without an arrival stamp (see Stamp)
 	link    link.Link // nil until Attach
 	ifindex int
 	device  string
@@ -40,13 +41,35 @@ func Load(spec Spec) (*Program, error) {
 	if err != nil {
 		return nil, loadError("create XSKMAP", err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: progName, Type: ebpf.XDP, License: "Dual MIT/GPL",
-		Instructions: instructions(spec, xsks.FD())})
+	noMeta, err := ebpf.NewMap(&ebpf.MapSpec{Name: stampsMapName, Type: ebpf.Array, KeySize: 4, ValueSize: 8,
+		MaxEntries: 1})
 	if err != nil {
 		xsks.Close()
+		return nil, loadError("create the arrival stamp counter", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: progName, Type: ebpf.XDP, License: "Dual MIT/GPL",
+		Instructions: instructions(spec, xsks.FD(), noMeta.FD())})
+	if err != nil {
+		xsks.Close()
+		noMeta.Close()
 		return nil, loadError("load XDP program", err)
 	}
-	return &Program{spec: spec, prog: prog, xsks: xsks}, nil
+	return &Program{spec: spec, prog: prog, xsks: xsks, noMeta: noMeta}, nil
+}
+
+// StampFailures returns how many frames the program steered without an arrival stamp because the driver gave
+// it no metadata area (bpf_xdp_adjust_meta failed); see Stamp.
+func (p *Program) StampFailures() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.prog == nil {
+		return 0, fmt.Errorf("xdp: stamp failures: %w", os.ErrClosed)
+	}
+	var n uint64
+	if err := p.noMeta.Lookup(uint32(0), &n); err != nil {
+		return 0, kernel.NewOpError("read", stampsMapName, err)
+	}
+	return n, nil
 }
 
 func loadError(op string, err error) error {
@@ -199,8 +222,8 @@ func (p *Program) Close() error {
 		p.link = nil
 	}
 	if p.prog != nil {
-		errs = append(errs, p.prog.Close(), p.xsks.Close())
-		p.prog, p.xsks = nil, nil
+		errs = append(errs, p.prog.Close(), p.xsks.Close(), p.noMeta.Close())
+		p.prog, p.xsks, p.noMeta = nil, nil, nil
 	}
 	p.ifindex = 0
 	return errors.Join(errs...)

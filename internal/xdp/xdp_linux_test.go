@@ -160,7 +160,61 @@ func TestSteering(t *testing.T) {
 	ping(t, a, b.IPv6.Addr())
 }
 
-func waitFrame(t *testing.T, s *xsk.Socket) []byte {
+// TestStampReachesCopyModeSocket checks what xdp.Stamp promises on veth, where AF_XDP runs in copy mode: the
+// program's arrival stamp is copied into the UMEM in front of the frame, in native and in generic mode, and it
+// was taken between the send and the moment the socket had the frame, on the clock the application reads.
+func TestStampReachesCopyModeSocket(t *testing.T) {
+	for _, mode := range []xdp.Mode{xdp.ModeNative, xdp.ModeGeneric} {
+		t.Run(mode.String(), func(t *testing.T) {
+			testenv.CheckLeaks(t)
+			bed := testbedtest.New(t, testbed.Topology{})
+			a, b := bed.A, bed.B
+			p, _ := load(t, b, mode)
+			cfg := xsk.DefaultConfig()
+			cfg.Mode = xsk.ModeCopy
+			var sock *xsk.Socket
+			if err := b.Do(func() (err error) { sock, err = xsk.Open(b.Ifindex, 0, cfg); return err }); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sock.Close() })
+			sock.FillAll(sock.FramePool(0, cfg.FillSize))
+			if err := p.Register(0, sock.FD()); err != nil {
+				t.Fatal(err)
+			}
+			client := testbedtest.ListenUDP(t, a, netip.AddrPortFrom(netip.IPv6Unspecified(), 0))
+			for i := range 3 {
+				before := monotonic(t)
+				if _, err := client.WriteToUDPAddrPort([]byte("stamp me"), netip.AddrPortFrom(b.IPv4.Addr(), port)); err != nil {
+					t.Fatal(err)
+				}
+				d := waitDesc(t, sock)
+				after := monotonic(t)
+				ns, ok := xdp.TakeStamp(sock.Frame(d.Addr-xdp.StampLen, xdp.StampLen))
+				release(sock, d)
+				if !ok || ns < before || ns > after {
+					t.Fatalf("frame %d: stamp %d, %v; want one between the send (%d) and the receipt (%d)", i, ns, ok,
+						before, after)
+				}
+				t.Logf("frame %d waited %v between the program and the socket's reader", i, time.Duration(after-ns))
+			}
+			if n, err := p.StampFailures(); err != nil || n != 0 {
+				t.Fatalf("StampFailures = %d, %v; veth gives XDP a metadata area", n, err)
+			}
+		})
+	}
+}
+
+func monotonic(t *testing.T) int64 {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return ts.Nano()
+}
+
+// waitDesc waits for a frame on s's RX ring and returns its descriptor, leaving the frame to the caller.
+func waitDesc(t *testing.T, s *xsk.Socket) xsk.Desc {
 	t.Helper()
 	deadline := time.Now().Add(hangGuard)
 	for time.Now().Before(deadline) {
@@ -168,17 +222,27 @@ func waitFrame(t *testing.T, s *xsk.Socket) []byte {
 			t.Fatal(err)
 		}
 		if s.RX().Peek(1) == 1 {
-			d := s.RX().Get(0)
-			f := bytes.Clone(s.Frame(d.Addr, d.Len))
-			s.RX().Release(1)
-			s.Fill().Reserve(1)
-			s.Fill().Set(0, s.FrameAddr(s.FrameIndex(d.Addr)))
-			s.Fill().Submit(1)
-			return f
+			return s.RX().Get(0)
 		}
 	}
 	t.Fatal("no frame reached the AF_XDP socket")
-	return nil
+	return xsk.Desc{}
+}
+
+// release hands a frame taken with waitDesc back: off the RX ring, onto the fill ring.
+func release(s *xsk.Socket, d xsk.Desc) {
+	s.RX().Release(1)
+	s.Fill().Reserve(1)
+	s.Fill().Set(0, s.FrameAddr(s.FrameIndex(d.Addr)))
+	s.Fill().Submit(1)
+}
+
+func waitFrame(t *testing.T, s *xsk.Socket) []byte {
+	t.Helper()
+	d := waitDesc(t, s)
+	f := bytes.Clone(s.Frame(d.Addr, d.Len))
+	release(s, d)
+	return f
 }
 
 // ping sends one ICMP or ICMPv6 echo request from host from to dst over a raw socket and waits for the reply.

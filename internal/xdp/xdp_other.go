@@ -33,6 +33,9 @@ func (p *Program) Register(int, int) error { return errOS }
 // Unregister needs Linux.
 func (p *Program) Unregister(int) error { return errOS }
 
+// StampFailures needs Linux.
+func (p *Program) StampFailures() (uint64, error) { return 0, errOS }
+
 // Close needs Linux.
 func (p *Program) Close() error { return nil }
 
