@@ -137,7 +137,8 @@ func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
 		return s.linkError(err)
 	}
 	defer link.Close()
-	opts := rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer, MTU: link.Info.MTU}
+	opts := rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer, MTU: link.Info.MTU,
+		StampFailures: link.Prog.StampFailures}
 	if s.Recompute {
 		opts.Checksums = rr.RecomputeChecksums
 	}
@@ -268,6 +269,7 @@ func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
 	stopSending, runCtx, stopRun := gracefulStop()
 	defer stopRun()
 	l, th := c.link(), c.threads()
+	l.NoStamp = true // arrival stamps are the server's measurement
 	p, err := c.workload()
 	if err != nil {
 		return err

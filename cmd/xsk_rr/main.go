@@ -101,6 +101,7 @@ func datapath(o *options, e engine, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	e.link.NoStamp = !o.server // the xsk_rr payload has no field to carry a server's queueing back
 	link, err := rr.OpenLink(ctx, e.link)
 	if err != nil {
 		return deviceHint(kernel.RenameFields(err, flagOf), e.link.Dev)
@@ -155,7 +156,7 @@ func measure(ctx context.Context, o *options, e engine, link *rr.Link, stopSendi
 func serve(ctx context.Context, o *options, e engine, link *rr.Link, stdout, stderr io.Writer) error {
 	md := newMaxDesc(stdout)
 	srv, err := rr.NewServer(link.Sock, e.svc, e.th, rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer,
-		OnMaxBatch: md.note})
+		OnMaxBatch: md.note, StampFailures: link.Prog.StampFailures})
 	if err != nil {
 		return err
 	}

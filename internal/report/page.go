@@ -155,6 +155,11 @@ func (v *view) runView(i int, r *Run) runView {
 			"and CPU time per request; median (min–max) over repetitions.", Grid: r.grid(SeedStats)},
 		{Caption: "The original xsk_rr's \"pN\" columns for the same runs (means of the lowest N %, as the cover " +
 			"letter's table printed them; not percentiles).", Grid: r.grid([]Stat{XskRRP50, XskRRP99})},
+		{Caption: "Where the round trip went, in ns: how long requests waited on the server's RX ring (queueing, " +
+			"from the XDP program's arrival stamp to the server thread; on veth the stamp is taken in the client's " +
+			"softirq right after it sends), the rest of the round trip from the actual send, the server thread's " +
+			"busy time per request from RX ring to TX ring, and the requests it found per loop iteration; median " +
+			"(min–max) over repetitions, – where a result does not record it.", Grid: r.grid(SplitStats)},
 	}
 	for i := range rv.Tables {
 		rv.Tables[i].Cols = len(r.Modes) + 1

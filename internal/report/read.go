@@ -71,6 +71,7 @@ type Cell struct {
 	Rep     int
 	Skipped string           // why the cell has no figures
 	Client  *rr.ClientResult // the figures; nil when skipped
+	Server  *rr.ServerStats  // the server's own counts and times; nil when not recorded
 	Trace   *Trace           // who polled and how; nil when the result carries no trace
 	// Mismatch says how the observed poller contradicts the mode; empty when they agree or nothing was traced.
 	Mismatch string
@@ -226,6 +227,9 @@ func fromSweep(name string, res *sweep.Result) *Run {
 		}
 		load := run.addLoad(loadOf(c.Row))
 		cell := Cell{Mode: c.Mode, Load: load, Rep: c.Rep, Skipped: c.Skipped, Client: c.Client, Mismatch: c.Mismatch}
+		if c.Server != nil {
+			cell.Server = &c.Server.Stats
+		}
 		if c.Server != nil && c.Server.Trace != nil {
 			a := c.Server.Trace
 			cell.Trace = &Trace{Kind: string(a.Kind), KindShare: a.KindShare, Preemptions: a.Preemptions,

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/sweep"
 )
@@ -33,37 +34,94 @@ type Stat struct {
 	Name string
 	Get  func(*rr.ClientResult) float64
 	Unit string // "ns", "%", "us"
+	// Of, when set, replaces Get: a figure that only some cells record (ok false: not recorded), or one of the
+	// server's.
+	Of func(*Cell) (float64, bool)
 }
 
 // The figures of the cover letter's table, as true percentiles of the latency from the scheduled send time.
 var (
-	P5  = Stat{"p5", func(r *rr.ClientResult) float64 { return float64(r.Latency.P5) }, "ns"}
-	P50 = Stat{"p50", func(r *rr.ClientResult) float64 { return float64(r.Latency.P50) }, "ns"}
-	P95 = Stat{"p95", func(r *rr.ClientResult) float64 { return float64(r.Latency.P95) }, "ns"}
-	P99 = Stat{"p99", func(r *rr.ClientResult) float64 { return float64(r.Latency.P99) }, "ns"}
+	P5  = Stat{Name: "p5", Get: func(r *rr.ClientResult) float64 { return float64(r.Latency.P5) }, Unit: "ns"}
+	P50 = Stat{Name: "p50", Get: func(r *rr.ClientResult) float64 { return float64(r.Latency.P50) }, Unit: "ns"}
+	P95 = Stat{Name: "p95", Get: func(r *rr.ClientResult) float64 { return float64(r.Latency.P95) }, Unit: "ns"}
+	P99 = Stat{Name: "p99", Get: func(r *rr.ClientResult) float64 { return float64(r.Latency.P99) }, Unit: "ns"}
 	// P999 goes past what the cover letter could show.
-	P999 = Stat{"p99.9", func(r *rr.ClientResult) float64 { return float64(r.Latency.P999) }, "ns"}
+	P999 = Stat{Name: "p99.9", Get: func(r *rr.ClientResult) float64 { return float64(r.Latency.P999) }, Unit: "ns"}
 	// CPU is CPU time per request, of the whole process and any kthread polling for it.
-	CPU = Stat{"cpu/req", func(r *rr.ClientResult) float64 { return float64(r.CPUPerRequest) / 1e3 }, "us"}
+	CPU = Stat{Name: "cpu/req", Get: func(r *rr.ClientResult) float64 { return float64(r.CPUPerRequest) / 1e3 }, Unit: "us"}
 	// Loss is the share of requests never answered.
-	Loss = Stat{"lost", func(r *rr.ClientResult) float64 {
+	Loss = Stat{Name: "lost", Unit: "%", Get: func(r *rr.ClientResult) float64 {
 		if r.Sent == 0 {
 			return 0
 		}
 		return 100 * float64(r.Lost) / float64(r.Sent)
-	}, "%"}
+	}}
 	// XskRRP50 and XskRRP99 are the original tool's "p50"/"p99" columns, for comparison with published tables.
-	XskRRP50 = Stat{"xsk_rr p50", func(r *rr.ClientResult) float64 { return float64(r.XskRRPN[1].Value) }, "ns"}
-	XskRRP99 = Stat{"xsk_rr p99", func(r *rr.ClientResult) float64 { return float64(r.XskRRPN[3].Value) }, "ns"}
+	XskRRP50 = Stat{Name: "xsk_rr p50", Get: func(r *rr.ClientResult) float64 { return float64(r.XskRRPN[1].Value) }, Unit: "ns"}
+	XskRRP99 = Stat{Name: "xsk_rr p99", Get: func(r *rr.ClientResult) float64 { return float64(r.XskRRPN[3].Value) }, Unit: "ns"}
 )
 
 // SeedStats are the lines of a cell in the cover letter's table, plus napilab's additions.
 var SeedStats = []Stat{P5, P50, P95, P99, P999, Loss, CPU}
 
+// Where the round trip goes: the server's queueing on its RX ring (from the XDP arrival stamp, napilab payloads)
+// and the rest of the round trip from the actual send, and the server thread's busy time per request and
+// requests per loop iteration that found any.
+var (
+	QueueingP50 = clientSummary("queueing p50", func(r *rr.ClientResult) (hist.Summary, int64) {
+		return r.ServerQueueing, r.ServerQueueing.P50
+	})
+	QueueingP99 = clientSummary("queueing p99", func(r *rr.ClientResult) (hist.Summary, int64) {
+		return r.ServerQueueing, r.ServerQueueing.P99
+	})
+	RestP50 = clientSummary("rest p50", func(r *rr.ClientResult) (hist.Summary, int64) {
+		return r.RestOfTrip, r.RestOfTrip.P50
+	})
+	RestP99 = clientSummary("rest p99", func(r *rr.ClientResult) (hist.Summary, int64) {
+		return r.RestOfTrip, r.RestOfTrip.P99
+	})
+	BusyP50 = Stat{Name: "server busy p50", Unit: "ns", Of: func(c *Cell) (float64, bool) {
+		return float64(c.serverBusy().P50), c.serverBusy().Count > 0
+	}}
+	BusyP99 = Stat{Name: "server busy p99", Unit: "ns", Of: func(c *Cell) (float64, bool) {
+		return float64(c.serverBusy().P99), c.serverBusy().Count > 0
+	}}
+	PerBatch = Stat{Name: "requests/iteration", Unit: "", Of: func(c *Cell) (float64, bool) {
+		if c.Server == nil || c.Server.Batches == 0 {
+			return 0, false
+		}
+		return c.Server.RequestsPerBatch(), true
+	}}
+)
+
+// SplitStats are the lines of the table that says where the round trip went.
+var SplitStats = []Stat{QueueingP50, QueueingP99, RestP50, RestP99, BusyP50, BusyP99, PerBatch}
+
+// clientSummary is a figure of one of the client's summaries that only some results record.
+func clientSummary(name string, pick func(*rr.ClientResult) (hist.Summary, int64)) Stat {
+	return Stat{Name: name, Unit: "ns", Of: func(c *Cell) (float64, bool) {
+		if c.Client == nil {
+			return 0, false
+		}
+		s, v := pick(c.Client)
+		return float64(v), s.Count > 0
+	}}
+}
+
+func (c *Cell) serverBusy() hist.Summary {
+	if c.Server == nil {
+		return hist.Summary{}
+	}
+	return c.Server.Busy
+}
+
 // value summarises one figure over a cell's repetitions: the median, and the spread when there are several.
 func value(cells []*Cell, st Stat) (string, bool) {
 	med, lo, hi, ok := spreadOf(cells, func(c *Cell) (float64, bool) {
-		if c.Client == nil {
+		switch {
+		case st.Of != nil:
+			return st.Of(c)
+		case c.Client == nil:
 			return 0, false
 		}
 		return st.Get(c.Client), true
@@ -87,6 +145,8 @@ func num(v float64, unit string) string {
 			return "0%"
 		}
 		return strconv.FormatFloat(v, 'g', 3, 64) + "%"
+	case "":
+		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64) + unit
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/napilab/napilab/internal/agent"
 	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
@@ -84,5 +86,33 @@ func TestMedianAndSpread(t *testing.T) {
 	}
 	if _, ok := value(run.cellsAt("threaded-busy-poll", run.Loads[0]), P50); ok {
 		t.Fatal("a skipped mode has a value")
+	}
+}
+
+// TestSplitTable: the table of where the round trip went shows the client's split and the server's busy time
+// where a cell records them, and "–" where it does not (an older result, or an xsk_rr payload).
+func TestSplitTable(t *testing.T) {
+	res := sample()
+	for i := range res.Cells {
+		c := &res.Cells[i]
+		if c.Client == nil || c.Mode != "threaded" {
+			continue
+		}
+		c.Client.ServerQueueing = hist.Summary{Count: 999, P50: 1200, P99: 4100}
+		c.Client.RestOfTrip = hist.Summary{Count: 999, P50: 5300, P99: 9000}
+		c.Server = &agent.ServerResult{Stats: rr.ServerStats{Received: 1000, Batches: 800,
+			Busy: hist.Summary{Count: 800, P50: 180, P99: 450}}}
+	}
+	var b bytes.Buffer
+	Table(&b, res, SplitStats)
+	out := b.String()
+	for _, want := range []string{"queueing p50: 1200", "queueing p99: 4100", "rest p50: 5300", "rest p99: 9000",
+		"server busy p50: 180", "server busy p99: 450", "requests/iteration: 1.25"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "queueing p50: 0") {
+		t.Errorf("a cell without a split shows 0 instead of –:\n%s", out)
 	}
 }

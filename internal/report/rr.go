@@ -120,6 +120,10 @@ func latencyRows(w io.Writer, r *rr.ClientResult) {
 	}
 	row("from schedule", r.Latency)
 	row("from send", r.LatencyFromSend)
+	if r.ServerQueueing.Count > 0 {
+		row("server queueing", r.ServerQueueing)
+		row("rest of trip", r.RestOfTrip)
+	}
 	pn := make([]string, 0, 4)
 	for _, c := range r.XskRRPN {
 		pn = append(pn, fmt.Sprintf("p%d %s", c.P, FormatNs(int64(c.Value))))
@@ -134,6 +138,19 @@ func ServerReport(w io.Writer, d *rr.Document) {
 		l.Dev, l.Queue, l.XDPMode, bindWord(l.ZeroCopy), l.NAPIID, d.Service.Reply)
 	fmt.Fprintf(w, "  requests  received %d, replied %d, refused %d%s, checksums fixed %d, TX full %d, largest backlog %d\n",
 		s.Received, s.Replied, s.Refused(), refusals(s), s.ChecksumFixed, s.TXFull, s.MaxBatch)
+	if s.Batches > 0 {
+		fmt.Fprintf(w, "  loop      %.2f requests per iteration that found any (%d iterations, %d empty polls)\n",
+			s.RequestsPerBatch(), s.Batches, s.EmptyPolls)
+	}
+	for _, r := range []struct {
+		name, what string
+		s          hist.Summary
+	}{{"busy", "per request, RX ring to TX ring", s.Busy}, {"queueing", "on the RX ring, from the XDP stamp", s.Queueing}} {
+		if r.s.Count > 0 {
+			fmt.Fprintf(w, "  %-9s p50 %s, p99 %s, p99.9 %s, max %s %s (%d samples)\n", r.name, FormatNs(r.s.P50),
+				FormatNs(r.s.P99), FormatNs(r.s.P999), FormatNs(r.s.Max), r.what, r.s.Count)
+		}
+	}
 	x := s.XSK
 	fmt.Fprintf(w, "  kernel    XDP stats: rx dropped %d, rx ring full %d, fill ring empty %d\n",
 		x.RxDropped, x.RxRingFull, x.RxFillRingEmptyDescs)

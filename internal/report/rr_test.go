@@ -43,3 +43,41 @@ func TestClientReportLoadNotKept(t *testing.T) {
 		t.Fatalf("the report does not say the load was not kept:\n%s", b.String())
 	}
 }
+
+// TestReportsShowTheSplit: the client's summary has rows for the server's queueing and the rest when its result
+// has them, and none when it does not; the server's summary gives its busy time, queueing and batching.
+func TestReportsShowTheSplit(t *testing.T) {
+	rec, _ := hist.New(hist.DefaultConfig())
+	rec.Record(5000)
+	r := &rr.ClientResult{Sent: 1, Answered: 1, Measured: 1, Window: time.Second, Latency: rec.Summary(),
+		LatencyFromSend: rec.Summary()}
+	var b bytes.Buffer
+	ClientReport(&b, clientDoc(r))
+	if strings.Contains(b.String(), "server queueing") {
+		t.Fatalf("a run without a split shows one:\n%s", b.String())
+	}
+	q, rest := rec.Summary(), rec.Summary()
+	q.P50, rest.P50 = 1200, 3800
+	r.ServerQueueing, r.RestOfTrip = q, rest
+	b.Reset()
+	ClientReport(&b, clientDoc(r))
+	for _, want := range []string{"server queueing", "1.20 µs", "rest of trip", "3.80 µs"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("the client's report lacks %q:\n%s", want, b.String())
+		}
+	}
+
+	st := &rr.ServerStats{Received: 10, Replied: 10, Batches: 8, EmptyPolls: 99,
+		Busy: hist.Summary{Count: 8, P50: 150, P99: 420, P999: 420, Max: 420}, Queueing: q}
+	d := rr.NewDocument(rr.RoleServer, rr.DefaultLink("veth-b"), rr.DefaultThreads(), rr.LinkInfo{Dev: "veth-b"})
+	svc := rr.DefaultService()
+	d.Service, d.Server = &svc, st
+	b.Reset()
+	ServerReport(&b, &d)
+	for _, want := range []string{"1.25 requests per iteration", "busy      p50 150 ns, p99 420 ns",
+		"queueing  p50 1.20 µs"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("the server's report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

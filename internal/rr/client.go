@@ -91,17 +91,25 @@ type ClientResult struct {
 	Silent       time.Duration `json:"silent_ns,omitempty"`
 	StoppedEarly bool          `json:"stopped_early,omitempty"`
 
-	Latency         hist.Summary            `json:"latency"`           // from the scheduled send time
-	LatencyFromSend hist.Summary            `json:"latency_from_send"` // from the actual send time
-	SenderLateness  hist.Summary            `json:"sender_lateness"`   // actual minus scheduled send time
-	XskRRPN         [4]hist.XskRRPercentile `json:"xsk_rr_pn"`         // the original's "pN" over the run
-	Intervals       []Interval              `json:"intervals,omitempty"`
-	Usage           *usage.Usage            `json:"usage,omitempty"`
-	CPUPerRequest   time.Duration           `json:"cpu_per_request_ns"`
-	GCCycles        uint64                  `json:"gc_cycles"`
-	XSK             xsk.Statistics          `json:"xsk_stats"`
-	Kicks           xsk.KickStats           `json:"xsk_kicks"`
-	Notes           []note.Note             `json:"notes,omitempty"`
+	Latency         hist.Summary `json:"latency"`           // from the scheduled send time
+	LatencyFromSend hist.Summary `json:"latency_from_send"` // from the actual send time
+	// The round trip from the actual send, split (napilab format) by the time each request waited on the
+	// server's RX ring, as the server measured it from the XDP program's arrival stamp (see xdp.StampLen for
+	// where that moment lies: on veth, in the sender's softirq), and the rest: sending, the way there and back,
+	// the server's work and this end's receiving. Unsplit counts measured replies the server could not say it
+	// for; both summaries are empty when none could.
+	ServerQueueing hist.Summary            `json:"server_queueing,omitzero"`
+	RestOfTrip     hist.Summary            `json:"rest_of_round_trip,omitzero"`
+	Unsplit        uint64                  `json:"unsplit,omitempty"`
+	SenderLateness hist.Summary            `json:"sender_lateness"` // actual minus scheduled send time
+	XskRRPN        [4]hist.XskRRPercentile `json:"xsk_rr_pn"`       // the original's "pN" over the run
+	Intervals      []Interval              `json:"intervals,omitempty"`
+	Usage          *usage.Usage            `json:"usage,omitempty"`
+	CPUPerRequest  time.Duration           `json:"cpu_per_request_ns"`
+	GCCycles       uint64                  `json:"gc_cycles"`
+	XSK            xsk.Statistics          `json:"xsk_stats"`
+	Kicks          xsk.KickStats           `json:"xsk_kicks"`
+	Notes          []note.Note             `json:"notes,omitempty"`
 
 	// LatencyHDR is Latency's whole histogram in HdrHistogram's V2 compressed base64 form (hist.Recorder.Encode),
 	// for percentile plots and .hgrm files.
@@ -372,6 +380,18 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		res.Notes = append(res.Notes, note.Warnf("the latency histogram is missing from the result: %v", err))
 	}
 	res.LatencyFromSend = rep.cumSent.Summary()
+	res.ServerQueueing, res.RestOfTrip, res.Unsplit = rep.cumQueueing.Summary(), rep.cumRest.Summary(), rep.unsplit
+	switch {
+	case c.p.Format != FormatNapilab || res.Unsplit == 0:
+	case res.Unsplit == res.Measured:
+		res.Notes = append(res.Notes, note.Infof("the server's queueing is not measured: its replies carried no "+
+			"queueing time, because it had no arrival stamps (its XDP program could not add metadata on this driver, "+
+			"or the kernel did not pass it on; see the server's notes)"))
+	default:
+		res.Notes = append(res.Notes, note.Infof("%d of %d measured replies carried no server queueing time (the "+
+			"server had no arrival stamp for them); the split of the round trip covers the others",
+			res.Unsplit, res.Measured))
+	}
 	res.SenderLateness = rep.lateness.Summary()
 	res.XskRRPN = rep.cumCompat.Percentiles()
 	res.Intervals = rep.intervals

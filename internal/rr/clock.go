@@ -1,10 +1,6 @@
 package rr
 
-import "time"
-
-// epoch anchors the package's monotonic clock. time.Since reads the monotonic clock through the vDSO, with no
-// system call.
-var epoch = time.Now()
-
-// nanotime is the benchmark's clock: nanoseconds on the monotonic clock since the process started.
-func nanotime() int64 { return int64(time.Since(epoch)) }
+// nanotime is the benchmark's clock: CLOCK_MONOTONIC in ns, read through the vDSO without a system call (about
+// 25 ns on a 2-vCPU VM with the TSC as clocksource). It is the clock of bpf_ktime_get_ns too, so the arrival
+// stamps of the XDP program (xdp.StampLen) and the server's own readings are differences on one clock.
+func nanotime() int64 { return runtimeNano() }

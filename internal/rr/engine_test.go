@@ -3,6 +3,7 @@ package rr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/napilab/napilab/internal/frame"
 	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/testenv"
 	"github.com/napilab/napilab/internal/xsk"
 	"github.com/napilab/napilab/internal/xsk/xsktest"
@@ -78,6 +80,7 @@ type memRun struct {
 	client  clientSpec
 	server  serverSpec
 	srvOpts ServerOptions
+	stamp   bool // the fake kernel stamps frames as napilab's XDP program does
 }
 
 func newMemRun(v6 bool) memRun {
@@ -103,6 +106,9 @@ func (m memRun) run(t *testing.T) (*ClientResult, ServerStats) {
 		t.Fatal(err)
 	}
 	defer pair.Close()
+	if m.stamp {
+		pair.Stamp = nanotime
+	}
 	m.server.Format = m.client.Format
 	m.server.Payload = m.client.Payload
 	srv, err := NewServer(pair.B, m.server.Service, m.server.Threads, m.srvOpts)
@@ -294,5 +300,52 @@ func TestMemRunTwice(t *testing.T) {
 	bad.Payload = 300
 	if err := cli.Set(bad.Workload, bad.Threads); err == nil {
 		t.Fatal("SetParams accepted a new payload size")
+	}
+}
+
+// TestMemSplitsRoundTrip: when frames arrive stamped, every measured napilab reply splits its round trip into
+// the server's queueing and the rest, which add up to the round trip from the send; without stamps nothing is
+// split, and both ends say why. The xsk_rr format has no field for it: only the server counts its queueing.
+func TestMemSplitsRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		format Format
+		stamp  bool
+	}{{FormatNapilab, true}, {FormatNapilab, false}, {FormatXskRR, true}} {
+		t.Run(fmt.Sprintf("%s/stamped=%v", c.format, c.stamp), func(t *testing.T) {
+			m := newMemRun(false)
+			m.client.Format, m.stamp = c.format, c.stamp
+			res, st := m.run(t)
+			checkClean(t, res, 1000)
+			q, rest := res.ServerQueueing, res.RestOfTrip
+			switch {
+			case !c.stamp:
+				if st.Stamped != 0 || q.Count != 0 || rest.Count != 0 || res.Unsplit != 1000 {
+					t.Fatalf("unstamped: server stamped %d, split %d/%d, unsplit %d", st.Stamped, q.Count, rest.Count,
+						res.Unsplit)
+				}
+				if !hasNote(res.Notes, note.Info, "queueing is not measured") || !hasNote(st.Notes, note.Info, "no arrival stamp") {
+					t.Fatalf("no note says why nothing was split: client %v, server %v", res.Notes, st.Notes)
+				}
+			case c.format == FormatXskRR:
+				if st.Stamped != 1000 || st.Queueing.Count != 1000 || q.Count != 0 || res.Unsplit != 0 {
+					t.Fatalf("xsk_rr: server stamped %d (queueing %d), client split %d, unsplit %d", st.Stamped,
+						st.Queueing.Count, q.Count, res.Unsplit)
+				}
+			default:
+				if st.Stamped != 1000 || q.Count != 1000 || rest.Count != 1000 || res.Unsplit != 0 {
+					t.Fatalf("stamped: server stamped %d, split %d/%d, unsplit %d", st.Stamped, q.Count, rest.Count,
+						res.Unsplit)
+				}
+				// Each reply's parts add up to its round trip: so do their means.
+				if d := q.Mean + rest.Mean - res.LatencyFromSend.Mean; d < -1 || d > 1 {
+					t.Fatalf("queueing %.0f + rest %.0f ns != round trip %.0f ns on average", q.Mean, rest.Mean,
+						res.LatencyFromSend.Mean)
+				}
+				if q.Max > res.LatencyFromSend.Max || st.Queueing.Count != 1000 {
+					t.Fatalf("queueing up to %d ns in round trips up to %d ns; server recorded %d", q.Max,
+						res.LatencyFromSend.Max, st.Queueing.Count)
+				}
+			}
+		})
 	}
 }

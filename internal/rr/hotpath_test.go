@@ -78,7 +78,7 @@ func (h *hotPath) serverStep(addr uint64) bool {
 	copy(h.srv.sock.Frame(addr, uint32(len(h.req))), h.req)
 	tx := h.srv.sock.TX()
 	tx.Reserve(1)
-	ok := h.srv.answer(xsk.Desc{Addr: addr, Len: uint32(len(h.req))}, 0)
+	ok := h.srv.answer(xsk.Desc{Addr: addr, Len: uint32(len(h.req))}, 0, nanotime())
 	tx.Cancel(1)
 	return ok
 }

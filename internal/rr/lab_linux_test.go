@@ -50,6 +50,7 @@ func TestLabVirtioEveryDriver(t *testing.T) {
 					if info.XDPMode != "native" || info.ZeroCopy != (bind == BindZeroCopy) || info.NAPIID == 0 {
 						t.Fatalf("virtio link %+v: want native XDP, %s and a NAPI id", info, bind)
 					}
+					checkStamped(t, res, st, b.client.Format)
 					t.Logf("p50 %v p99 %v, %.0f replies/s", time.Duration(res.Latency.P50), time.Duration(res.Latency.P99), res.ReplyRate)
 				})
 			}

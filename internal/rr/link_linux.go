@@ -75,7 +75,7 @@ func openLink(ctx context.Context, o LinkOptions, nsPath string) (_ *Link, err e
 	if err != nil {
 		return nil, err
 	}
-	if l.Prog, err = xdp.Load(xdp.Spec{Port: o.Port}); err != nil {
+	if l.Prog, err = xdp.Load(xdp.Spec{Port: o.Port, NoStamp: o.NoStamp}); err != nil {
 		return nil, err
 	}
 	if err := l.Prog.Register(o.Queue, sock.FD()); err != nil {

@@ -8,12 +8,14 @@ import (
 	"runtime"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
 
 // Link is one end's AF_XDP datapath; AF_XDP exists only on Linux.
 type Link struct {
 	Sock *xsk.Socket
+	Prog *xdp.Program
 	Info LinkInfo
 }
 

@@ -104,6 +104,9 @@ type LinkOptions struct {
 	XDPMode    string `json:"xdp_mode"`    // auto (native, else generic), native or generic
 	NeedWakeup bool   `json:"need_wakeup"` // bind with XDP_USE_NEED_WAKEUP: kick only when the kernel asks
 	Ring       int    `json:"ring"`        // fill and RX ring entries (a power of two); the UMEM holds Ring+TX frames
+	// NoStamp leaves the arrival stamp out of the steering program (xdp.Spec.NoStamp): for a client, which does
+	// not read it. A server needs it to measure how long requests wait on its RX ring.
+	NoStamp bool `json:"no_stamp,omitempty"`
 
 	BusyPoll BusyPoll `json:"busy_poll"`
 }

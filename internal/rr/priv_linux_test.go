@@ -50,6 +50,7 @@ func newBedRunOn(bed *testbed.Testbed, v6 bool) bedRun {
 	c.Period, c.Duration, c.Warmup, c.Count, c.Ring = 50*time.Microsecond, 0, 0, 1000, 4096
 	c.Interval, c.Timeout = 0, replyTimeout
 	c.Colocated = 1 // the server spins on this machine too
+	c.NoStamp = true
 	s := defaultServer()
 	s.Dev, s.Ring = bed.B.Link, 4096
 	return bedRun{bed: bed, client: c, server: s}
@@ -73,7 +74,8 @@ func (b bedRun) run(t *testing.T) (*ClientResult, ServerStats, LinkInfo) {
 	}
 	defer sl.Close()
 	// The server's frames go on its fill ring before the client resolves it: zero copy drops even ARP without.
-	srv, err := NewServer(sl.Sock, b.server.Service, b.server.Threads, ServerOptions{Local: sl.Info.Local, Peer: sl.Info.Peer})
+	srv, err := NewServer(sl.Sock, b.server.Service, b.server.Threads, ServerOptions{Local: sl.Info.Local,
+		Peer: sl.Info.Peer, StampFailures: sl.Prog.StampFailures})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +116,34 @@ func TestPrivEveryDriverAndFormat(t *testing.T) {
 					if info.XDPMode != "native" || info.ZeroCopy {
 						t.Fatalf("veth link %+v: want native XDP and copy mode", info)
 					}
+					checkStamped(t, res, st, format)
 					t.Logf("p50 %v p99 %v (from send: p50 %v), sender lateness p99 %v, %.0f replies/s", time.Duration(res.Latency.P50), time.Duration(res.Latency.P99), time.Duration(res.LatencyFromSend.P50), time.Duration(res.SenderLateness.P99), res.ReplyRate)
 				})
 			}
 		}
+	}
+}
+
+// checkStamped: every request reached the server with its arrival stamp (veth and virtio_net give XDP a
+// metadata area, and copy mode copies it), and with the napilab payload every measured round trip was split.
+func checkStamped(t *testing.T, res *ClientResult, st ServerStats, format Format) {
+	t.Helper()
+	if st.Stamped != st.Received || st.NoMetadata != 0 || st.Queueing.Count != st.Received {
+		t.Fatalf("server: %d of %d requests stamped, %d queueing times, %d refused metadata", st.Stamped,
+			st.Received, st.Queueing.Count, st.NoMetadata)
+	}
+	want := res.Measured
+	if format != FormatNapilab {
+		want = 0
+	}
+	if res.ServerQueueing.Count != want || res.RestOfTrip.Count != want || res.Unsplit != 0 {
+		t.Fatalf("client: %d round trips split (%d rest), %d unsplit; want %d", res.ServerQueueing.Count,
+			res.RestOfTrip.Count, res.Unsplit, want)
+	}
+	if want > 0 {
+		t.Logf("server queueing p50 %v p99 %v, rest p50 %v; server busy per request p50 %v p99 %v",
+			time.Duration(res.ServerQueueing.P50), time.Duration(res.ServerQueueing.P99),
+			time.Duration(res.RestOfTrip.P50), time.Duration(st.Busy.P50), time.Duration(st.Busy.P99))
 	}
 }
 

@@ -122,7 +122,7 @@ func TestParseRate(t *testing.T) {
 
 func TestHeaderRoundTrip(t *testing.T) {
 	b := make([]byte, 64)
-	h := Header{Run: 0xdeadbeef, Seq: 1<<40 + 7, Scheduled: -5, Sent: 1 << 62}
+	h := Header{Run: 0xdeadbeef, Seq: 1<<40 + 7, Scheduled: -5, Sent: 1 << 62, Queueing: 12345}
 	PutHeader(b, h)
 	got, err := ParseHeader(b)
 	if err != nil || got != h {
@@ -163,9 +163,10 @@ func TestPayloadAllocs(t *testing.T) {
 
 func FuzzParseHeader(f *testing.F) {
 	b := make([]byte, HeaderLen+8)
-	PutHeader(b, Header{Run: 9, Seq: 10, Scheduled: 11, Sent: 12})
+	PutHeader(b, Header{Run: 9, Seq: 10, Scheduled: 11, Sent: 12, Queueing: NotQueued})
 	f.Add(b)
-	f.Add([]byte("NLR1"))
+	f.Add([]byte("NLR2"))
+	f.Add([]byte("NLR1 an older napilab's header, 32 bytes"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h, err := ParseHeader(in)
@@ -178,6 +179,30 @@ func FuzzParseHeader(f *testing.F) {
 			t.Fatalf("re-encoding %x gave %x", in[:HeaderLen], out)
 		}
 	})
+}
+
+// TestSplit: a round trip splits into the server's queueing and the rest, which add up to it; a reply without a
+// queueing time is counted, not split; a queueing time above the round trip (a server whose clock runs faster)
+// records the rest at the histogram's floor rather than a negative time.
+func TestSplit(t *testing.T) {
+	s, err := newSample(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.split(10_000, 3_000)
+	s.split(8_000, NotQueued)
+	s.split(5_000, 6_000)
+	if s.queueing.Count() != 2 || s.rest.Count() != 2 || s.unsplit != 1 {
+		t.Fatalf("recorded %d queueing, %d rest, %d unsplit; want 2, 2, 1", s.queueing.Count(), s.rest.Count(),
+			s.unsplit)
+	}
+	if s.queueing.Min() != 3_000 || s.queueing.Max() != 6_000 || s.rest.Max() != 7_000 || s.rest.Min() != 1 {
+		t.Fatalf("queueing %d..%d, rest %d..%d", s.queueing.Min(), s.queueing.Max(), s.rest.Min(), s.rest.Max())
+	}
+	s.reset()
+	if s.queueing.Count() != 0 || s.rest.Count() != 0 || s.unsplit != 0 {
+		t.Fatal("reset kept the split")
+	}
 }
 
 // TestPacerNoDrift drives the schedule with a fake clock that lands at an arbitrary point inside each period,

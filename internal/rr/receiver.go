@@ -152,6 +152,7 @@ func (r *receiver) handle(b []byte, t int64) error {
 	}
 	if h.Scheduled >= r.tl.measureStart {
 		r.cur.record(t-h.Scheduled, t-h.Sent)
+		r.cur.split(t-h.Sent, h.Queueing)
 	}
 	return nil
 }

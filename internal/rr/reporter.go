@@ -19,6 +19,8 @@ type reporter struct {
 	done  chan struct{}
 
 	cumScheduled, cumSent *hist.Recorder
+	cumQueueing, cumRest  *hist.Recorder
+	unsplit               uint64
 	cumCompat             *hist.XskRR
 	lateness              *hist.Recorder // the sender's; read only after the run
 	intervals             []Interval
@@ -34,6 +36,8 @@ func newReporter(p Workload, o ClientOptions, measureStart int64) (*reporter, er
 		return nil, err
 	}
 	r.cumSent, _ = hist.New(hist.DefaultConfig())
+	r.cumQueueing, _ = hist.New(hist.DefaultConfig())
+	r.cumRest, _ = hist.New(hist.DefaultConfig())
 	r.lateness, _ = hist.New(hist.DefaultConfig())
 	for range 2 {
 		s, err := newSample(o.XskRRVersion)
@@ -83,6 +87,9 @@ func (r *reporter) finish(last *sample) {
 func (r *reporter) summarise(s *sample) {
 	_ = r.cumScheduled.Merge(s.fromScheduled) // same Config by construction
 	_ = r.cumSent.Merge(s.fromSent)
+	_ = r.cumQueueing.Merge(s.queueing)
+	_ = r.cumRest.Merge(s.rest)
+	r.unsplit += s.unsplit
 	s.compat.FoldExtremes(r.cumCompat) // xsk_rr's min and max are whole-run
 	iv := Interval{
 		Start:         time.Duration(s.start - r.measureStart).Seconds(),

@@ -11,8 +11,12 @@ type sample struct {
 	fromScheduled *hist.Recorder
 	fromSent      *hist.Recorder
 	compat        *hist.XskRR
-	tries         hist.XskRRTries
-	replies       uint64 // measured replies
+	// The round trip from the send split by the server's queueing (napilab format): the time the request waited
+	// on the server's RX ring, and the rest. unsplit counts measured replies without a queueing time.
+	queueing, rest *hist.Recorder
+	unsplit        uint64
+	tries          hist.XskRRTries
+	replies        uint64 // measured replies
 	// Counters at the end of the interval, for the reporter to difference.
 	sent, answered, lost, reordered uint64
 }
@@ -23,13 +27,18 @@ func newSample(v hist.XskRRVersion) (*sample, error) {
 		return nil, err
 	}
 	b, _ := hist.New(hist.DefaultConfig())
-	return &sample{fromScheduled: a, fromSent: b, compat: hist.NewXskRR(v)}, nil
+	q, _ := hist.New(hist.DefaultConfig())
+	rest, _ := hist.New(hist.DefaultConfig())
+	return &sample{fromScheduled: a, fromSent: b, compat: hist.NewXskRR(v), queueing: q, rest: rest}, nil
 }
 
 // reset prepares a summarised sample for the next turn. The compat histogram keeps its whole-run min and max.
 func (s *sample) reset() {
 	s.fromScheduled.Reset()
 	s.fromSent.Reset()
+	s.queueing.Reset()
+	s.rest.Reset()
+	s.unsplit = 0
 	s.compat.EndInterval()
 	s.tries.Reset()
 	s.replies = 0
@@ -41,6 +50,17 @@ func (s *sample) record(fromScheduled, fromSent int64) {
 	s.fromSent.Record(fromSent)
 	s.compat.Record(uint64(max(fromSent, 0))) // xsk_rr times from the actual send
 	s.replies++
+}
+
+// split adds one measured round trip from the send, rtt, to the split by the server's queueing time (NotQueued:
+// the server had no arrival stamp for the request).
+func (s *sample) split(rtt, queueing int64) {
+	if queueing == NotQueued {
+		s.unsplit++
+		return
+	}
+	s.queueing.Record(queueing)
+	s.rest.Record(rtt - queueing)
 }
 
 // Interval is one reporting interval of a client run.

@@ -159,7 +159,7 @@ func (s *sender) send(scheduled, now int64) bool {
 			s.sh.fail(err)
 			return false
 		}
-		PutHeader(s.hdr[:], Header{Run: s.run, Seq: seq, Scheduled: scheduled, Sent: now})
+		PutHeader(s.hdr[:], Header{Run: s.run, Seq: seq, Scheduled: scheduled, Sent: now, Queueing: NotQueued})
 		_ = pkt.WritePayload(0, s.hdr[:])
 	}
 	// Count the request before the kernel can see it: a reply must never arrive for a sequence number the

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/note"
+	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
 
@@ -33,13 +35,36 @@ type ServerStats struct {
 	PartialChecksum uint64 `json:"partial_checksum"`
 	BadPayload      uint64 `json:"bad_payload"` // with Verify: payloads that failed the check
 
-	ChecksumFixed uint64         `json:"checksum_fixed"` // partial checksums completed (RecomputeChecksums)
-	TXFull        uint64         `json:"tx_full"`        // times the TX ring had no room and requests waited on the RX ring
-	EmptyPolls    uint64         `json:"empty_polls"`    // RX ring peeks that found nothing
-	MaxBatch      uint32         `json:"max_batch"`      // largest number of requests waiting at once (xsk_rr's max_desc)
-	XSK           xsk.Statistics `json:"xsk_stats"`
-	Kicks         xsk.KickStats  `json:"xsk_kicks"`
-	Notes         []note.Note    `json:"notes,omitempty"`
+	ChecksumFixed uint64 `json:"checksum_fixed"` // partial checksums completed (RecomputeChecksums)
+	TXFull        uint64 `json:"tx_full"`        // times the TX ring had no room and requests waited on the RX ring
+	EmptyPolls    uint64 `json:"empty_polls"`    // RX ring peeks that found nothing
+	MaxBatch      uint32 `json:"max_batch"`      // largest number of requests waiting at once (xsk_rr's max_desc)
+	// Batches counts the loop iterations that took requests off the RX ring: Received/Batches is how many each
+	// found (RequestsPerBatch).
+	Batches uint64 `json:"batches"`
+
+	// Stamped counts requests that carried the XDP program's arrival stamp (xdp.StampLen); Queueing is how long
+	// they waited between the program and the server thread taking them off the RX ring. NoMetadata counts frames
+	// the program steered without a stamp because the driver gave it no metadata area (when the server knows).
+	Stamped    uint64       `json:"stamped"`
+	Queueing   hist.Summary `json:"queueing"`
+	NoMetadata uint64       `json:"no_metadata,omitempty"`
+	// Busy is the server thread's busy time per request: from taking a batch off the RX ring to handing its
+	// replies to the TX ring (the TX kick excluded), divided by the batch's requests, measured on every
+	// busySampleEvery-th batch.
+	Busy hist.Summary `json:"busy_per_request"`
+
+	XSK   xsk.Statistics `json:"xsk_stats"`
+	Kicks xsk.KickStats  `json:"xsk_kicks"`
+	Notes []note.Note    `json:"notes,omitempty"`
+}
+
+// RequestsPerBatch is how many requests the loop found, on average, when it found any.
+func (st *ServerStats) RequestsPerBatch() float64 {
+	if st.Batches == 0 {
+		return 0
+	}
+	return float64(st.Received) / float64(st.Batches)
 }
 
 // Refused is the number of requests refused, whatever the reason.
@@ -59,8 +84,23 @@ func (st *ServerStats) notes() []note.Note {
 		out = append(out, note.Warnf("%d requests failed their IPv4 or UDP checksum and were refused: frames are "+
 			"corrupted on the way, or a sender writes wrong checksums", st.BadChecksum))
 	}
+	switch unstamped := st.Received - min(st.Stamped, st.Received); {
+	case unstamped == 0:
+	case st.NoMetadata > 0:
+		out = append(out, note.Infof("%d of %d requests carried no arrival stamp: the driver gives XDP no "+
+			"metadata area (bpf_xdp_adjust_meta failed %d times), so their queueing on the RX ring is not measured",
+			unstamped, st.Received, st.NoMetadata))
+	default:
+		out = append(out, note.Infof("%d of %d requests carried no arrival stamp: the steering program is not "+
+			"napilab's, or the kernel did not pass XDP metadata to the socket, so their queueing on the RX ring "+
+			"is not measured", unstamped, st.Received))
+	}
 	return out
 }
+
+// busySampleEvery is how often (in batches, a power of two) the server reads the clock a second time to measure
+// its busy time: each reading costs about 25 ns on the path of a reply.
+const busySampleEvery = 1
 
 // ServerOptions are the parts of a server run that are not the benchmark's parameters.
 type ServerOptions struct {
@@ -76,6 +116,9 @@ type ServerOptions struct {
 	// MTU is the device's (LinkInfo.MTU): a server that expects one payload size (template replies, Verify)
 	// refuses one that does not fit it. 0: unchecked.
 	MTU int
+	// StampFailures, if set, reads how many frames the steering program could not stamp (the link's
+	// Program.StampFailures): the server's notes then say why requests came without a stamp.
+	StampFailures func() (uint64, error)
 }
 
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
@@ -95,6 +138,10 @@ type Server struct {
 	tplLen   uint32
 	tplPayld int
 	noFrame  bool // answer found no free template frame: the request stays on the RX ring
+
+	queue, busy *hist.Recorder // Queueing and Busy of the current run
+	hdr         [HeaderLen]byte
+	queued      [8]byte
 }
 
 // NewServer checks svc and th and prepares a server on sock, which must be bound and steered. o.Local is the
@@ -123,6 +170,8 @@ func NewServer(sock *xsk.Socket, svc Service, th Threads, o ServerOptions) (*Ser
 			cfg.FrameCount, cfg.FillSize, cfg.TXSize)
 	}
 	s := &Server{p: svc, th: th, o: o, sock: sock, ready: make(chan struct{})}
+	s.queue, _ = hist.New(hist.DefaultConfig())
+	s.busy, _ = hist.New(hist.DefaultConfig())
 	// Receive frames go to the fill ring now, not at the first Run: a zero-copy driver drops every frame, ARP
 	// and neighbour discovery included, while its fill ring is empty, so a client could not even find this end.
 	if err := s.prepare(); err != nil {
@@ -154,6 +203,12 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 	defer s.markReady()
 	s.stop.Store(false)
 	s.st = ServerStats{}
+	s.queue.Reset()
+	s.busy.Reset()
+	var failed0 uint64
+	if s.o.StampFailures != nil {
+		failed0, _ = s.o.StampFailures()
+	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	spinners := 1
 	if s.th.Poll == PollSeparate {
@@ -181,6 +236,12 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 		s.st.XSK = st
 	}
 	s.st.Kicks = s.sock.KickStats()
+	s.st.Queueing, s.st.Busy = s.queue.Summary(), s.busy.Summary()
+	if s.o.StampFailures != nil {
+		if n, err := s.o.StampFailures(); err == nil {
+			s.st.NoMetadata = n - min(failed0, n)
+		}
+	}
 	s.st.Notes = s.st.notes()
 	return s.st, err
 }
@@ -233,75 +294,91 @@ func (s *Server) prepare() error {
 
 // loop is the server thread.
 func (s *Server) loop() error {
-	rx, tx := s.sock.RX(), s.sock.TX()
 	batch := uint32(rxBatch)
 	if s.p.Delay > 0 {
 		batch = 1 // one request, one delay, one reply: as xsk_rr
 	}
 	for !s.stop.Load() {
-		n := rx.Peek(batch)
-		if n == 0 {
-			s.st.EmptyPolls++
-			if err := s.idle(); err != nil {
-				return err
+		if err := s.serve(batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve is one iteration of the server loop: it answers up to batch requests waiting on the RX ring, or idles
+// when there are none.
+func (s *Server) serve(batch uint32) error {
+	rx, tx := s.sock.RX(), s.sock.TX()
+	n := rx.Peek(batch)
+	if n == 0 {
+		s.st.EmptyPolls++
+		return s.idle()
+	}
+	taken := nanotime() // the moment these requests left the RX ring
+	if n > s.st.MaxBatch {
+		s.st.MaxBatch = n
+		if s.o.OnMaxBatch != nil {
+			s.o.OnMaxBatch(n)
+		}
+	}
+	got := tx.Reserve(n)
+	if got < n {
+		// Make room and reserve the batch again as a whole: Set indexes from the latest reservation's start.
+		tx.Cancel(got)
+		s.reclaim()
+		if err := s.sock.KickTX(); err != nil {
+			return err
+		}
+		if got = tx.Reserve(n); got < n {
+			// Answer what fits and leave the rest on the RX ring for the next round: a slow transmit (copy
+			// mode on a busy or emulated CPU) delays replies, it must not drop requests.
+			s.st.TXFull++
+			rx.Cancel(n - got)
+			if n = got; n == 0 {
+				return nil
 			}
+		}
+	}
+	replies := uint32(0)
+	for i := uint32(0); i < n; i++ {
+		d := rx.Get(i)
+		ok := s.answer(d, replies, taken)
+		if s.noFrame {
+			// Template replies only: no reply frame is free even after a kick. This request and the rest
+			// wait on the RX ring for the next round, as when the TX ring is full.
+			s.noFrame = false
+			s.st.TXFull++
+			rx.Cancel(n - i)
+			n = i
+			break
+		}
+		s.st.Received++
+		if !ok {
+			s.recycle(d.Addr)
 			continue
 		}
-		if n > s.st.MaxBatch {
-			s.st.MaxBatch = n
-			if s.o.OnMaxBatch != nil {
-				s.o.OnMaxBatch(n)
-			}
-		}
-		got := tx.Reserve(n)
-		if got < n {
-			// Make room and reserve the batch again as a whole: Set indexes from the latest reservation's start.
-			tx.Cancel(got)
-			s.reclaim()
-			if err := s.sock.KickTX(); err != nil {
-				return err
-			}
-			if got = tx.Reserve(n); got < n {
-				// Answer what fits and leave the rest on the RX ring for the next round: a slow transmit (copy
-				// mode on a busy or emulated CPU) delays replies, it must not drop requests.
-				s.st.TXFull++
-				rx.Cancel(n - got)
-				if n = got; n == 0 {
-					continue
-				}
-			}
-		}
-		replies := uint32(0)
-		for i := uint32(0); i < n; i++ {
-			d := rx.Get(i)
-			ok := s.answer(d, replies)
-			if s.noFrame {
-				// Template replies only: no reply frame is free even after a kick. This request and the rest
-				// wait on the RX ring for the next round, as when the TX ring is full.
-				s.noFrame = false
-				s.st.TXFull++
-				rx.Cancel(n - i)
-				n = i
-				break
-			}
-			s.st.Received++
-			if !ok {
-				s.recycle(d.Addr)
-				continue
-			}
-			replies++
-		}
-		rx.Release(n)
-		tx.Cancel(got - replies)
-		tx.Submit(replies)
-		s.st.Replied += uint64(replies)
-		if replies > 0 {
-			if err := s.kickTX(); err != nil {
-				return err
-			}
-		}
-		s.reclaim()
+		replies++
 	}
+	rx.Release(n)
+	tx.Cancel(got - replies)
+	tx.Submit(replies)
+	s.st.Replied += uint64(replies)
+	s.st.Batches++
+	var handed int64
+	sample := n > 0 && s.st.Batches%busySampleEvery == 0
+	if sample {
+		handed = nanotime()
+	}
+	if replies > 0 {
+		if err := s.kickTX(); err != nil {
+			return err
+		}
+	}
+	if sample {
+		s.busy.Record((handed - taken) / int64(n))
+	}
+	s.reclaim()
 	return nil
 }
 
@@ -323,7 +400,13 @@ func (s *Server) idle() error {
 // answer turns the request in d into the i-th slot of the current TX reservation, or reports false when the
 // request is refused (counted by reason; the caller then recycles its frame). The checks go cheapest first, and
 // a request is answered only when its reply is a valid frame: checksums that verify, unicast addresses.
-func (s *Server) answer(d xsk.Desc, i uint32) bool {
+func (s *Server) answer(d xsk.Desc, i uint32, taken int64) bool {
+	queued := int64(NotQueued)
+	if ts, ok := xdp.TakeStamp(s.sock.Frame(d.Addr-xdp.StampLen, xdp.StampLen)); ok {
+		queued = max(taken-ts, 0)
+		s.st.Stamped++
+		s.queue.Record(queued)
+	}
 	pkt, err := frame.Parse(s.sock.Frame(d.Addr, d.Len))
 	if err != nil {
 		s.st.Malformed++
@@ -344,7 +427,7 @@ func (s *Server) answer(d xsk.Desc, i uint32) bool {
 		return false
 	}
 	if s.p.Reply == ReplyTemplate {
-		return s.answerTemplate(pkt, d, i)
+		return s.answerTemplate(pkt, d, i, queued)
 	}
 	if pkt.Ethernet().Dst() != s.o.Local.MAC || pkt.CheckReplyAddrs() != nil {
 		s.st.BadAddress++
@@ -362,6 +445,10 @@ func (s *Server) answer(d xsk.Desc, i uint32) bool {
 	if fixed {
 		s.st.ChecksumFixed++
 	}
+	if queued != NotQueued && s.p.Format == FormatNapilab {
+		PutQueueing(&s.queued, queued)
+		_ = pkt.WritePayload(QueueingOffset, s.queued[:]) // fits: the payload holds a header
+	}
 	s.delay()
 	s.sock.TX().Set(i, xsk.Desc{Addr: d.Addr, Len: uint32(pkt.Len())})
 	return true
@@ -369,7 +456,7 @@ func (s *Server) answer(d xsk.Desc, i uint32) bool {
 
 // answerTemplate answers with a frame of the pre-built reply, which goes to the configured peer whoever asked;
 // the request's checksums are checked all the same, so a corrupted request is not counted as answered.
-func (s *Server) answerTemplate(pkt frame.Packet, d xsk.Desc, i uint32) bool {
+func (s *Server) answerTemplate(pkt frame.Packet, d xsk.Desc, i uint32, queued int64) bool {
 	if err := pkt.CheckRequest(s.o.Checksums); err != nil {
 		s.refuseChecksum(err)
 		return false
@@ -393,8 +480,13 @@ func (s *Server) answerTemplate(pkt frame.Packet, d xsk.Desc, i uint32) bool {
 	s.delay()
 	reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
 	if err == nil && s.p.Format == FormatNapilab {
-		// The napilab payload carries the request's identity back; an xsk_rr payload is the template's own.
-		err = reply.WritePayload(0, pkt.Payload())
+		// The napilab header carries the request's identity back, with the queueing filled in; the padding is
+		// the template's own, as an xsk_rr payload is.
+		copy(s.hdr[:], pkt.Payload())
+		if queued != NotQueued {
+			PutQueueing((*[8]byte)(s.hdr[QueueingOffset:]), queued)
+		}
+		err = reply.WritePayload(0, s.hdr[:])
 	}
 	if err != nil { // the template parsed when built; cannot happen
 		s.pool.Push(addr)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/napilab/napilab/internal/frame"
+	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 	"github.com/napilab/napilab/internal/xsk/xsktest"
 )
@@ -31,16 +32,26 @@ func newServerUnderTest(t *testing.T, svc Service, o ServerOptions) *serverUnder
 	return &serverUnderTest{pair: pair, srv: srv, addr: srv.sock.FrameAddr(0) + xsk.XDPPacketHeadroom}
 }
 
-// answer hands req to the server's answer step and returns whether it replied, and the reply as the other end
-// of the pair receives it.
+// answer hands req to the server's answer step, without an arrival stamp, and returns whether it replied, and
+// the reply as the other end of the pair receives it.
 func (u *serverUnderTest) answer(t *testing.T, req []byte) (bool, []byte) {
 	t.Helper()
+	return u.answerStamped(t, req, -1, 0)
+}
+
+// answerStamped is answer for a request the XDP program stamped at arrived (none when negative) and the server
+// took off the RX ring at taken.
+func (u *serverUnderTest) answerStamped(t *testing.T, req []byte, arrived, taken int64) (bool, []byte) {
+	t.Helper()
 	copy(u.srv.sock.Frame(u.addr, uint32(len(req))), req)
+	if arrived >= 0 {
+		xdp.PutStamp(u.srv.sock.Frame(u.addr-xdp.StampLen, xdp.StampLen), arrived)
+	}
 	tx := u.srv.sock.TX()
 	if tx.Reserve(1) != 1 {
 		t.Fatal("no TX slot")
 	}
-	if !u.srv.answer(xsk.Desc{Addr: u.addr, Len: uint32(len(req))}, 0) {
+	if !u.srv.answer(xsk.Desc{Addr: u.addr, Len: uint32(len(req))}, 0, taken) {
 		tx.Cancel(1)
 		return false, nil
 	}
@@ -220,5 +231,65 @@ func TestServerTemplateChecks(t *testing.T) {
 	bcast.MAC = frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	if _, err := NewServer(pair.B, svc, DefaultThreads(), ServerOptions{Local: se, Peer: bcast}); err == nil {
 		t.Fatal("a template reply to a broadcast MAC was accepted")
+	}
+}
+
+// TestServerWritesQueueing: a stamped napilab request gets its queueing time, from the arrival stamp to the
+// moment the server took it, written into its reply, echoed or from the template, with checksums that still
+// verify; an unstamped one keeps "not queued"; the stamp is erased once read, so a frame that comes back without
+// one is not read as stamped again; xsk_rr payloads are left alone but their queueing is counted all the same.
+func TestServerWritesQueueing(t *testing.T) {
+	ce, se := endpoints(false)
+	for _, reply := range []ReplyStyle{ReplyEcho, ReplyTemplate} {
+		for _, format := range []Format{FormatNapilab, FormatXskRR} {
+			t.Run(string(reply)+"/"+string(format), func(t *testing.T) {
+				svc := DefaultService()
+				svc.Reply, svc.Format = reply, format
+				u := newServerUnderTest(t, svc, ServerOptions{Local: se, Peer: ce})
+				req := request(t, ce, se, 200)
+				if format == FormatXskRR {
+					FillPad(mustParse(t, req).Payload()) // checksums are not the point here
+					p := mustParse(t, req)
+					p.UDP().SetChecksum(0)
+				} else {
+					p := mustParse(t, req)
+					var q [8]byte
+					PutQueueing(&q, NotQueued)
+					if err := p.WritePayload(QueueingOffset, q[:]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, c := range []struct {
+					arrived, taken, want int64
+				}{{1_000_000, 1_000_800, 800}, {-1, 2_000_000, NotQueued}, {5_000, 5_000, 0}} {
+					ok, out := u.answerStamped(t, req, c.arrived, c.taken)
+					if !ok {
+						t.Fatalf("refused: %+v", u.srv.st)
+					}
+					p := mustParse(t, out)
+					if err := p.VerifyChecksums(); err != nil {
+						t.Fatalf("reply checksums: %v", err)
+					}
+					if format == FormatXskRR {
+						if CheckPad(p.Payload()) != nil {
+							t.Fatalf("the server wrote into an xsk_rr payload: %q", p.Payload())
+						}
+						continue
+					}
+					h, err := ParseHeader(p.Payload())
+					if err != nil || h.Queueing != c.want || h.Run != 1 || h.Seq != 2 {
+						t.Fatalf("stamp %d taken %d: reply header %+v, %v; want queueing %d and the request's identity",
+							c.arrived, c.taken, h, err, c.want)
+					}
+				}
+				if u.srv.st.Stamped != 2 || u.srv.queue.Count() != 2 || u.srv.queue.Max() != 800 {
+					t.Fatalf("stamped %d, queueing recorded %d (max %d); want 2 and 800 ns at most", u.srv.st.Stamped,
+						u.srv.queue.Count(), u.srv.queue.Max())
+				}
+				if _, ok := xdp.TakeStamp(u.srv.sock.Frame(u.addr-xdp.StampLen, xdp.StampLen)); ok {
+					t.Fatal("the stamp is still in front of the frame after the server read it")
+				}
+			})
+		}
 	}
 }

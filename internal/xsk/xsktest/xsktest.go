@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
 
@@ -29,8 +30,12 @@ const kickBudget = 32
 // Pair is two in-memory sockets, A and B, whose frames cross to each other. Close the Pair, not the sockets.
 type Pair struct {
 	A, B *xsk.Socket
-	ends [2]end
-	once sync.Once
+	// Stamp, if set before traffic starts, is the clock of a steering program that stamps every frame it
+	// delivers, as napilab's XDP program does (xdp.StampLen): the stamp goes in front of the frame in the UMEM.
+	// Nil stands for a driver without XDP metadata: frames arrive unstamped.
+	Stamp func() int64
+	ends  [2]end
+	once  sync.Once
 }
 
 // end is one socket and the fake kernel's view of it.
@@ -192,6 +197,9 @@ func (e *end) receive(pkt []byte) {
 	}
 	rxAddr := e.sock.FrameAddr(e.sock.FrameIndex(addr)) + xsk.XDPPacketHeadroom + uint64(cfg.Headroom)
 	copy(e.sock.Frame(rxAddr, uint32(len(pkt))), pkt)
+	if e.pair.Stamp != nil {
+		xdp.PutStamp(e.sock.Frame(rxAddr-xdp.StampLen, xdp.StampLen), e.pair.Stamp())
+	}
 	rx.Set(0, xsk.Desc{Addr: rxAddr, Len: uint32(len(pkt))})
 	rx.Submit(1)
 	fill.Release(1)
