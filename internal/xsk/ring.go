@@ -81,7 +81,10 @@ func (p *Producer[T]) Set(i uint32, v T) { p.entries[(p.batch+i)&p.mask] = v }
 // Submit makes the oldest n reserved slots visible to the consumer, in reservation order. It never submits more
 // than was reserved.
 func (p *Producer[T]) Submit(n uint32) {
-	p.published += min(n, p.next-p.published)
+	if n = min(n, p.next-p.published); n == 0 {
+		return // a store of the same index would still take the cache line away from the consumer
+	}
+	p.published += n
 	atomic.StoreUint32(p.producer, p.published)
 }
 
@@ -133,7 +136,10 @@ func (c *Consumer[T]) Get(i uint32) T { return c.entries[(c.batch+i)&c.mask] }
 // Release returns the oldest n peeked slots to the producer, in peek order. It never releases more than was
 // peeked.
 func (c *Consumer[T]) Release(n uint32) {
-	c.released += min(n, c.next-c.released)
+	if n = min(n, c.next-c.released); n == 0 {
+		return // a store of the same index would still take the cache line away from the producer
+	}
+	c.released += n
 	atomic.StoreUint32(c.consumer, c.released)
 }
 
