@@ -101,7 +101,7 @@ func datapath(o *options, e engine, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	e.link.NoStamp = !o.server // the xsk_rr payload has no field to carry a server's queueing back
+	e.link.NoStamp = true // the xsk_rr payload has no field for a server's queueing: no end needs the stamps
 	link, err := rr.OpenLink(ctx, e.link)
 	if err != nil {
 		return deviceHint(kernel.RenameFields(err, flagOf), e.link.Dev)
@@ -155,8 +155,10 @@ func measure(ctx context.Context, o *options, e engine, link *rr.Link, stopSendi
 
 func serve(ctx context.Context, o *options, e engine, link *rr.Link, stdout, stderr io.Writer) error {
 	md := newMaxDesc(stdout)
+	// Like the original's server, this one never reads a request's payload unless -v asks: no checksums, no
+	// arrival stamps.
 	srv, err := rr.NewServer(link.Sock, e.svc, e.th, rr.ServerOptions{Local: link.Info.Local, Peer: link.Info.Peer,
-		OnMaxBatch: md.note, StampFailures: link.Prog.StampFailures})
+		OnMaxBatch: md.note, Checksums: rr.TrustChecksums, IgnoreStamps: true})
 	if err != nil {
 		return err
 	}
@@ -278,7 +280,9 @@ and, when stopped, after a final report for the partial interval:
                                          lost = never answered, after waiting up to 1 s for the replies
                                          in flight; late-p99 = how late sends were against the schedule
 Server output: "max_desc: N" whenever the backlog of waiting requests grows, and when stopped
-  total: received: N replied: N malformed: N bad-payload: N tx-full: N max_desc: N
+  total: received: N replied: N malformed: N bad-payload: N tx-full: N max_desc: N busy-p50: NS busy-p99: NS
+                                         busy = the server thread's time per request from taking it off the
+                                         RX ring to handing the reply to the TX ring (one batch in 16 timed)
 With -t both roles print "Do rx polling in separate thread" and "Doing rx polling in separate thread";
 with -T the client prints "send in separate thread", as the original does.
 
@@ -306,7 +310,9 @@ Where napilab differs from the original, and why:
   - max_desc shows the real backlog: the original peeks one descriptor at a time, so it only ever prints
     "max_desc: 1".
   - The server's -v drops and counts a request that fails the check (see its total line) instead of exiting
-    with "bad packet content"; the client's -v exits with it, as the original.
+    with "bad packet content"; the client's -v exits with it, as the original. Without -v the server reads
+    only a request's headers (a frame too short for them, or of another payload size, is counted and not
+    answered) and, as the original, not its checksums or payload.
   - Refused instead of silently ignored: -t with -n (the original polls from the thread), -T without -P (the
     original runs a closed loop), -T with -h, -l 0 (the original divides by zero), a port or count that does
     not fit its field.

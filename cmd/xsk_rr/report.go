@@ -51,6 +51,8 @@ func appendServerTotal(dst []byte, st rr.ServerStats) []byte {
 	dst = appendInt(dst, " refused: ", int64(st.Refused())) // every reason, the two above included
 	dst = appendInt(dst, " tx-full: ", int64(st.TXFull))
 	dst = appendInt(dst, " max_desc: ", int64(st.MaxBatch))
+	dst = appendInt(dst, " busy-p50: ", st.Busy.P50)
+	dst = appendInt(dst, " busy-p99: ", st.Busy.P99)
 	return append(dst, '\n')
 }
 

@@ -149,3 +149,29 @@ func BenchmarkAnswer(b *testing.B) {
 		})
 	}
 }
+
+// TestTrustChecksums: under TrustChecksums every request is answered by swapping alone, whatever its checksums
+// say: a valid one gets a valid reply, a corrupted one a reply with the same checksum fields (invalid in the same
+// way), and CheckRequest refuses nothing.
+func TestTrustChecksums(t *testing.T) {
+	for _, s := range []Spec{specV4, specV6} {
+		valid := build(t, s, 61)
+		req := append([]byte(nil), valid...)
+		if fixed, err := parse(t, valid).Answer(TrustChecksums); err != nil || fixed {
+			t.Fatalf("Answer = %v, %v", fixed, err)
+		}
+		checkReply(t, req, valid)
+		if err := parse(t, valid).VerifyChecksums(); err != nil {
+			t.Fatalf("a valid request's reply does not verify: %v", err)
+		}
+		bad := build(t, s, 61)
+		bad[len(bad)-1] ^= 0x40
+		if err := parse(t, bad).CheckRequest(TrustChecksums); err != nil {
+			t.Fatalf("CheckRequest refused a request under trust: %v", err)
+		}
+		sum := parse(t, bad).UDP().Checksum()
+		if _, err := parse(t, bad).Answer(TrustChecksums); err != nil || parse(t, bad).UDP().Checksum() != sum {
+			t.Fatalf("a corrupted request under trust: %v, checksum %#x → %#x", err, sum, parse(t, bad).UDP().Checksum())
+		}
+	}
+}

@@ -33,7 +33,7 @@ func TestXskRRToyExample(t *testing.T) {
 		t.Errorf("in sequence: %v, want %v", got, want)
 	}
 	fresh := x.buckets
-	if got := xskRRPercentile(&fresh, 99); got != (XskRRPercentile{99, 198, 13400}) {
+	if got := xskRRPercentile(fresh[:], 99); got != (XskRRPercentile{99, 198, 13400}) {
 		t.Errorf("p99 alone: %+v, want count 198, 13400", got)
 	}
 	// Percentiles works on a copy: asking again gives the same answer.
@@ -53,7 +53,7 @@ func TestXskRRTruncatesEveryStep(t *testing.T) {
 	}
 	record(x, 13400, 6)
 	b := x.buckets
-	if got := xskRRPercentile(&b, 50); got != (XskRRPercentile{50, 5, 13000}) {
+	if got := xskRRPercentile(b[:], 50); got != (XskRRPercentile{50, 5, 13000}) {
 		t.Errorf("p50 = %+v, want count 5, 13000", got)
 	}
 }
@@ -122,7 +122,7 @@ func TestXskRRClippingOrder(t *testing.T) {
 	}
 	seq := x.Percentiles()
 	fresh := x.buckets
-	alone := xskRRPercentile(&fresh, 99)
+	alone := xskRRPercentile(fresh[:], 99)
 	if seq[0].Count != 50 || seq[1].Count != 495 {
 		t.Errorf("targets p5 %d, p50 %d; want 50 and 495", seq[0].Count, seq[1].Count)
 	}
@@ -259,7 +259,7 @@ func TestXskRRTakingTurns(t *testing.T) {
 			cur.Record(rtt)
 		}
 		if prev != nil {
-			cur.FoldExtremes(prev)
+			cur.FoldExtremes(prev.Min(), prev.Max())
 		}
 		e := XskRRExtras{Rate: uint64(len(iv))}
 		want := string(one.AppendReport(nil, e))

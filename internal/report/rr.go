@@ -139,8 +139,8 @@ func ServerReport(w io.Writer, d *rr.Document) {
 	fmt.Fprintf(w, "  requests  received %d, replied %d, refused %d%s, checksums fixed %d, TX full %d, largest backlog %d\n",
 		s.Received, s.Replied, s.Refused(), refusals(s), s.ChecksumFixed, s.TXFull, s.MaxBatch)
 	if s.Batches > 0 {
-		fmt.Fprintf(w, "  loop      %.2f requests per iteration that found any (%d iterations, %d empty polls)\n",
-			s.RequestsPerBatch(), s.Batches, s.EmptyPolls)
+		fmt.Fprintf(w, "  loop      %.2f requests per iteration that found any (%d iterations, %d empty polls); "+
+			"GC cycles %d\n", s.RequestsPerBatch(), s.Batches, s.EmptyPolls, s.GCCycles)
 	}
 	for _, r := range []struct {
 		name, what string

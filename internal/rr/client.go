@@ -276,7 +276,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	if c.p.Format == FormatXskRR {
 		snd.fifo = newFIFO(fifoWindow)
 	}
-	rcv := &receiver{sock: c.sock, p: &c.p, poll: c.th.Poll, sh: sh, tl: tl, snd: snd, rep: rep, run: snd.run,
+	rcv := &receiver{sock: c.sock, p: &c.p, poll: c.th.Poll, sh: sh, tl: tl, snd: snd, rep: rep, whole: rep.run, run: snd.run,
 		port: c.o.Local.Port, payloadLen: c.p.Payload}
 	if c.p.Format == FormatNapilab {
 		rcv.tracker = NewTracker(trackerWindow)
@@ -294,6 +294,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 			defer wg.Done()
 			tid, err := lockThread("rr-send", pinFor(c.th.CPUs, 1), c.th.FIFO)
 			tids.set("sender", tid)
+			defer spinningLoops.spin(tid, pinFor(c.th.CPUs, 1), c.th.Colocated)()
 			if err != nil {
 				sh.fail(fmt.Errorf("sender thread: %w", err))
 				return
@@ -307,6 +308,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 			defer wg.Done()
 			tid, err := lockThread("rr-kick", pinFor(c.th.CPUs, 2), c.th.FIFO)
 			tids.set("poller", tid)
+			defer spinningLoops.spin(tid, pinFor(c.th.CPUs, 2), c.th.Colocated)()
 			if err != nil {
 				sh.fail(fmt.Errorf("poller thread: %w", err))
 				return
@@ -322,6 +324,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 		defer close(rcvDone)
 		tid, err := lockThread("rr-recv", pinFor(c.th.CPUs, 0), c.th.FIFO)
 		tids.set("receiver", tid)
+		defer spinningLoops.spin(tid, pinFor(c.th.CPUs, 0), c.th.Colocated)()
 		if err != nil {
 			sh.fail(fmt.Errorf("receive thread: %w", err))
 			return
@@ -374,13 +377,14 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 			res.Silent = silent
 		}
 	}
-	res.Measured = rep.cumScheduled.Count()
-	res.Latency = rep.cumScheduled.Summary()
-	if res.LatencyHDR, err = rep.cumScheduled.Encode(); err != nil {
+	run := rep.run
+	res.Measured = run.fromScheduled.Count()
+	res.Latency = run.fromScheduled.Summary()
+	if res.LatencyHDR, err = run.fromScheduled.Encode(); err != nil {
 		res.Notes = append(res.Notes, note.Warnf("the latency histogram is missing from the result: %v", err))
 	}
-	res.LatencyFromSend = rep.cumSent.Summary()
-	res.ServerQueueing, res.RestOfTrip, res.Unsplit = rep.cumQueueing.Summary(), rep.cumRest.Summary(), rep.unsplit
+	res.LatencyFromSend = run.fromSent.Summary()
+	res.ServerQueueing, res.RestOfTrip, res.Unsplit = run.queueing.Summary(), run.rest.Summary(), run.unsplit
 	switch {
 	case c.p.Format != FormatNapilab || res.Unsplit == 0:
 	case res.Unsplit == res.Measured:
@@ -393,7 +397,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 			res.Unsplit, res.Measured))
 	}
 	res.SenderLateness = rep.lateness.Summary()
-	res.XskRRPN = rep.cumCompat.Percentiles()
+	res.XskRRPN = run.compat.Percentiles()
 	res.Intervals = rep.intervals
 	res.GCCycles = usage.GCCycles() - gcBefore
 

@@ -19,5 +19,17 @@
 //   - The per-packet path allocates nothing, takes no lock and makes only the kicks the poll mode calls for; each
 //     spinning loop runs on its own locked OS thread that can be pinned, and interval reports are produced by a
 //     separate goroutine, never by the measuring thread. GC is off during a run.
-//   - CPU cost is measured beside latency (package usage).
+//   - CPU cost is measured beside latency (package usage), and the server measures its own: busy time per
+//     request and how long each request waited on its RX ring (from the XDP program's arrival stamp), which the
+//     napilab payload carries back so the client splits its round trip.
+//
+// A spinning loop shares its CPU with whatever else wants it, and that is where a Go benchmark's tail comes
+// from. Measured on a 2-vCPU VM (napilab trace sched, perf sched, /proc/<pid>/task/*): kernel threads (DAMON's
+// kdamond, rcu_preempt, kworkers) take a loop's CPU for up to a few milliseconds at a time; the Go runtime's own
+// threads wake about 200 times a second per process while a loop spins (sysmon every 10 ms, and the thread that
+// hands a preempted locked loop its P back), each a context switch and some microseconds; a goroutine with real
+// work (the reporter) takes its whole run from a loop's CPU. So the work beside the loops is kept small (the
+// receiving thread records the whole run's histograms itself; the reporter only summarises an interval), the
+// kicks are raw system calls (see package xsk: sysmon would otherwise poll every 20 µs), and where the machine
+// has CPUs no loop uses, the process's other threads are kept there (isolate.go).
 package rr

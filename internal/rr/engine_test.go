@@ -170,7 +170,7 @@ func TestMemEveryDriverAndFormat(t *testing.T) {
 					m.client.Count = 1000
 					res, st := m.run(t)
 					checkClean(t, res, 1000)
-					if st.Replied != 1000 || st.Malformed != 0 {
+					if st.Replied != 1000 || st.Malformed != 0 || st.GCCycles != 0 {
 						t.Fatalf("server %+v", st)
 					}
 				})

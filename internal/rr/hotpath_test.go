@@ -46,8 +46,12 @@ func newHotPath(tb testing.TB, format Format) *hotPath {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h.rcv = &receiver{sock: pair.A, p: &cli.p, sh: sh, snd: h.snd, cur: cur, run: 7, port: m.srvOpts.Peer.Port,
-		payloadLen: cli.p.Payload}
+	whole, err := newRunHists(hist.XskRRv2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.rcv = &receiver{sock: pair.A, p: &cli.p, sh: sh, snd: h.snd, cur: cur, whole: whole, run: 7,
+		port: m.srvOpts.Peer.Port, payloadLen: cli.p.Payload}
 	if format == FormatNapilab {
 		h.rcv.tracker = NewTracker(trackerWindow)
 	}

@@ -88,8 +88,16 @@ func FillPad(b []byte) {
 	}
 }
 
-// CheckPad reports whether every byte of b is xsk_rr's payload byte (what xsk_rr -v verifies).
+// CheckPad reports whether every byte of b is xsk_rr's payload byte (what xsk_rr -v verifies). It compares
+// eight bytes at a time: a server with -v runs it on every request, as the original runs memcmp.
 func CheckPad(b []byte) error {
+	const word = 0x0101010101010101 * payloadPad
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != word {
+			return ErrBadPadding
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c != payloadPad {
 			return ErrBadPadding

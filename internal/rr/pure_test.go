@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/napilab/napilab/internal/hist"
+
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -145,6 +147,25 @@ func TestHeaderRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCheckPadEveryPosition: a single wrong byte is found wherever it is, in payloads of every length around the
+// eight-byte words CheckPad compares, and a payload of only 'a' passes.
+func TestCheckPadEveryPosition(t *testing.T) {
+	for n := 0; n <= 41; n++ {
+		b := make([]byte, n)
+		FillPad(b)
+		if CheckPad(b) != nil {
+			t.Fatalf("%d bytes of 'a' fail", n)
+		}
+		for i := range b {
+			b[i] = 'a' ^ 0x80
+			if CheckPad(b) != ErrBadPadding {
+				t.Fatalf("a wrong byte at %d of %d passes", i, n)
+			}
+			b[i] = 'a'
+		}
+	}
+}
+
 func TestPayloadAllocs(t *testing.T) {
 	b := make([]byte, 400)
 	h := Header{Run: 1, Seq: 2, Scheduled: 3, Sent: 4}
@@ -185,23 +206,19 @@ func FuzzParseHeader(f *testing.F) {
 // queueing time is counted, not split; a queueing time above the round trip (a server whose clock runs faster)
 // records the rest at the histogram's floor rather than a negative time.
 func TestSplit(t *testing.T) {
-	s, err := newSample(0)
+	r, err := newRunHists(hist.XskRRv2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.split(10_000, 3_000)
-	s.split(8_000, NotQueued)
-	s.split(5_000, 6_000)
-	if s.queueing.Count() != 2 || s.rest.Count() != 2 || s.unsplit != 1 {
-		t.Fatalf("recorded %d queueing, %d rest, %d unsplit; want 2, 2, 1", s.queueing.Count(), s.rest.Count(),
-			s.unsplit)
+	r.split(10_000, 3_000)
+	r.split(8_000, NotQueued)
+	r.split(5_000, 6_000)
+	if r.queueing.Count() != 2 || r.rest.Count() != 2 || r.unsplit != 1 {
+		t.Fatalf("recorded %d queueing, %d rest, %d unsplit; want 2, 2, 1", r.queueing.Count(), r.rest.Count(),
+			r.unsplit)
 	}
-	if s.queueing.Min() != 3_000 || s.queueing.Max() != 6_000 || s.rest.Max() != 7_000 || s.rest.Min() != 1 {
-		t.Fatalf("queueing %d..%d, rest %d..%d", s.queueing.Min(), s.queueing.Max(), s.rest.Min(), s.rest.Max())
-	}
-	s.reset()
-	if s.queueing.Count() != 0 || s.rest.Count() != 0 || s.unsplit != 0 {
-		t.Fatal("reset kept the split")
+	if r.queueing.Min() != 3_000 || r.queueing.Max() != 6_000 || r.rest.Max() != 7_000 || r.rest.Min() != 1 {
+		t.Fatalf("queueing %d..%d, rest %d..%d", r.queueing.Min(), r.queueing.Max(), r.rest.Min(), r.rest.Max())
 	}
 }
 

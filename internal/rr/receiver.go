@@ -15,7 +15,8 @@ type receiver struct {
 	snd        *sender // used from this thread only when sending inline
 	rep        *reporter
 	cur        *sample
-	tracker    *Tracker // napilab format
+	whole      *runHists // the whole run's histograms, beside cur
+	tracker    *Tracker  // napilab format
 	run        uint32
 	port       uint16
 	payloadLen int
@@ -134,6 +135,7 @@ func (r *receiver) handle(b []byte, t int64) error {
 		}
 		if scheduled >= r.tl.measureStart {
 			r.cur.record(t-scheduled, t-sent)
+			r.whole.record(t-scheduled, t-sent)
 		}
 		return nil
 	}
@@ -152,7 +154,8 @@ func (r *receiver) handle(b []byte, t int64) error {
 	}
 	if h.Scheduled >= r.tl.measureStart {
 		r.cur.record(t-h.Scheduled, t-h.Sent)
-		r.cur.split(t-h.Sent, h.Queueing)
+		r.whole.record(t-h.Scheduled, t-h.Sent)
+		r.whole.split(t-h.Sent, h.Queueing)
 	}
 	return nil
 }

@@ -6,9 +6,10 @@ import (
 	"github.com/napilab/napilab/internal/hist"
 )
 
-// reporter turns the samples the receiver hands over into interval reports and whole-run histograms, on its own
-// goroutine. It and the receiver pass samples back and forth over two channels, so neither ever waits on the
-// other and the receiver never merges or prints.
+// reporter turns the samples the receiver hands over into interval reports, on its own goroutine. It and the
+// receiver pass samples back and forth over two channels, so neither ever waits on the other and the receiver
+// never summarises or prints. Its work per interval is kept small (summaries of the interval, xsk_rr's report):
+// on a machine whose CPUs all have a spinning loop, the reporter's thread takes its time from one of them.
 type reporter struct {
 	p            Workload
 	onInterval   func(Interval)
@@ -18,26 +19,21 @@ type reporter struct {
 	full  chan *sample // receiver → reporter
 	done  chan struct{}
 
-	cumScheduled, cumSent *hist.Recorder
-	cumQueueing, cumRest  *hist.Recorder
-	unsplit               uint64
-	cumCompat             *hist.XskRR
-	lateness              *hist.Recorder // the sender's; read only after the run
-	intervals             []Interval
-	prevCounts            sample
+	run        *runHists      // the receiver's; read only after the run
+	extremes   [2]uint64      // xsk_rr's min and max over the intervals so far
+	lateness   *hist.Recorder // the sender's; read only after the run
+	intervals  []Interval
+	prevCounts sample
 }
 
 func newReporter(p Workload, o ClientOptions, measureStart int64) (*reporter, error) {
 	r := &reporter{p: p, onInterval: o.OnInterval, measureStart: measureStart,
 		spare: make(chan *sample, 2), full: make(chan *sample, 2), done: make(chan struct{}),
-		cumCompat: hist.NewXskRR(o.XskRRVersion)}
+		extremes: [2]uint64{^uint64(0), 0}}
 	var err error
-	if r.cumScheduled, err = hist.New(hist.DefaultConfig()); err != nil {
+	if r.run, err = newRunHists(o.XskRRVersion); err != nil {
 		return nil, err
 	}
-	r.cumSent, _ = hist.New(hist.DefaultConfig())
-	r.cumQueueing, _ = hist.New(hist.DefaultConfig())
-	r.cumRest, _ = hist.New(hist.DefaultConfig())
 	r.lateness, _ = hist.New(hist.DefaultConfig())
 	for range 2 {
 		s, err := newSample(o.XskRRVersion)
@@ -85,12 +81,9 @@ func (r *reporter) finish(last *sample) {
 }
 
 func (r *reporter) summarise(s *sample) {
-	_ = r.cumScheduled.Merge(s.fromScheduled) // same Config by construction
-	_ = r.cumSent.Merge(s.fromSent)
-	_ = r.cumQueueing.Merge(s.queueing)
-	_ = r.cumRest.Merge(s.rest)
-	r.unsplit += s.unsplit
-	s.compat.FoldExtremes(r.cumCompat) // xsk_rr's min and max are whole-run
+	// xsk_rr's min and max are whole-run.
+	s.compat.FoldExtremes(r.extremes[0], r.extremes[1])
+	r.extremes = [2]uint64{s.compat.Min(), s.compat.Max()}
 	iv := Interval{
 		Start:         time.Duration(s.start - r.measureStart).Seconds(),
 		Seconds:       time.Duration(s.end - s.start).Seconds(),
@@ -110,7 +103,6 @@ func (r *reporter) summarise(s *sample) {
 	outstanding := s.sent - min(s.answered, s.sent)
 	iv.XskRR = string(s.compat.AppendReport(nil, hist.XskRRExtras{EmptyPct: s.tries.Percent(),
 		Rate: s.replies / secs, Outstanding: outstanding}))
-	r.cumCompat.Merge(s.compat)
 	r.prevCounts = *s
 	r.intervals = append(r.intervals, iv)
 	if r.onInterval != nil {

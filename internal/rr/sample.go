@@ -11,12 +11,8 @@ type sample struct {
 	fromScheduled *hist.Recorder
 	fromSent      *hist.Recorder
 	compat        *hist.XskRR
-	// The round trip from the send split by the server's queueing (napilab format): the time the request waited
-	// on the server's RX ring, and the rest. unsplit counts measured replies without a queueing time.
-	queueing, rest *hist.Recorder
-	unsplit        uint64
-	tries          hist.XskRRTries
-	replies        uint64 // measured replies
+	tries         hist.XskRRTries
+	replies       uint64 // measured replies
 	// Counters at the end of the interval, for the reporter to difference.
 	sent, answered, lost, reordered uint64
 }
@@ -27,18 +23,13 @@ func newSample(v hist.XskRRVersion) (*sample, error) {
 		return nil, err
 	}
 	b, _ := hist.New(hist.DefaultConfig())
-	q, _ := hist.New(hist.DefaultConfig())
-	rest, _ := hist.New(hist.DefaultConfig())
-	return &sample{fromScheduled: a, fromSent: b, compat: hist.NewXskRR(v), queueing: q, rest: rest}, nil
+	return &sample{fromScheduled: a, fromSent: b, compat: hist.NewXskRR(v)}, nil
 }
 
 // reset prepares a summarised sample for the next turn. The compat histogram keeps its whole-run min and max.
 func (s *sample) reset() {
 	s.fromScheduled.Reset()
 	s.fromSent.Reset()
-	s.queueing.Reset()
-	s.rest.Reset()
-	s.unsplit = 0
 	s.compat.EndInterval()
 	s.tries.Reset()
 	s.replies = 0
@@ -52,15 +43,46 @@ func (s *sample) record(fromScheduled, fromSent int64) {
 	s.replies++
 }
 
+// runHists are the whole run's histograms. The receiving thread records into them as each reply comes, beside
+// the interval's sample: a few nanoseconds per reply, where merging each interval into them would make the
+// reporter sweep a megabyte of cold histogram memory every interval, on a CPU that a loop spins on.
+type runHists struct {
+	fromScheduled, fromSent *hist.Recorder
+	compat                  *hist.XskRR // for the whole run's "pN"
+	// The round trip from the send split by the server's queueing (napilab format): the time the request waited
+	// on the server's RX ring, and the rest. unsplit counts measured replies without a queueing time.
+	queueing, rest *hist.Recorder
+	unsplit        uint64
+}
+
+func newRunHists(v hist.XskRRVersion) (*runHists, error) {
+	var h [4]*hist.Recorder
+	for i := range h {
+		var err error
+		if h[i], err = hist.New(hist.DefaultConfig()); err != nil {
+			return nil, err
+		}
+	}
+	return &runHists{fromScheduled: h[0], fromSent: h[1], queueing: h[2], rest: h[3], compat: hist.NewXskRR(v)},
+		nil
+}
+
+// record adds one measured round trip.
+func (r *runHists) record(fromScheduled, fromSent int64) {
+	r.fromScheduled.Record(fromScheduled)
+	r.fromSent.Record(fromSent)
+	r.compat.Record(uint64(max(fromSent, 0)))
+}
+
 // split adds one measured round trip from the send, rtt, to the split by the server's queueing time (NotQueued:
 // the server had no arrival stamp for the request).
-func (s *sample) split(rtt, queueing int64) {
+func (r *runHists) split(rtt, queueing int64) {
 	if queueing == NotQueued {
-		s.unsplit++
+		r.unsplit++
 		return
 	}
-	s.queueing.Record(queueing)
-	s.rest.Record(rtt - queueing)
+	r.queueing.Record(queueing)
+	r.rest.Record(rtt - queueing)
 }
 
 // Interval is one reporting interval of a client run.

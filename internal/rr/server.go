@@ -13,6 +13,7 @@ import (
 	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/note"
+	"github.com/napilab/napilab/internal/usage"
 	"github.com/napilab/napilab/internal/xdp"
 	"github.com/napilab/napilab/internal/xsk"
 )
@@ -53,6 +54,9 @@ type ServerStats struct {
 	// replies to the TX ring (the TX kick excluded), divided by the batch's requests, measured on every
 	// busySampleEvery-th batch.
 	Busy hist.Summary `json:"busy_per_request"`
+	// GCCycles counts garbage collections while the server ran: none, since it turns GC off for the run (and
+	// its loop allocates nothing); a figure above zero means something in the process forced one.
+	GCCycles uint64 `json:"gc_cycles"`
 
 	XSK   xsk.Statistics `json:"xsk_stats"`
 	Kicks xsk.KickStats  `json:"xsk_kicks"`
@@ -98,9 +102,10 @@ func (st *ServerStats) notes() []note.Note {
 	return out
 }
 
-// busySampleEvery is how often (in batches, a power of two) the server reads the clock a second time to measure
-// its busy time: each reading costs about 25 ns on the path of a reply.
-const busySampleEvery = 1
+// busySampleEvery is how often (in batches, a power of two) the server measures its busy time: each clock
+// reading costs about 25 ns on the way of a reply (two without arrival stamps, one more with), so one batch in
+// 16 pays it, which still gives thousands of samples a second under load.
+const busySampleEvery = 16
 
 // ServerOptions are the parts of a server run that are not the benchmark's parameters.
 type ServerOptions struct {
@@ -119,6 +124,10 @@ type ServerOptions struct {
 	// StampFailures, if set, reads how many frames the steering program could not stamp (the link's
 	// Program.StampFailures): the server's notes then say why requests came without a stamp.
 	StampFailures func() (uint64, error)
+	// IgnoreStamps leaves the arrival stamps unread, for a link whose program does not stamp
+	// (LinkOptions.NoStamp): no clock reading per request, no cache line in front of each frame. Queueing is not
+	// measured then.
+	IgnoreStamps bool
 }
 
 // Server answers requests on one AF_XDP socket, inline on its RX ring: no queue or goroutine between receiving
@@ -210,6 +219,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 		failed0, _ = s.o.StampFailures()
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	gcBefore := usage.GCCycles() // after turning GC off, which waits for a cycle in progress
 	spinners := 1
 	if s.th.Poll == PollSeparate {
 		spinners++
@@ -220,10 +230,12 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 
 	errc := make(chan error, 1)
 	go func() { // a fresh goroutine, so the thread it locks and pins dies with it
-		if _, err := lockThread("rr-server", pinFor(s.th.CPUs, 0), s.th.FIFO); err != nil {
+		tid, err := lockThread("rr-server", pinFor(s.th.CPUs, 0), s.th.FIFO)
+		if err != nil {
 			errc <- fmt.Errorf("server thread: %w", err)
 			return
 		}
+		defer spinningLoops.spin(tid, pinFor(s.th.CPUs, 0), s.th.Colocated)()
 		if s.th.Poll == PollSeparate {
 			go s.poller()
 		}
@@ -237,6 +249,7 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 	}
 	s.st.Kicks = s.sock.KickStats()
 	s.st.Queueing, s.st.Busy = s.queue.Summary(), s.busy.Summary()
+	s.st.GCCycles = usage.GCCycles() - gcBefore
 	if s.o.StampFailures != nil {
 		if n, err := s.o.StampFailures(); err == nil {
 			s.st.NoMetadata = n - min(failed0, n)
@@ -247,10 +260,12 @@ func (s *Server) Run(ctx context.Context) (ServerStats, error) {
 }
 
 func (s *Server) poller() {
-	if _, err := lockThread("rr-kick", pinFor(s.th.CPUs, 1), s.th.FIFO); err != nil {
+	tid, err := lockThread("rr-kick", pinFor(s.th.CPUs, 1), s.th.FIFO)
+	if err != nil {
 		s.stop.Store(true)
 		return
 	}
+	defer spinningLoops.spin(tid, pinFor(s.th.CPUs, 1), s.th.Colocated)()
 	for !s.stop.Load() {
 		if err := s.sock.KickRX(); err != nil {
 			s.stop.Store(true)
@@ -315,7 +330,11 @@ func (s *Server) serve(batch uint32) error {
 		s.st.EmptyPolls++
 		return s.idle()
 	}
-	taken := nanotime() // the moment these requests left the RX ring
+	sample := (s.st.Batches+1)%busySampleEvery == 0
+	var taken int64 // the moment these requests left the RX ring, when stamps or the busy time need it
+	if sample || !s.o.IgnoreStamps {
+		taken = nanotime()
+	}
 	if n > s.st.MaxBatch {
 		s.st.MaxBatch = n
 		if s.o.OnMaxBatch != nil {
@@ -364,10 +383,11 @@ func (s *Server) serve(batch uint32) error {
 	tx.Cancel(got - replies)
 	tx.Submit(replies)
 	s.st.Replied += uint64(replies)
-	s.st.Batches++
+	if n > 0 {
+		s.st.Batches++
+	}
 	var handed int64
-	sample := n > 0 && s.st.Batches%busySampleEvery == 0
-	if sample {
+	if sample = sample && n > 0; sample {
 		handed = nanotime()
 	}
 	if replies > 0 {
@@ -402,10 +422,12 @@ func (s *Server) idle() error {
 // a request is answered only when its reply is a valid frame: checksums that verify, unicast addresses.
 func (s *Server) answer(d xsk.Desc, i uint32, taken int64) bool {
 	queued := int64(NotQueued)
-	if ts, ok := xdp.TakeStamp(s.sock.Frame(d.Addr-xdp.StampLen, xdp.StampLen)); ok {
-		queued = max(taken-ts, 0)
-		s.st.Stamped++
-		s.queue.Record(queued)
+	if !s.o.IgnoreStamps {
+		if ts, ok := xdp.TakeStamp(s.sock.Frame(d.Addr-xdp.StampLen, xdp.StampLen)); ok {
+			queued = max(taken-ts, 0)
+			s.st.Stamped++
+			s.queue.Record(queued)
+		}
 	}
 	pkt, err := frame.Parse(s.sock.Frame(d.Addr, d.Len))
 	if err != nil {
@@ -478,20 +500,22 @@ func (s *Server) answerTemplate(pkt frame.Packet, d xsk.Desc, i uint32, queued i
 		}
 	}
 	s.delay()
-	reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
-	if err == nil && s.p.Format == FormatNapilab {
+	if s.p.Format == FormatNapilab {
 		// The napilab header carries the request's identity back, with the queueing filled in; the padding is
-		// the template's own, as an xsk_rr payload is.
-		copy(s.hdr[:], pkt.Payload())
-		if queued != NotQueued {
-			PutQueueing((*[8]byte)(s.hdr[QueueingOffset:]), queued)
+		// the template's own, as an xsk_rr payload is (which the template carries whole).
+		reply, err := frame.Parse(s.sock.Frame(addr, s.tplLen))
+		if err == nil {
+			copy(s.hdr[:], pkt.Payload())
+			if queued != NotQueued {
+				PutQueueing((*[8]byte)(s.hdr[QueueingOffset:]), queued)
+			}
+			err = reply.WritePayload(0, s.hdr[:])
 		}
-		err = reply.WritePayload(0, s.hdr[:])
-	}
-	if err != nil { // the template parsed when built; cannot happen
-		s.pool.Push(addr)
-		s.st.Malformed++
-		return false
+		if err != nil { // the template parsed when built; cannot happen
+			s.pool.Push(addr)
+			s.st.Malformed++
+			return false
+		}
 	}
 	s.recycle(d.Addr)
 	s.sock.TX().Set(i, xsk.Desc{Addr: addr, Len: s.tplLen})

@@ -3,6 +3,7 @@ package rr
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"github.com/napilab/napilab/internal/sysknob"
@@ -55,4 +56,42 @@ func UsableCPUs() (sysknob.CPUSet, error) {
 		return sysknob.CPUSet{}, err
 	}
 	return online.Minus(online.Minus(self.CPUs)), nil
+}
+
+// procThreads is the running kernel's view of this process's threads.
+type procThreads struct{}
+
+func (procThreads) usable() (sysknob.CPUSet, error) { return UsableCPUs() }
+
+func (procThreads) threads() []int {
+	d, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil
+	}
+	tids := make([]int, 0, len(d))
+	for _, e := range d {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
+}
+
+func (procThreads) affinity(tid int) (sysknob.CPUSet, error) {
+	host, err := sysknob.Host()
+	if err != nil {
+		return sysknob.CPUSet{}, err
+	}
+	defer host.Close()
+	s, err := host.Sched(tid)
+	return s.CPUs, err
+}
+
+func (procThreads) setAffinity(tid int, cpus sysknob.CPUSet) error {
+	host, err := sysknob.Host()
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	return host.SetAffinity(tid, cpus)
 }

@@ -22,3 +22,11 @@ func lockThread(_ string, cpu, prio int) (int, error) {
 func UsableCPUs() (sysknob.CPUSet, error) {
 	return sysknob.CPUSet{}, fmt.Errorf("online CPUs on %s: %w", runtime.GOOS, kernel.ErrNotSupported)
 }
+
+// procThreads has no threads to move outside Linux.
+type procThreads struct{}
+
+func (procThreads) usable() (sysknob.CPUSet, error)       { return UsableCPUs() }
+func (procThreads) threads() []int                        { return nil }
+func (procThreads) affinity(int) (sysknob.CPUSet, error)  { return sysknob.CPUSet{}, nil }
+func (procThreads) setAffinity(int, sysknob.CPUSet) error { return nil }

@@ -7,7 +7,8 @@ import (
 
 // The names a program driving rr needs from the packages rr is built on, so that a main imports rr alone.
 
-// ChecksumPolicy says whether a server recomputes the checksums of its replies (ServerOptions.Checksums).
+// ChecksumPolicy says whether a server checks the checksums of requests and recomputes those of its replies
+// (ServerOptions.Checksums).
 type ChecksumPolicy = frame.ChecksumPolicy
 
 const (
@@ -16,6 +17,9 @@ const (
 	// RecomputeChecksums is needed when kernel stacks send the requests: veth leaves their UDP checksums
 	// partial.
 	RecomputeChecksums = frame.RecomputeChecksums
+	// TrustChecksums checks no checksum: the server never reads a payload it need not (the original xsk_rr's
+	// server reads none), and a corrupted request is answered like any other.
+	TrustChecksums = frame.TrustChecksums
 )
 
 // XskRRVersion selects the spelling of xsk_rr's report lines (ClientOptions.XskRRVersion).
