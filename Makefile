@@ -44,7 +44,8 @@ lab-hang:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## bench-rr: napilab rr (AF_XDP) beside sockperf and netperf (UDP sockets), interleaved on one testbed, one table
+## bench-rr: napilab rr and the xsk_rr drop-in (AF_XDP) beside sockperf and netperf (UDP sockets), interleaved on
+## one testbed, one table with p99.9 and the spread; BENCH_RR_FLAGS=--original=PATH adds a C xsk_rr you built
 bench-rr: deps
 	$(GO) run ./scripts/benchrr $(BENCH_RR_FLAGS)
 

@@ -1,11 +1,21 @@
 // Command benchrr puts napilab rr beside the request/response tools people use today, on one veth testbed:
-// sockperf ping-pong and netperf UDP_RR over UDP sockets, napilab rr over AF_XDP, each pair pinned to the same two
-// CPUs (server CPU 0, client CPU 1) and run in interleaved rounds, so slow drift of the machine shows as spread
-// rather than as a difference between tools. It prints one table. Run it as root with `make bench-rr`.
+// sockperf ping-pong and netperf UDP_RR over UDP sockets, napilab rr and napilab's xsk_rr drop-in (both roles)
+// over AF_XDP, each pair pinned to the same two CPUs (server CPU 0, client CPU 1) and run in interleaved rounds
+// (A B C … A B C …), so slow drift of the machine shows as spread rather than as a difference between tools. It
+// prints one table: the median of the rounds with the spread (min–max), and the machine's load around them. Run
+// it as root with `make bench-rr`.
 //
 // The tools measure different loops, and the table says which: sockperf ping-pong paces a closed loop at a rate;
 // netperf UDP_RR (Debian's build has no rate control) runs one request at a time as fast as it can; napilab runs
-// both an open loop at the rate (latency from the scheduled send) and a closed loop of one.
+// both an open loop at the rate (latency from the scheduled send) and a closed loop of one; xsk_rr runs its open
+// loop at the rate with the sender inside the receive loop (no -T: three spinning threads on two CPUs would
+// measure the scheduler), timed from the actual send.
+//
+// --original PATH adds the original C xsk_rr (RFC v2, built by the user; napilab never ships it) as the server of
+// the drop-in's client, and as the client of the drop-in's server: the same client against both servers, and the
+// same server under both clients. The original prints only its own "pN" (means of the lowest N %, not
+// percentiles) and its truncated running mean, so its client's row has those and no percentiles; every xsk_rr
+// client's row shows them, so the original's figures are compared with the same statistic.
 package main
 
 import (
@@ -23,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -31,14 +42,19 @@ import (
 	"github.com/napilab/napilab/internal/testbed"
 )
 
-// sample is one run's figures in ns.
-type sample struct{ p50, p90, p99, p999, max, rate float64 }
+// sample is one run's figures in ns; -1 is a figure the tool does not report.
+type sample struct {
+	p50, p90, p99, p999, max, rate float64
+	pn50, avg                      float64 // an xsk_rr client's own "p50" and avg, medians over its intervals
+}
 
 type tool struct {
 	name, transport, loop string
-	server                func(bin string) []string
-	ready                 string // a line the server prints when it listens ("" for none)
-	client                func(bin string, o opts) []string
+	server                func(e env) []string
+	ready                 string        // a line the server prints when it serves ("" for none)
+	settle                time.Duration // with no ready line: how long the server needs before it serves
+	client                func(e env) []string
+	stop                  bool // the client runs until SIGINT, sent after the warm-up and the duration
 	parse                 func(out []byte) (sample, error)
 	runs                  []sample
 }
@@ -47,8 +63,19 @@ type opts struct {
 	rate     int
 	duration time.Duration
 	payload  int
-	peer     string
+	original string // the original xsk_rr binary, or ""
 }
+
+// env is what the command lines need to know.
+type env struct {
+	o                opts
+	napilab, xskRR   string
+	netperf          string
+	bed              *testbed.Testbed
+	peer, clientAddr string
+}
+
+const warmup = 500 * time.Millisecond
 
 func main() {
 	var o opts
@@ -56,64 +83,103 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 12500, "requests per second for the paced tools")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per run")
 	flag.IntVar(&o.payload, "payload", 400, "UDP payload bytes")
+	flag.StringVar(&o.original, "original", "", "the original C xsk_rr binary, to run beside the drop-in (optional)")
+	only := flag.String("tools", "", "comma-separated substrings: run only the tools whose names contain one")
 	flag.Parse()
-	if err := run(*rounds, o); err != nil {
+	if err := run(*rounds, o, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-rr:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds int, o opts) error {
+func run(rounds int, o opts, only string) error {
+	if rounds < 1 || o.rate < 1 || o.duration < time.Second || o.payload < rr.MinPayload || o.payload > 1024 {
+		return fmt.Errorf("want at least 1 round, a rate of at least 1, a duration of at least 1s and a payload of %d "+
+			"to 1024 bytes (xsk_rr's limit)", rr.MinPayload)
+	}
+	if o.original != "" {
+		if _, err := os.Stat(o.original); err != nil {
+			return fmt.Errorf("--original: %w", err)
+		}
+	}
 	ctx := context.Background()
-	netperfDir, err := fetchNetperf()
+	e := env{o: o}
+	var err error
+	if e.netperf, err = fetchNetperf(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "napilab-bench-")
 	if err != nil {
 		return err
 	}
-	napilab := filepath.Join(os.TempDir(), fmt.Sprintf("napilab-bench-%d", os.Getpid()))
-	if out, err := exec.Command("go", "build", "-o", napilab, "./cmd/napilab").CombinedOutput(); err != nil {
-		return fmt.Errorf("build napilab: %v\n%s", err, out)
+	defer os.RemoveAll(dir)
+	if out, err := exec.Command("go", "build", "-o", dir, "./cmd/napilab", "./cmd/xsk_rr").CombinedOutput(); err != nil {
+		return fmt.Errorf("build napilab and xsk_rr: %v\n%s", err, out)
 	}
-	defer os.Remove(napilab)
-	for _, t := range []string{"sockperf", "taskset"} {
+	e.napilab, e.xskRR = filepath.Join(dir, "napilab"), filepath.Join(dir, "xsk_rr")
+	for _, t := range []string{"sockperf", "taskset", "ip"} {
 		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("%s is missing: apt-get install sockperf util-linux (make deps does)", t)
+			return fmt.Errorf("%s is missing: apt-get install sockperf util-linux iproute2 (make deps does)", t)
 		}
 	}
 
-	bed, err := testbed.Up(ctx, testbed.Topology{Prefix: "napilab-bench"})
-	if err != nil {
+	// Named namespaces: the original xsk_rr reads its device's carrier from /sys, which only `ip netns exec`
+	// mounts for the namespace.
+	if e.bed, err = testbed.Up(ctx, testbed.Topology{Prefix: "napilab-bench", Lifetime: testbed.Owned}); err != nil {
 		return err
 	}
-	defer bed.Down()
-	o.peer = bed.B.IPv4.Addr().String()
-	tools := toolset(napilab, netperfDir)
-	fmt.Printf("bench-rr: %d rounds of %s per tool, %d B payloads, paced tools at %d req/s; server on CPU 0, client on CPU 1\n",
-		rounds, o.duration, o.payload, o.rate)
+	defer e.bed.Down()
+	e.peer, e.clientAddr = e.bed.B.IPv4.Addr().String(), e.bed.A.IPv4.Addr().String()
+	var tools []*tool
+	for _, t := range toolset(e) {
+		if only == "" || slices.ContainsFunc(strings.Split(only, ","), func(s string) bool {
+			return s != "" && strings.Contains(t.name, s)
+		}) {
+			tools = append(tools, t)
+		}
+	}
+	fmt.Printf("bench-rr: %d rounds of %s per tool (after %s of warm-up), %d B payloads, paced tools at %d req/s; "+
+		"server on CPU 0, client on CPU 1; %s\n", rounds, o.duration, warmup, o.payload, o.rate, loadNow())
+	var loads []float64
 	for r := 1; r <= rounds; r++ {
 		for _, t := range tools {
-			s, err := runPair(bed, t, o)
+			s, other, err := runPair(e, t)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
 			}
 			t.runs = append(t.runs, s)
-			fmt.Printf("  round %d  %-24s p50 %-9s p99 %-9s %.0f req/s\n", r, t.name,
-				report.FormatNs(int64(s.p50)), report.FormatNs(int64(s.p99)), s.rate)
+			loads = append(loads, loadAvg())
+			fmt.Printf("  round %d  %-40s p50 %-9s p99 %-9s p99.9 %-9s %6.0f req/s  (other processes: %v of CPU; "+
+				"load %.2f)\n", r, t.name, fns(s.p50), fns(s.p99), fns(s.p999), s.rate, other, loads[len(loads)-1])
 		}
 	}
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "tool\ttransport\tloop\treq/s\tp50\tp90\tp99\tp99.9\tmax")
+	fmt.Fprintln(tw, "tool\ttransport\tloop\treq/s\tp50\tp90\tp99\tp99.9\tmax\txsk_rr \"p50\"\txsk_rr avg")
 	for _, t := range tools {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.name, t.transport, t.loop,
-			med(t.runs, func(s sample) float64 { return s.rate }, false),
-			med(t.runs, func(s sample) float64 { return s.p50 }, true), med(t.runs, func(s sample) float64 { return s.p90 }, true),
-			med(t.runs, func(s sample) float64 { return s.p99 }, true), med(t.runs, func(s sample) float64 { return s.p999 }, true),
-			med(t.runs, func(s sample) float64 { return s.max }, true))
+		col := func(get func(sample) float64, ns bool) string { return med(t.runs, get, ns) }
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.name, t.transport, t.loop,
+			col(func(s sample) float64 { return s.rate }, false), col(func(s sample) float64 { return s.p50 }, true),
+			col(func(s sample) float64 { return s.p90 }, true), col(func(s sample) float64 { return s.p99 }, true),
+			col(func(s sample) float64 { return s.p999 }, true), col(func(s sample) float64 { return s.max }, true),
+			col(func(s sample) float64 { return s.pn50 }, true), col(func(s sample) float64 { return s.avg }, true))
 	}
 	tw.Flush()
-	fmt.Println("\nmedian of the rounds (min–max); latencies are full round trips. sockperf and netperf time from the actual send;")
-	fmt.Println("napilab open loop from the scheduled send (a late sender counts). netperf reports whole microseconds.")
+	slices.Sort(loads)
+	fmt.Printf("\nmedian of the rounds (min–max); latencies are full round trips; – where a tool does not report "+
+		"the figure. Load average %.2f–%.2f during the runs, %s.\n", loads[0], loads[len(loads)-1], time.Now().Format(time.DateOnly))
+	fmt.Println("sockperf, netperf and xsk_rr time from the actual send; napilab's open loop from the scheduled send (a late")
+	fmt.Println("sender counts). netperf reports whole microseconds. xsk_rr rows cover the client's whole run, its first")
+	fmt.Println("interval included (it has no warm-up); its \"p50\" and avg are the original's statistics (a mean of the lowest")
+	fmt.Println("50 %, a truncated running mean), medians over the 1 s intervals after the first.")
 	return nil
+}
+
+func fns(v float64) string {
+	if v < 0 {
+		return "–"
+	}
+	return report.FormatNs(int64(v))
 }
 
 // med formats the median of a figure over the runs, with the spread.
@@ -139,63 +205,89 @@ func med(runs []sample, get func(sample) float64, ns bool) string {
 	return f(m)
 }
 
-func toolset(napilab, netperfDir string) []*tool {
-	napilabServer := func(string) []string {
-		return []string{napilab, "rr", "server", "--dev", testbed.LinkB, "--cpu", "0", "--poll", "none"}
+func toolset(e env) []*tool {
+	o := e.o
+	napilabServer := func(env) []string {
+		return []string{e.napilab, "rr", "server", "--dev", testbed.LinkB, "--cpu", "0", "--poll", "none"}
 	}
-	napilabClient := func(extra ...string) func(string, opts) []string {
-		return func(_ string, o opts) []string {
-			return append([]string{napilab, "rr", "client", "--dev", testbed.LinkA, "--peer", o.peer, "--cpu", "1",
+	napilabClient := func(extra ...string) func(env) []string {
+		return func(env) []string {
+			return append([]string{e.napilab, "rr", "client", "--dev", testbed.LinkA, "--peer", e.peer, "--cpu", "1",
 				"--colocated", "1", "--poll", "none", "--payload", strconv.Itoa(o.payload), "--duration", o.duration.String(),
-				"--warmup", "500ms", "--json"}, extra...)
+				"--warmup", warmup.String(), "--json"}, extra...)
 		}
 	}
-	return []*tool{
+	// xsk_rr as the cover letter runs it, without -T; -v on both ends, as the original's measurements here used.
+	xflags := []string{"-o", "0", "-B", strconv.Itoa(o.payload), "-4", "-p", "54321", "-v", "-l", "1"}
+	xServer := func(bin string) func(env) []string {
+		return func(env) []string {
+			return append(append([]string{"ip", "netns", "exec", e.bed.B.Namespace, "taskset", "-c", "0", bin}, xflags...),
+				"-i", testbed.LinkB, "-h", "-S", e.peer, "-D", e.clientAddr, "-m", e.bed.B.MAC.String(), "-M", e.bed.A.MAC.String())
+		}
+	}
+	xClient := func(bin string) func(env) []string {
+		return func(env) []string {
+			return append(append([]string{"ip", "netns", "exec", e.bed.A.Namespace, "taskset", "-c", "1", bin}, xflags...),
+				"-i", testbed.LinkA, "-S", e.clientAddr, "-D", e.peer, "-m", e.bed.A.MAC.String(), "-M", e.bed.B.MAC.String(),
+				"-P", strconv.Itoa(int(time.Second)/o.rate))
+		}
+	}
+	tools := []*tool{
 		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced",
 			server: napilabServer, ready: "napilab rr server on",
-			client: func(b string, o opts) []string {
-				return napilabClient("--rate", strconv.Itoa(o.rate))(b, o)
-			}, parse: parseNapilab},
-		{name: "sockperf ping-pong", transport: "UDP socket", loop: "closed, paced",
-			server: func(string) []string {
+			client: napilabClient("--rate", strconv.Itoa(o.rate)), parse: parseNapilab},
+		{name: "xsk_rr drop-in", transport: "AF_XDP", loop: "open, paced, inline",
+			server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(e.xskRR), stop: true, parse: parseXskRR},
+	}
+	if o.original != "" {
+		tools = append(tools,
+			&tool{name: "original xsk_rr server ← drop-in client", transport: "AF_XDP", loop: "open, paced, inline",
+				server: xServer(o.original), settle: time.Second, client: xClient(e.xskRR), stop: true, parse: parseXskRR},
+			&tool{name: "drop-in server ← original xsk_rr client", transport: "AF_XDP", loop: "open, paced, inline",
+				server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(o.original), stop: true, parse: parseXskRR})
+	}
+	return append(tools,
+		&tool{name: "sockperf ping-pong", transport: "UDP socket", loop: "closed, paced",
+			server: func(env) []string {
 				return []string{"taskset", "-c", "0", "sockperf", "server", "-i", "0.0.0.0", "-p", "11111"}
 			},
 			ready: "sockperf: [SERVER] listen on",
-			client: func(_ string, o opts) []string {
-				return []string{"taskset", "-c", "1", "sockperf", "ping-pong", "-i", o.peer, "-p", "11111", "--full-rtt",
+			client: func(env) []string {
+				return []string{"taskset", "-c", "1", "sockperf", "ping-pong", "-i", e.peer, "-p", "11111", "--full-rtt",
 					"-m", strconv.Itoa(o.payload), "--mps", strconv.Itoa(o.rate),
 					"-t", strconv.Itoa(int(o.duration.Seconds()))}
 			}, parse: parseSockperf},
-		{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1",
+		&tool{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1",
 			server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--outstanding", "1"), parse: parseNapilab},
-		{name: "netperf UDP_RR", transport: "UDP socket", loop: "closed, 1",
-			server: func(string) []string {
-				return []string{"taskset", "-c", "0", filepath.Join(netperfDir, "netserver"), "-D", "-p", "12865"}
+		&tool{name: "netperf UDP_RR", transport: "UDP socket", loop: "closed, 1",
+			server: func(env) []string {
+				return []string{"taskset", "-c", "0", filepath.Join(e.netperf, "netserver"), "-D", "-p", "12865"}
 			},
 			ready: "", // netserver -D prints nothing; the client retries the control connection
-			client: func(_ string, o opts) []string {
-				return []string{"taskset", "-c", "1", filepath.Join(netperfDir, "netperf"), "-H", o.peer, "-p", "12865",
+			client: func(env) []string {
+				return []string{"taskset", "-c", "1", filepath.Join(e.netperf, "netperf"), "-H", e.peer, "-p", "12865",
 					"-t", "UDP_RR", "-l", strconv.Itoa(int(o.duration.Seconds())), "--", "-r",
 					fmt.Sprintf("%d,%d", o.payload, o.payload),
 					"-o", "THROUGHPUT,P50_LATENCY,P90_LATENCY,P99_LATENCY,MAX_LATENCY"}
-			}, parse: parseNetperf},
-	}
+			}, parse: parseNetperf})
 }
 
-// runPair starts the server in namespace B, waits until it listens, runs the client in namespace A and stops the
-// server. Nothing else is started while the client measures.
-func runPair(bed *testbed.Testbed, t *tool, o opts) (sample, error) {
-	srv := exec.Command(t.server("")[0], t.server("")[1:]...)
+// runPair starts the server in namespace B, waits until it serves, runs the client in namespace A and stops the
+// server. Nothing else is started while the client measures. It also returns how much CPU time the rest of the
+// machine took while the client ran: other work on two CPUs where two loops spin lands on a spinner's CPU.
+func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
+	sargv := t.server(e)
+	srv := exec.Command(sargv[0], sargv[1:]...)
 	out, err := srv.StdoutPipe()
 	if err != nil {
-		return sample{}, err
+		return sample{}, 0, err
 	}
 	srv.Stderr = srv.Stdout
-	if err := bed.B.Start(srv); err != nil {
-		return sample{}, err
+	if err := start(e.bed.B, srv); err != nil {
+		return sample{}, 0, err
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
+	defer stopProcess(srv)
 	lines := bufio.NewScanner(out)
 	if t.ready != "" {
 		found := false
@@ -206,34 +298,69 @@ func runPair(bed *testbed.Testbed, t *tool, o opts) (sample, error) {
 			}
 		}
 		if !found {
-			return sample{}, fmt.Errorf("server exited before listening")
+			return sample{}, 0, fmt.Errorf("server exited before serving")
 		}
 	}
 	go func() {
 		for lines.Scan() { // keep draining so the server never blocks on a full pipe
 		}
 	}()
-	argv := t.client("", o)
+	time.Sleep(t.settle)
+	argv := t.client(e)
 	var res []byte
+	busy0, srv0 := busyJiffies(), procJiffies(srv.Process.Pid)
 	for attempt := 0; ; attempt++ {
 		cli := exec.Command(argv[0], argv[1:]...)
 		var buf bytes.Buffer
 		cli.Stdout, cli.Stderr = &buf, &buf
-		if err := bed.A.Start(cli); err != nil {
-			return sample{}, err
+		if err := start(e.bed.A, cli); err != nil {
+			return sample{}, 0, err
+		}
+		if t.stop {
+			stopAfter := time.AfterFunc(warmup+e.o.duration, func() { _ = cli.Process.Signal(syscall.SIGINT) })
+			defer stopAfter.Stop()
 		}
 		err := cli.Wait()
 		res = buf.Bytes()
+		mine := time.Duration(procJiffies(srv.Process.Pid)-srv0)*tick + cli.ProcessState.UserTime() +
+			cli.ProcessState.SystemTime()
+		other = max(time.Duration(busyJiffies()-busy0)*tick-mine, 0).Round(10 * time.Millisecond)
 		if err == nil {
 			break
 		}
-		if attempt < 20 && t.ready == "" && bytes.Contains(res, []byte("establish control")) {
+		if attempt < 20 && t.ready == "" && t.settle == 0 && bytes.Contains(res, []byte("establish control")) {
 			time.Sleep(100 * time.Millisecond) // netserver is not listening yet
 			continue
 		}
-		return sample{}, fmt.Errorf("client: %v\n%s", err, res)
+		if t.stop && len(res) > 0 {
+			break // the original xsk_rr exits with status 1 on SIGINT; its reports are what counts
+		}
+		return sample{}, 0, fmt.Errorf("client: %v\n%s", err, res)
 	}
-	return t.parse(res)
+	s, err = t.parse(res)
+	return s, other, err
+}
+
+// start starts cmd in h's namespace; a command that enters the namespace itself (ip netns exec) starts here.
+func start(h *testbed.Host, cmd *exec.Cmd) error {
+	if filepath.Base(cmd.Path) == "ip" {
+		return cmd.Start()
+	}
+	return h.Start(cmd)
+}
+
+// stopProcess asks a server to stop (SIGINT: the original xsk_rr detaches its XDP program on it) and kills it if
+// it does not within a second.
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 func parseNapilab(out []byte) (sample, error) {
@@ -245,13 +372,66 @@ func parseNapilab(out []byte) (sample, error) {
 	if d.Client.Lost > 0 {
 		return sample{}, fmt.Errorf("napilab lost %d of %d requests", d.Client.Lost, d.Client.Sent)
 	}
-	return sample{float64(l.P50), float64(l.P90), float64(l.P99), float64(l.P999), float64(l.Max), d.Client.ReplyRate}, nil
+	if d.Client.GCCycles > 0 {
+		return sample{}, fmt.Errorf("%d GC cycles ran during the measurement", d.Client.GCCycles)
+	}
+	return sample{float64(l.P50), float64(l.P90), float64(l.P99), float64(l.P999), float64(l.Max), d.Client.ReplyRate,
+		-1, -1}, nil
+}
+
+var (
+	xskTotal = regexp.MustCompile(`total: sent: (\d+) answered: (\d+) lost: (\d+) rate: ([0-9.]+) p50: (\d+) ` +
+		`p90: (\d+) p99: (\d+) p99.9: (\d+) max: (\d+)`)
+	xskAvg  = regexp.MustCompile(`avg: (\d+) empty`)
+	xskPN50 = regexp.MustCompile(`count: \d+ p50: (\d+)`)
+	xskRate = regexp.MustCompile(`(?m)^rate: (\d+)`)
+)
+
+// parseXskRR reads an xsk_rr client's output: the drop-in's total line (true percentiles over the run) when it
+// printed one, and every xsk_rr's interval reports ("p50", avg, rate), of which it takes the medians after the
+// first interval.
+func parseXskRR(out []byte) (sample, error) {
+	s := sample{p50: -1, p90: -1, p99: -1, p999: -1, max: -1}
+	ints := func(re *regexp.Regexp) []float64 {
+		var v []float64
+		for _, m := range re.FindAllSubmatch(out, -1) {
+			x, _ := strconv.ParseFloat(string(m[1]), 64)
+			v = append(v, x)
+		}
+		if len(v) > 1 {
+			v = v[1:]
+		}
+		return v
+	}
+	median := func(v []float64) float64 {
+		if len(v) == 0 {
+			return -1
+		}
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	s.avg, s.pn50, s.rate = median(ints(xskAvg)), median(ints(xskPN50)), median(ints(xskRate))
+	if m := xskTotal.FindSubmatch(out); m != nil {
+		f := make([]float64, len(m))
+		for i := 1; i < len(m); i++ {
+			f[i], _ = strconv.ParseFloat(string(m[i]), 64)
+		}
+		if f[3] > 0 {
+			return s, fmt.Errorf("xsk_rr lost %.0f of %.0f requests", f[3], f[1])
+		}
+		s.rate, s.p50, s.p90, s.p99, s.p999, s.max = f[4], f[5], f[6], f[7], f[8], f[9]
+	}
+	if s.avg < 0 {
+		return s, fmt.Errorf("no report in xsk_rr's output:\n%s", out)
+	}
+	return s, nil
 }
 
 var sockperfLine = regexp.MustCompile(`(percentile ([0-9.]+)|<MAX> observation)\s*=\s*([0-9.]+)`)
 
 func parseSockperf(out []byte) (sample, error) {
-	var s sample
+	s := sample{pn50: -1, avg: -1}
 	for _, m := range sockperfLine.FindAllSubmatch(out, -1) {
 		us, _ := strconv.ParseFloat(string(m[3]), 64)
 		ns := us * 1e3
@@ -294,8 +474,53 @@ func parseNetperf(out []byte) (sample, error) {
 		v[i] = x
 	}
 	// Throughput is transactions/s; latencies are whole microseconds; netperf has no p99.9.
-	return sample{p50: v[1] * 1e3, p90: v[2] * 1e3, p99: v[3] * 1e3, p999: -1, max: v[4] * 1e3, rate: v[0]}, nil
+	return sample{p50: v[1] * 1e3, p90: v[2] * 1e3, p99: v[3] * 1e3, p999: -1, max: v[4] * 1e3, rate: v[0], pn50: -1,
+		avg: -1}, nil
 }
+
+// loadNow is the machine's load average, for the record of a run: other work on a 2-vCPU machine moves every
+// tail.
+func loadNow() string { return fmt.Sprintf("load average %.2f at the start", loadAvg()) }
+
+func loadAvg() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// busyJiffies is the machine's busy CPU time so far, in clock ticks (all CPUs, idle and iowait excluded).
+func busyJiffies() uint64 {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	var busy uint64
+	for i, s := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(s, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy
+}
+
+// procJiffies is a process's user and system time so far, in clock ticks; 0 when it is gone.
+func procJiffies(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	k, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + k
+}
+
+// tick is the kernel's clock tick as /proc reports CPU time (USER_HZ, 100 on Linux).
+const tick = 10 * time.Millisecond
 
 // fetchNetperf returns a directory holding netperf and netserver. Debian ships netperf in non-free only; it is
 // downloaded with a private apt configuration (the host's sources are not touched) and unpacked, not installed.
