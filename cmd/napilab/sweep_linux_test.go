@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/napi/napitest"
 	"github.com/napilab/napilab/internal/remote/remotetest"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/testbed"
@@ -25,26 +25,8 @@ import (
 // generous bounds every wait for something that must happen; nothing is timed by it.
 const generous = 2 * time.Minute
 
-// deviceState is what `napilab show --json` says of the server's device, with the AF_XDP sockets of its queues
-// left out: the kernel lets go of a closed socket's queue asynchronously.
-func deviceState(t *testing.T, ns, dev string) string {
-	t.Helper()
-	sys, err := napi.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	st, err := sys.Show(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.ReplaceAll(string(b), `,"xsk":true`, "")
-	return strings.ReplaceAll(s, `,"xsk":false`, "")
-}
+// deviceState is napitest.DeviceState.
+func deviceState(t *testing.T, ns, dev string) string { return napitest.DeviceState(t, ns, dev) }
 
 // waitState waits until the device's state is want (or, with differ, is not want).
 func waitState(t *testing.T, ns, dev, want string, differ bool, what string) {

@@ -1,39 +1,19 @@
 package sweep
 
 import (
-	"encoding/json"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/napilab/napilab/internal/agent"
-	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/napi/napitest"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/testbed/testbedtest"
 	"github.com/napilab/napilab/internal/testenv"
 	"github.com/napilab/napilab/internal/trace"
 	"github.com/napilab/napilab/internal/version"
 )
-
-// showState is what `napilab show --json` would print for the server's device.
-func showState(t *testing.T, ns, dev string) string {
-	t.Helper()
-	sys, err := napi.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	st, err := sys.Show(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // inProcessServer serves an agent with the real machine in this process, over a pipe: the sweep's server end
 // as napilab sweep reaches it, without the process around it.
@@ -72,7 +52,7 @@ func TestPrivSweep(t *testing.T) {
 	testenv.CheckLeaks(t)
 	testenv.Exclusive(t)
 	bed := testbedtest.New(t, testbed.Topology{})
-	before := showState(t, bed.B.NetNSPath(), bed.B.Link)
+	before := napitest.DeviceState(t, bed.B.NetNSPath(), bed.B.Link)
 	srv, hello := inProcessServer(t, bed)
 	client := &LocalClient{NSPath: bed.A.NetNSPath()}
 	defer client.Close()
@@ -137,12 +117,7 @@ func TestPrivSweep(t *testing.T) {
 	client.Close()
 	// The kernel lets go of a closed AF_XDP socket's queue asynchronously: wait for the queues to show no
 	// socket before comparing.
-	after := showState(t, bed.B.NetNSPath(), bed.B.Link)
-	for deadline := time.Now().Add(time.Minute); strings.Contains(after, `"xsk":true`) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		after = showState(t, bed.B.NetNSPath(), bed.B.Link)
-	}
-	if after != before {
+	if after := napitest.DeviceState(t, bed.B.NetNSPath(), bed.B.Link); after != before {
 		t.Fatalf("the sweep left the device changed:\nbefore %s\nafter  %s", before, after)
 	}
 }
