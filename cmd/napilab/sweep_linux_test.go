@@ -23,7 +23,7 @@ import (
 )
 
 // generous bounds every wait for something that must happen; nothing is timed by it.
-const generous = 2 * time.Minute
+const generous = 5 * time.Minute
 
 // deviceState is napitest.DeviceState.
 func deviceState(t *testing.T, ns, dev string) string { return napitest.DeviceState(t, ns, dev) }
