@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -10,6 +12,10 @@ import (
 // that has it. None of these needs root: every check runs before napilab touches the machine. (A negative value
 // must be written --flag=-5s: kong reads "-5s" after a space as a short flag and says so, status 2.)
 func TestBadInputRefused(t *testing.T) {
+	notes := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notes, []byte("not a journal\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	client := []string{"rr", "client", "--dev", "lo", "--peer", "127.0.0.1"}
 	server := []string{"rr", "server", "--dev", "lo"}
 	with := func(base []string, extra ...string) []string { return append(append([]string{}, base...), extra...) }
@@ -43,6 +49,12 @@ func TestBadInputRefused(t *testing.T) {
 		{[]string{"demo", "--load", "0.5", "--duration", "1s"}, "--load 0.5 sends one request every 2s, longer than the whole duration"},
 		{[]string{"demo", "--ring", "100"}, "--ring size 100 is not a power of two"},
 		{[]string{"demo", "--timeout", "0"}, "--timeout 0s would give up"},
+		{[]string{"mode", "apply", "busy-poll", "--dev", "lo", "--journal", "/tmp"},
+			"--journal /tmp is a directory: give a file path, such as /tmp/mode.journal"},
+		{[]string{"mode", "apply", "busy-poll", "--dev", "lo", "--journal", notes},
+			"--journal " + notes + " exists and is not a napilab mode journal: choose another path"},
+		{[]string{"mode", "restore", "--journal", notes}, notes + " is not a napilab mode journal"},
+		{[]string{"mode", "restore", "--journal", "/tmp"}, "/tmp is a directory, not a napilab mode journal"},
 	} {
 		out, errOut, code := cliRun(t, c.args...)
 		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {

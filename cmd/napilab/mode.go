@@ -12,6 +12,7 @@ import (
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
@@ -91,6 +92,14 @@ func (f *modeFlags) plan() (*napi.System, *napi.Plan, error) {
 		}
 	}
 	s.Close()
+	if errors.Is(err, napi.ErrNotInitialNetNS) {
+		name := netns.NameOf()
+		if name == "" {
+			name = "NAME"
+		}
+		return nil, nil, kernel.WithHint(err, fmt.Sprintf("from the initial namespace: napilab mode ... --dev %s "+
+			"--netns %s, not ip netns exec %s napilab ...", f.Dev, name, name))
+	}
 	return nil, nil, netnsHint(kernel.RenameFields(err, map[string]string{"dev": "--dev"}), f.Dev, f.NetNS)
 }
 
@@ -130,6 +139,9 @@ type applyReport struct {
 }
 
 func (c *modeApplyCmd) Run(ctx context.Context) error {
+	if err := napi.CheckJournalPath(c.Journal); err != nil { // before anything is opened or read
+		return kernel.RenameFields(err, journalFlags)
+	}
 	s, p, err := c.plan()
 	if err != nil {
 		return err
@@ -146,7 +158,7 @@ func (c *modeApplyCmd) Run(ctx context.Context) error {
 		a, err = s.Apply(ctx, p, ao)
 	}
 	if err != nil {
-		return err
+		return kernel.RenameFields(err, journalFlags)
 	}
 	rep := applyReport{Plan: p, Journal: a.Journal.Path(), Kthreads: a.Kthreads(), App: p.Mode.App,
 		Entries: a.Journal.Entries}
@@ -188,6 +200,8 @@ func (c *modeApplyCmd) Run(ctx context.Context) error {
 	fmt.Print(restored.Format())
 	return err
 }
+
+var journalFlags = map[string]string{"journal": "--journal"}
 
 func journalFlag(path string) string {
 	if path == napi.DefaultJournal {
