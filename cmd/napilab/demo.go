@@ -17,7 +17,9 @@ type demoCmd struct {
 	compareFlags
 }
 
-func (d *demoCmd) Run(ctx context.Context) error {
+func (d *demoCmd) Run(ctx context.Context) (err error) {
+	// Registered first, so it runs last: after the testbed is down and the agent has restored.
+	defer func() { err = interrupted(ctx, err) }()
 	s, err := d.spec()
 	if err != nil {
 		return err

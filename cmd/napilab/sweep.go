@@ -30,7 +30,9 @@ type sweepCmd struct {
 	AgentPath   string   `name:"agent-path" placeholder:"PATH" help:"Run a napilab already installed at PATH on the remote host instead of copying this one there (its version must match)."`
 }
 
-func (c *sweepCmd) Run(ctx context.Context) error {
+func (c *sweepCmd) Run(ctx context.Context) (err error) {
+	// Registered first, so it runs last: after every end said goodbye and restored.
+	defer func() { err = interrupted(ctx, err) }()
 	s, err := c.spec()
 	if err != nil {
 		return err

@@ -151,7 +151,11 @@ func Run(ctx context.Context, s Spec, ends Ends, o Options) (*Result, error) {
 	e.res = res
 	err := e.run(ctx)
 	res.Elapsed = time.Since(res.Started)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		res.Incomplete = fmt.Sprintf("interrupted after %d of %d cells", len(res.Cells),
+			len(s.Modes)*len(s.Rows)*s.Reps)
+	case err != nil:
 		res.Incomplete = err.Error()
 	}
 	return res, err
