@@ -63,3 +63,32 @@ func TestBadInputRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestModeFlagsRefused: mode plan refuses, before it opens anything, a tuning flag the mode has no use for or
+// an explicit zero that would mean nothing; the flag names are those of every other command (--poll-cpu as in
+// sweep, --nic-ring apart from rr's --ring).
+func TestModeFlagsRefused(t *testing.T) {
+	plan := func(extra ...string) []string {
+		return append([]string{"mode", "plan", "busy-poll", "--dev", "lo"}, extra...)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{plan("--fifo", "50"), "--fifo: busy-poll has no NAPI kthread to schedule: drop it"},
+		{plan("--poll-cpu", "1"), "--poll-cpu: busy-poll puts nothing on a poll CPU"},
+		{plan("--channels", "0"), "--channels 0 would leave the device without queues"},
+		{plan("--nic-ring", "0"), "--nic-ring 0 would leave the queue without descriptors"},
+		{plan("--queue=-1"), "--queue -1 is negative"},
+		{plan("--gro=-1us"), "--gro -1µs is negative"},
+		{plan("--busy-read", "1500ns"), "--busy-read 1.5µs is not a whole number of microseconds"},
+		{[]string{"mode", "plan", "threaded", "--dev", "lo", "--fifo", "0"}, "--fifo priority 0 is out of range"},
+		{[]string{"mode", "plan", "threaded", "--dev", "lo", "--poll-cpu=-2"}, "--poll-cpu -2 is out of range"},
+		{[]string{"mode", "plan", "irq-suspend", "--dev", "lo", "--suspend", "0"}, "--suspend must be above 0"},
+	} {
+		out, errOut, code := cliRun(t, c.args...)
+		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {
+			t.Errorf("napilab %s: status %d; want 1 and %q:\n%s%s", strings.Join(c.args, " "), code, c.want, out, errOut)
+		}
+	}
+}

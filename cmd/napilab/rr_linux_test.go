@@ -182,3 +182,26 @@ func TestPrivRRDeviceElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivQueueOutsideDevice: a queue the device does not have is an error naming the device's queues, before
+// anything is attached, in rr as in mode.
+func TestPrivQueueOutsideDevice(t *testing.T) {
+	bed, client, server := rrBed(t, testbed.Topology{NAPI: true})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append(client, "--queue", "3"), "--queue 3 does not exist on veth-a, which has rx queue 0 only"},
+		{append(server, "--queue", "1"), "--queue 1 does not exist on veth-b, which has rx queue 0 only"},
+		{[]string{"mode", "plan", "interrupts", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath(), "--queue", "2"},
+			"veth-b has no rx queue 2 (its rx queues: 0)"},
+	} {
+		out, errOut, code := cliRun(t, c.args...)
+		if code != 1 || !strings.Contains(errOut, c.want) {
+			t.Errorf("napilab %s: status %d; want 1 and %q:\n%s%s", strings.Join(c.args, " "), code, c.want, out, errOut)
+		}
+	}
+	if xdpAttached(t, bed.A) || xdpAttached(t, bed.B) {
+		t.Fatal("a refused run left its XDP program attached")
+	}
+}

@@ -305,7 +305,7 @@ func kthreadChecks(st *State, o DoctorOptions) []check {
 			}
 			cpus, _ := sysknob.ParseCPUList(n.Kthread.CPUs)
 			fix := fmt.Sprintf("taskset -pc <poll CPU> %d; chrt -f -p 50 %d (or napilab mode apply "+
-				"threaded-busy-poll --cpu C)", n.PID, n.PID)
+				"threaded-busy-poll --poll-cpu C)", n.PID, n.PID)
 			switch {
 			case o.AppCPUs != nil && !cpus.Minus(cpus.Minus(*o.AppCPUs)).IsEmpty():
 				cp.warn = advise(fix, "the busy-polling kthread %d may run on %s, which it shares with the "+

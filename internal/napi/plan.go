@@ -183,7 +183,7 @@ func checkGates(m Mode, t Target) error {
 		return &kernel.UnsupportedError{Feature: string(IRQSuspend), MinKernel: "6.13"}
 	case m.Name == ThreadedBusyPoll && len(m.Queues) > 1:
 		return fmt.Errorf("threaded-busy-poll spins one CPU per NAPI, so it takes one queue at a time: apply it "+
-			"once per queue (%d queues were given), each with its own --cpu", len(m.Queues))
+			"once per queue (%d queues were given), each with its own poll CPU", len(m.Queues))
 	}
 	if len(t.Queues) != len(m.Queues) {
 		return fmt.Errorf("the target describes %d queues but the mode names %d: resolve the target for this mode",
@@ -246,7 +246,7 @@ func (b *builder) pollCPU() error {
 		if strings.HasPrefix(b.m.Preset, "seed-") && b.m.PollCPU == 2 {
 			seed = " (the seed script polls on CPU 2)"
 		}
-		return fmt.Errorf("CPU %d is not online on this machine%s: choose one of %s with --cpu", cpu, seed, online)
+		return kernel.Fieldf("poll-cpu", "%d is not online on this machine%s: choose one of %s", cpu, seed, online)
 	}
 	b.p.PollCPU = cpu
 	return nil
