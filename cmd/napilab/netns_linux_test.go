@@ -138,3 +138,36 @@ func TestPrivTestbedDownRestoresModes(t *testing.T) {
 		t.Fatalf("testbed down after the holder restored: status %d:\n%s%s", code, out, errOut)
 	}
 }
+
+// TestPrivOrphanedJournal: a holder killed before it could restore (SIGKILL of mode apply --until-exit) leaves
+// a journal nobody will restore: show calls it orphaned with the command that restores it, doctor reports it
+// as suboptimal with that fix, and the command puts the machine back.
+func TestPrivOrphanedJournal(t *testing.T) {
+	testenv.RequirePriv(t)
+	testenv.Exclusive(t) // busy_read is machine-wide
+	bed := testbedtest.New(t, testbed.Topology{NAPI: true})
+	journal := filepath.Join(t.TempDir(), "mode.journal")
+	holder := cliStart(t, "mode", "apply", "busy-poll", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath(),
+		"--journal", journal, "--until-exit")
+	holder.waitLine(t, "holding the mode")
+	holder.signal(t, syscall.SIGKILL)
+	holder.wait(t)
+	fix := "napilab mode restore --journal " + journal
+	out, errOut, code := cliRun(t, "show", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath())
+	if code != 0 || !strings.Contains(out, "ORPHANED, its holder, napilab pid "+fmt.Sprint(holder.cmd.Process.Pid)+
+		", exited without restoring it") || !strings.Contains(out, "restore it: "+fix) {
+		t.Fatalf("show: status %d:\n%s%s", code, out, errOut)
+	}
+	out, errOut, _ = cliRun(t, "doctor", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath())
+	if !strings.Contains(out, "suboptimal      applied-mode ["+journal+"]: busy-poll on "+bed.B.Link+" is orphaned") ||
+		!strings.Contains(out, "fix: "+fix) {
+		t.Fatalf("doctor does not report the orphan with its fix:\n%s%s", out, errOut)
+	}
+	if out, errOut, code := cliRun(t, "mode", "restore", "--journal", journal); code != 0 ||
+		!strings.Contains(out, "restored  net.core.busy_read 400 → ") {
+		t.Fatalf("mode restore: status %d:\n%s%s", code, out, errOut)
+	}
+	if out, _, _ := cliRun(t, "show", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath()); strings.Contains(out, journal) {
+		t.Fatalf("show still lists the restored journal:\n%s", out)
+	}
+}

@@ -191,7 +191,7 @@ type rrClientCmd struct {
 	Peer        string         `required:"" placeholder:"IP" help:"The server's address; its MAC comes from the neighbour table (probed when missing)."`
 	PeerMAC     string         `placeholder:"MAC" help:"The server's MAC, when ARP/ND cannot find it."`
 	LocalIP     string         `placeholder:"IP" help:"Source address (default: the device's, of the peer's family)."`
-	Period      *time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given."`
+	Period      *time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given. A period longer than --duration is refused: the run would measure at most one request."`
 	Rate        string         `placeholder:"REQ/S" help:"Open loop at this rate, e.g. 12.5k, 125000, 1M (instead of --period)."`
 	Outstanding *int           `placeholder:"N" help:"Closed loop: keep N requests in flight (instead of --period/--rate)."`
 	Sender      string         `default:"auto" enum:"auto,thread,inline" help:"Where open-loop requests are sent from: a thread of their own, or the receive loop; auto picks a thread only when the spinning threads fit the CPUs."`
