@@ -22,7 +22,8 @@ type State struct {
 	Features *netdev.Features `json:"napi_set_features,omitempty"` // nil when it could not be read
 	Host     HostState        `json:"host"`
 	Devices  []DeviceState    `json:"devices"`
-	// Modes lists the polling modes applied on this machine (by any napilab), with their journals.
+	// Modes lists the polling modes applied on this machine (by any napilab), with their journals: shown from
+	// napilab's own namespace, every one (they hold machine-wide knobs); else the namespace's, or the device's.
 	Modes []ModeState `json:"modes,omitempty"`
 	// Unreadable lists what could not be read, one sentence each: "could not check", not "off".
 	Unreadable []string `json:"unreadable,omitempty"`
@@ -109,7 +110,16 @@ func (s *System) Show(dev string) (*State, error) {
 	if modes, err := ListApplied(s.Registry); err != nil {
 		unreadable(fmt.Errorf("the applied modes: %w", err))
 	} else {
-		st.Modes = modes
+		for _, m := range modes {
+			here := m.NetNS.Inode == s.NetNS.Inode
+			switch {
+			case dev != "" && m.Device == dev && here: // the device's own
+			case dev == "" && (s.NetNS.Path == "" || here): // the namespace's, or from napilab's own every one
+			default:
+				continue
+			}
+			st.Modes = append(st.Modes, m)
+		}
 	}
 	links, err := s.Links.Links()
 	if err != nil {
