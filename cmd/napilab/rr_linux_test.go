@@ -45,7 +45,8 @@ func TestPrivRRClientNoServer(t *testing.T) {
 		!strings.Contains(errOut, "napilab rr server runs on "+bed.B.IPv4.Addr().String()) {
 		t.Fatalf("status %d; want 1 and the sentence that nothing answered:\n%s%s", code, out, errOut)
 	}
-	if strings.Contains(out, "from schedule") || !strings.Contains(out, "none measured") || !strings.Contains(out, "no replies") {
+	if strings.Contains(out, "from schedule") || !strings.Contains(out, "none measured") ||
+		!strings.Contains(out, "no replies") {
 		t.Fatalf("the report of a run without replies:\n%s", out)
 	}
 	if xdpAttached(t, bed.A) {

@@ -11,8 +11,10 @@ var (
 	ErrUDPChecksum  = errors.New("UDP checksum does not verify")
 	// ErrUDPPartial is a UDP checksum field that holds only the pseudo-header sum: what a veth peer's kernel
 	// stack sends under CHECKSUM_PARTIAL, expecting hardware to finish it. Answer with RecomputeChecksums.
-	ErrUDPPartial   = errors.New("UDP checksum is partial (the pseudo-header sum a veth peer's kernel stack leaves for offload): recompute checksums to answer it")
-	ErrReplyAddress = errors.New("the reply would be invalid on the wire: the request's source is not a unicast address, its destination is not one either, or it came from its own destination")
+	ErrUDPPartial = errors.New("UDP checksum is partial (the pseudo-header sum a veth peer's kernel stack " +
+		"leaves for offload): recompute checksums to answer it")
+	ErrReplyAddress = errors.New("the reply would be invalid on the wire: the request's source or destination " +
+		"is not a unicast address, or it came from its own destination")
 	ErrPayloadRange = errors.New("write reaches past the end of the UDP payload; keep off+len(data) within len(Payload())")
 )
 

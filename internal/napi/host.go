@@ -322,7 +322,8 @@ func ListApplied(registry string) ([]ModeState, error) {
 		return slices.ContainsFunc(modes, func(m AppliedMode) bool { return m.Journal == path })
 	}
 	found := []string{DefaultJournal}
-	if dirs, err := filepath.Glob(filepath.Join(filepath.Dir(DefaultJournal), "devices", "*", "*"+journalSuffix)); err == nil {
+	devices := filepath.Join(filepath.Dir(DefaultJournal), "devices", "*", "*"+journalSuffix)
+	if dirs, err := filepath.Glob(devices); err == nil {
 		found = append(found, dirs...)
 	}
 	for _, path := range found {

@@ -111,7 +111,8 @@ func (s *System) Show(dev string) (*State, error) {
 		unreadable(fmt.Errorf("the applied modes: %w", err))
 	} else {
 		for _, m := range modes {
-			here := m.NetNS.Inode == s.NetNS.Inode
+			// The kernel reuses a gone namespace's inode for a new one: the journal's must still be there.
+			here := m.NetNS.Inode == s.NetNS.Inode && sameNetNS(m.NetNS)
 			switch {
 			case dev != "" && m.Device == dev && here: // the device's own
 			case dev == "" && (s.NetNS.Path == "" || here): // the namespace's, or from napilab's own every one
