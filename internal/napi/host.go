@@ -309,15 +309,14 @@ func ListApplied(registry string) ([]ModeState, error) {
 	if registry == "" {
 		return nil, nil
 	}
-	var modes []AppliedMode
-	if exists(registry) { // never create the registry just to read it
-		g, err := OpenRegistry(registry)
-		if err != nil {
-			return nil, err
-		}
-		modes = g.Modes()
-		g.Close()
+	// Read without the lock: saves replace the file atomically, so a reader sees one version or the next, and
+	// a user without the right to lock it (show as non-root) still reads it.
+	g := &Registry{path: registry}
+	if err := g.load(); err != nil {
+		return nil, err
 	}
+	g.prune()
+	modes := g.Modes()
 	known := func(path string) bool {
 		return slices.ContainsFunc(modes, func(m AppliedMode) bool { return m.Journal == path })
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -244,5 +245,35 @@ func TestPlanOutsideInitialNetNS(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("a plan without network sysctls: %v", err)
+	}
+}
+
+// TestListApplied: the registry lists an applied mode with its holder and how to restore it; one whose
+// namespace is gone (the fake's /run/netns/lab never existed) is an orphan; a restored one is gone from it.
+func TestListApplied(t *testing.T) {
+	h := newHostSystem(t)
+	a, err := h.apply(t, "busy-poll", "eth1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes, err := ListApplied(h.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *ModeState
+	for i := range modes {
+		if modes[i].Journal == a.Journal.Path() {
+			m = &modes[i]
+		}
+	}
+	if m == nil || m.Preset != "busy-poll" || m.Device != "eth1" || m.Held || !m.HolderAlive ||
+		!strings.Contains(m.Orphaned, "is gone with eth1") || m.Fix != "napilab mode restore --journal "+a.Journal.Path() {
+		t.Fatalf("applied modes %+v; want busy-poll on eth1, orphaned with its namespace", modes)
+	}
+	h.restore(t, a)
+	if modes, _ := ListApplied(h.registry); slices.ContainsFunc(modes, func(m ModeState) bool {
+		return m.Journal == a.Journal.Path()
+	}) {
+		t.Fatal("a restored mode is still listed")
 	}
 }
