@@ -17,7 +17,7 @@ import (
 )
 
 // runIn runs napilab inside host h as `ip netns exec` would (its network namespace, its sysfs on /sys).
-func runIn(t *testing.T, h *testbed.Host, args ...string) (stdout, stderr string, code int) {
+func cliRunIn(t *testing.T, h *testbed.Host, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(testenv.Napilab(t), args...)
 	var out, errOut bytes.Buffer
@@ -53,7 +53,7 @@ func TestPrivInsideNetNS(t *testing.T) {
 		{"mode", "plan", "busy-poll", "--dev", bed.B.Link},
 		{"mode", "apply", "busy-poll", "--dev", bed.B.Link, "--journal", journal},
 	} {
-		out, errOut, code := runIn(t, bed.B, args...)
+		out, errOut, code := cliRunIn(t, bed.B, args...)
 		if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, hint) || out != "" {
 			t.Errorf("napilab %s inside %s: status %d; want 1, %q and %q, and no script:\n%s%s",
 				strings.Join(args, " "), name, code, want, hint, out, errOut)
@@ -62,7 +62,7 @@ func TestPrivInsideNetNS(t *testing.T) {
 	if _, err := os.Stat(journal); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the refused apply wrote a journal (%v)", err)
 	}
-	out, errOut, code := runIn(t, bed.B, "show", "--dev", bed.B.Link)
+	out, errOut, code := cliRunIn(t, bed.B, "show", "--dev", bed.B.Link)
 	if code != 0 || !strings.Contains(out, "initial network namespace only") {
 		t.Errorf("show inside %s: status %d:\n%s%s", name, code, out, errOut)
 	}
@@ -71,7 +71,7 @@ func TestPrivInsideNetNS(t *testing.T) {
 			t.Errorf("show prints an unknown: %q", line)
 		}
 	}
-	out, errOut, _ = runIn(t, bed.B, "doctor", "--dev", bed.B.Link)
+	out, errOut, _ = cliRunIn(t, bed.B, "doctor", "--dev", bed.B.Link)
 	if !strings.Contains(out, "exist only in the initial network namespace") {
 		t.Errorf("doctor inside %s does not say why it cannot check busy polling:\n%s%s", name, out, errOut)
 	}

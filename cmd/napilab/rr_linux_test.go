@@ -27,7 +27,7 @@ func rrBed(t *testing.T, topo testbed.Topology) (bed *testbed.Testbed, client []
 	return bed, client, server
 }
 
-func startServer(t *testing.T, args []string, extra ...string) *cliProc {
+func rrStartServer(t *testing.T, args []string, extra ...string) *cliProc {
 	t.Helper()
 	srv := cliStart(t, append(append([]string{}, args...), extra...)...)
 	srv.waitLine(t, "napilab rr server ") // "on ..." or, with --json, "ready"
@@ -86,7 +86,7 @@ func TestPrivRRClientSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			_, client, server := rrBed(t, testbed.Topology{})
-			srv := startServer(t, server, "--json")
+			srv := rrStartServer(t, server, "--json")
 			cli := cliStart(t, append(client, "--duration", "1h", "--interval", "50ms", "--warmup", "0",
 				"--rate", "5k")...)
 			cli.waitLine(t, "req/s  p50")
@@ -109,7 +109,7 @@ func TestPrivRRClientSignal(t *testing.T) {
 // neither the printed report nor the result, which is saved elsewhere; the error says where.
 func TestPrivRRResultNeverLost(t *testing.T) {
 	_, client, server := rrBed(t, testbed.Topology{})
-	srv := startServer(t, server)
+	srv := rrStartServer(t, server)
 	defer srv.signal(t, syscall.SIGINT)
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "gone")
@@ -140,7 +140,7 @@ func TestPrivRRResultNeverLost(t *testing.T) {
 // after the sender caught up, and the summary says plainly that the load was not kept.
 func TestPrivRRLoadNotKept(t *testing.T) {
 	_, client, server := rrBed(t, testbed.Topology{})
-	srv := startServer(t, server)
+	srv := rrStartServer(t, server)
 	defer srv.signal(t, syscall.SIGINT)
 	out, errOut, code := cliRun(t, append(client, "--rate", "100M", "--duration", "200ms", "--warmup", "0",
 		"--interval", "0", "--json")...)
