@@ -113,6 +113,19 @@ func checkWritable(path string) error {
 // it measured was kept.
 var errInterrupted = &exitError{code: 130, err: errors.New("interrupted; everything napilab changed is restored")}
 
+// interrupted turns a failure that SIGINT or SIGTERM caused (a "context canceled" from whatever step was
+// running) into errInterrupted, once everything was put back; other failures and exit statuses stay.
+func interrupted(ctx context.Context, err error) error {
+	var ee *exitError
+	if err == nil || ctx.Err() == nil || errors.As(err, &ee) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
+	return errors.Join(err, errInterrupted)
+}
+
 // run runs the sweep between ends, shows its progress, prints the tables, and writes the outputs. What was
 // measured is written even when the sweep stops early.
 func (f *compareFlags) run(ctx context.Context, std *stdio, s sweep.Spec, ends sweep.Ends, o sweep.Options) error {

@@ -18,7 +18,9 @@ type demoCmd struct {
 	compareFlags
 }
 
-func (d *demoCmd) Run(ctx context.Context, std *stdio) error {
+func (d *demoCmd) Run(ctx context.Context, std *stdio) (err error) {
+	// Registered first, so it runs last: after the testbed is down and the agent has restored.
+	defer func() { err = interrupted(ctx, err) }()
 	s, err := d.spec()
 	if err != nil {
 		return err

@@ -33,7 +33,9 @@ type sweepCmd struct {
 	AgentCache  string   `name:"agent-cache" hidden:"" placeholder:"DIR" help:"Where remote hosts keep the copies of napilab (default /var/cache/napilab/agents); for tests."`
 }
 
-func (c *sweepCmd) Run(ctx context.Context, std *stdio) error {
+func (c *sweepCmd) Run(ctx context.Context, std *stdio) (err error) {
+	// Registered first, so it runs last: after every end said goodbye and restored.
+	defer func() { err = interrupted(ctx, err) }()
 	s, err := c.spec()
 	if err != nil {
 		return err

@@ -286,8 +286,8 @@ func TestPrivSweepBadInput(t *testing.T) {
 	}{
 		{[]string{"--server-dev", "nosuchdev"}, `--server-dev "nosuchdev" does not exist in network namespace`},
 		{[]string{"--peer", "198.18.0.77"}, "--peer 198.18.0.77 is not an address of"},
-		{[]string{"--server-cpu", "64"}, "--server-cpu 64 does not exist on"},
-		{[]string{"--payload", "5"}, "--payload of 5 bytes"},
+		{[]string{"--server-cpu", "64"}, "--server-cpu 64 is not a CPU napilab can run on at"},
+		{[]string{"--payload", "5"}, "--payload of 5 bytes cannot hold the napilab header: use at least 32 bytes"},
 		{[]string{"--load", "fast"}, `--load: load "fast"`},
 		{[]string{"--json", "/nonexistent/dir/out.json"}, "--json /nonexistent/dir/out.json cannot be written"},
 		{[]string{"--server", "nfs://x"}, `--server: "nfs://x": napilab reaches other hosts only over ssh`},

@@ -91,6 +91,9 @@ func Describe(role Role, dev, nsPath string) (EndInfo, error) {
 	host, _ := os.Hostname()
 	e := EndInfo{Role: role, Napilab: version.String(), Kernel: kernel.Release(), Hostname: host, Arch: runtime.GOARCH,
 		CPUModel: usage.CPUModel(), CPUs: runtime.NumCPU()}
+	if usable, err := rr.UsableCPUs(); err == nil {
+		e.UsableCPUs = usable.String()
+	}
 	d, err := describeDevice(dev, nsPath)
 	if err != nil {
 		return e, err

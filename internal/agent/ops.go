@@ -52,15 +52,18 @@ type HelloArgs struct {
 
 // EndInfo is the reproducibility header of one end of a sweep: enough to know what ran where.
 type EndInfo struct {
-	Role     Role       `json:"role"`
-	Napilab  string     `json:"napilab_version"`
-	SHA256   string     `json:"sha256,omitempty"`
-	Kernel   string     `json:"kernel"`
-	Hostname string     `json:"hostname"`
-	Arch     string     `json:"arch"`
-	CPUModel string     `json:"cpu_model"`
-	CPUs     int        `json:"cpus"`
-	Device   DeviceInfo `json:"device"`
+	Role     Role   `json:"role"`
+	Napilab  string `json:"napilab_version"`
+	SHA256   string `json:"sha256,omitempty"`
+	Kernel   string `json:"kernel"`
+	Hostname string `json:"hostname"`
+	Arch     string `json:"arch"`
+	CPUModel string `json:"cpu_model"`
+	CPUs     int    `json:"cpus"`
+	// UsableCPUs lists the CPUs napilab may run on there (online, in its affinity), e.g. "0-1"; empty when
+	// unknown. Pinned loops must use one of them.
+	UsableCPUs string     `json:"usable_cpus,omitempty"`
+	Device     DeviceInfo `json:"device"`
 	// Irqbalance says whether irqbalance runs here ("" when it does not): it moves IRQ affinity back behind
 	// napilab's back.
 	Irqbalance string `json:"irqbalance,omitempty"`

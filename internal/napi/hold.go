@@ -61,11 +61,12 @@ func (s *System) Hold(ctx context.Context, p *Plan, o HoldOptions) (*Held, error
 	}
 	o.Journal = journal
 	h := &Held{sys: s, o: o, done: make(chan struct{})}
+	o.held = true
 	if o.Lease > 0 {
 		h.deadline = time.Now().Add(o.Lease)
-		if _, err := os.Stat(journal); err == nil {
-			// Apply refuses to replace a journal; do not touch its lease either.
-			return nil, fmt.Errorf("a mode is already applied (journal %s): restore it first", journal)
+		// Apply refuses to replace a journal (or anything else at its path); do not touch its lease either.
+		if err := CheckJournalPath(journal); err != nil {
+			return nil, err
 		}
 		if err := writeLease(journal, Lease{Format: leaseFormat, Deadline: h.deadline, Holder: self()}); err != nil {
 			return nil, err

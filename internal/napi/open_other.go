@@ -4,6 +4,7 @@ package napi
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -25,3 +26,5 @@ func closeFD(int)                        {}
 
 // TakeLock fails: device locks guard NAPI settings, which exist only on Linux.
 func TakeLock(string, Holder) (*Lock, error) { return nil, errNotLinux }
+
+func lockWait(*os.File, time.Duration) error { return errNotLinux }

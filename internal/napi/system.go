@@ -93,6 +93,13 @@ type System struct {
 	Links   Links
 	NetNS   NetNS  // the namespace Netdev, Ethtool, Links and the device knobs address
 	Kernel  string // the running kernel's release, for plans and messages
+	// Registry is the host registry's path (DefaultRegistry), which owns the machine-wide knobs across
+	// applied modes; "" leaves them to each journal alone (tests of one mode at a time).
+	Registry string
+	// NetSysctls says why the machine-wide network sysctls (net.core.busy_read, busy_poll,
+	// rps_sock_flow_entries) cannot be reached from where napilab runs; "" when they can. The kernel has them
+	// in the initial network namespace only.
+	NetSysctls string
 
 	closers []func() error
 }
@@ -120,4 +127,12 @@ func (s *System) linkByName(dev string) (Link, error) {
 	}
 	return Link{}, &kernel.FieldError{Field: "dev", Kind: os.ErrNotExist, Msg: fmt.Sprintf("%q does not exist in "+
 		"%s: check the device's name and the network namespace it lives in", dev, s.NetNS)}
+}
+
+// openRegistry locks the host registry, or returns nil when the system has none.
+func (s *System) openRegistry() (*Registry, error) {
+	if s.Registry == "" {
+		return nil, nil
+	}
+	return OpenRegistry(s.Registry)
 }

@@ -222,6 +222,10 @@ func TestEngineRefusesBeforeAnything(t *testing.T) {
 	}{
 		{"nat", func(_ *Spec, e *Ends, _ *Options) { e.Peer = netip.MustParseAddr("203.0.113.9") }, "NAT"},
 		{"missing cpu", func(s *Spec, _ *Ends, _ *Options) { s.ServerCPU = 9 }, "does not exist on server"},
+		{"offline cpu", func(s *Spec, e *Ends, _ *Options) { s.ClientCPU, e.ClientInfo.UsableCPUs = 1, "0,2-3" },
+			"client-cpu 1 is not a CPU napilab can run on at"},
+		{"offline poll cpu", func(s *Spec, e *Ends, _ *Options) { s.PollCPU, e.ServerInfo.UsableCPUs = 3, "0-2" },
+			"poll-cpu 3 is not a CPU napilab can run on at"},
 		{"shared cpu", func(s *Spec, e *Ends, _ *Options) { e.SameHost, s.ClientCPU = true, s.ServerCPU }, "two different CPUs"},
 		{"mtu", func(s *Spec, e *Ends, _ *Options) { s.Payload, e.ServerInfo.Device.MTU = 1400, 1280 }, "MTU of 1280"},
 		{"lease", func(_ *Spec, _ *Ends, o *Options) { o.Lease = 150 * time.Millisecond }, "does not outlast"},

@@ -13,6 +13,7 @@ import (
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/sysknob"
 	"github.com/napilab/napilab/internal/trace"
 )
 
@@ -157,7 +158,11 @@ func Run(ctx context.Context, s Spec, ends Ends, o Options) (*Result, error) {
 	e.res = res
 	err := e.run(ctx)
 	res.Elapsed = time.Since(res.Started)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		res.Incomplete = fmt.Sprintf("interrupted after %d of %d cells", len(res.Cells),
+			len(s.Modes)*len(s.Rows)*s.Reps)
+	case err != nil:
 		res.Incomplete = err.Error()
 	}
 	return res, err
@@ -200,6 +205,26 @@ func (e *engine) run(ctx context.Context) error {
 	return nil
 }
 
+// checkCPU refuses a CPU the end cannot run a loop on: one napilab may not run on there (offline, or outside
+// its affinity), or, when the end did not say which it may, one beyond its CPU count. -1 (poll-cpu: the
+// server's) is not a CPU.
+func checkCPU(field string, cpu int, end agent.EndInfo) error {
+	if cpu < 0 {
+		return nil
+	}
+	if usable, err := sysknob.ParseCPUList(end.UsableCPUs); err == nil && end.UsableCPUs != "" {
+		if !usable.Has(cpu) {
+			return kernel.Fieldf(field, "%d is not a CPU napilab can run on at %s: choose among %s (online and "+
+				"allowed)", cpu, end.Hostname, usable)
+		}
+		return nil
+	}
+	if end.CPUs > 0 && cpu >= end.CPUs {
+		return kernel.Fieldf(field, "%d does not exist on %s, which has CPUs 0-%d", cpu, end.Hostname, end.CPUs-1)
+	}
+	return nil
+}
+
 // checkEnds refuses what cannot give an honest comparison before anything is opened.
 func (e *engine) checkEnds() error {
 	ends, s := e.ends, e.s
@@ -211,15 +236,11 @@ func (e *engine) checkEnds() error {
 		field string
 		cpu   int
 		end   agent.EndInfo
-	}{{"server-cpu", s.ServerCPU, ends.ServerInfo}, {"client-cpu", s.ClientCPU, ends.ClientInfo}} {
-		if c.end.CPUs > 0 && c.cpu >= c.end.CPUs {
-			return kernel.Fieldf(c.field, "%d does not exist on %s, which has CPUs 0-%d", c.cpu, c.end.Hostname,
-				c.end.CPUs-1)
+	}{{"server-cpu", s.ServerCPU, ends.ServerInfo}, {"client-cpu", s.ClientCPU, ends.ClientInfo},
+		{"poll-cpu", s.PollCPU, ends.ServerInfo}} {
+		if err := checkCPU(c.field, c.cpu, c.end); err != nil {
+			return err
 		}
-	}
-	if s.PollCPU >= 0 && ends.ServerInfo.CPUs > 0 && s.PollCPU >= ends.ServerInfo.CPUs {
-		return kernel.Fieldf("poll-cpu", "%d does not exist on %s, which has CPUs 0-%d", s.PollCPU,
-			ends.ServerInfo.Hostname, ends.ServerInfo.CPUs-1)
 	}
 	// The client addresses the server's own address: with NAT in between, the server would see requests for an
 	// address it does not have, and the latency would include a translation napilab cannot account for.
