@@ -38,12 +38,13 @@ type MachineOptions struct {
 
 // machine is the real Machine: the host the agent runs on.
 type machine struct {
-	o      MachineOptions
-	nsPath string
-	dev    string
-	sys    *napi.System
-	dir    string
-	lock   *napi.Lock
+	o       MachineOptions
+	nsPath  string
+	dev     string
+	sys     *napi.System
+	dir     string
+	lock    *napi.Lock
+	closers []func() error
 }
 
 // NewMachine returns the machine the agent runs on.
@@ -248,10 +249,41 @@ func (m *machine) Hold(ctx context.Context, md napi.Mode, lease time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	l, _ := napi.LoadLease(h.Applied().Journal.Path())
-	return &held{Held: h, res: ApplyResult{Plan: p, Journal: h.Applied().Journal.Path(),
-		Kthreads: h.Applied().Kthreads(), Deadline: h.Deadline(), Watchdog: l.Watchdog.PID}}, nil
+	return heldResult(h, p), nil
 }
+
+func heldResult(h *napi.Held, p *napi.Plan) *held {
+	j := h.Applied().Journal
+	l, _ := napi.LoadLease(j.Path())
+	return &held{Held: h, res: ApplyResult{Plan: p, Journal: j.Path(), Kthreads: h.Applied().Kthreads(),
+		Deadline: h.Deadline(), Watchdog: l.Watchdog.PID, Entries: j.Entries}}
+}
+
+// HoldService stops unit for the session, journaled in the end's device directory like a mode (so that a stale
+// journal of it is restored by the next hello), and under the same kind of lease and watchdog.
+func (m *machine) HoldService(ctx context.Context, unit string, lease time.Duration) (Holding, error) {
+	sys := m.sys
+	if sys == nil { // a client end: its device's namespace, opened for this
+		var err error
+		if sys, err = napi.Open(m.nsPath); err != nil {
+			return nil, err
+		}
+		m.closeLater(sys.Close)
+	}
+	t, err := sys.DeviceTarget(m.dev)
+	if err != nil {
+		return nil, err
+	}
+	p := napi.ServicePlan(t, unit, "it moves IRQ affinity back behind napilab's back")
+	h, err := sys.Hold(ctx, p, napi.HoldOptions{Lease: lease, Watchdog: m.o.Watchdog,
+		ApplyOptions: napi.ApplyOptions{Journal: napi.NewJournalPath(napi.DeviceDir(t))}})
+	if err != nil {
+		return nil, err
+	}
+	return heldResult(h, p), nil
+}
+
+func (m *machine) closeLater(f func() error) { m.closers = append(m.closers, f) }
 
 // held adapts *napi.Held to Holding.
 type held struct {
@@ -427,6 +459,10 @@ func (c *client) Close() error { return c.link.Close() }
 
 func (m *machine) Close() error {
 	var errs []error
+	for _, f := range m.closers {
+		errs = append(errs, f())
+	}
+	m.closers = nil
 	if m.lock != nil {
 		errs = append(errs, m.lock.Release())
 		m.lock = nil

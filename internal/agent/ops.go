@@ -27,6 +27,7 @@ const (
 	OpClientOpen  = "client-open"  // ClientOpenArgs → rr.LinkInfo: a client end on this host
 	OpClientRun   = "client-run"   // ClientRunArgs → rr.ClientResult: one cell, the channel quiet meanwhile
 	OpStats       = "stats"        // {} → StatsResult
+	OpStopService = "stop-service" // StopServiceArgs → StopServiceResult: a unit stopped for the session
 	OpBye         = "bye"          // {} → RestoreResult: restore, close, and exit
 )
 
@@ -142,6 +143,8 @@ type ApplyResult struct {
 	Kthreads []sysknob.Sched `json:"kthreads,omitempty"`
 	Deadline time.Time       `json:"deadline"`
 	Watchdog int             `json:"watchdog_pid,omitzero"`
+	// Entries are the journal's: each change with the state its target had before, and its outcome.
+	Entries []napi.Entry `json:"entries,omitempty"`
 }
 
 // RenewArgs extend the lease.
@@ -200,6 +203,19 @@ type ClientRunArgs struct {
 	Threads  rr.Threads  `json:"threads"`
 }
 
+// StopServiceArgs stop a systemd unit for the rest of the session (irqbalance), under a lease renewed with the
+// mode's; it is started again when the session ends, the lease runs out, or by the watchdog.
+type StopServiceArgs struct {
+	Unit  string        `json:"unit"`
+	Lease time.Duration `json:"lease_ns"`
+}
+
+// StopServiceResult says whether the unit was running (and so was stopped).
+type StopServiceResult struct {
+	WasActive bool   `json:"was_active"`
+	Journal   string `json:"journal"`
+}
+
 // StatsResult is the session's state.
 type StatsResult struct {
 	Applied  string    `json:"applied,omitempty"` // the preset in place
@@ -220,6 +236,8 @@ type Machine interface {
 	Hold(ctx context.Context, m napi.Mode, lease time.Duration) (Holding, error)
 	OpenServer(ctx context.Context, a ServerOpenArgs) (Server, rr.LinkInfo, error)
 	OpenClient(ctx context.Context, a ClientOpenArgs) (Client, rr.LinkInfo, error)
+	// HoldService stops a systemd unit under a lease (a journaled hold of napi.ServicePlan).
+	HoldService(ctx context.Context, unit string, lease time.Duration) (Holding, error)
 	// Close releases the lock and whatever the machine keeps open.
 	Close() error
 }

@@ -177,6 +177,9 @@ func (a *applier) snapshot(c Change) (*Prior, error) {
 	case KindCoalesce:
 		co, err := s.Ethtool.Coalesce(a.dev)
 		return &Prior{Coalesce: &co}, err
+	case KindService:
+		active, err := s.services().Active(c.Service)
+		return &Prior{Service: &ServicePrior{Active: active}}, err
 	case KindKthread:
 		n, err := s.Netdev.NAPI(c.NAPI)
 		if err != nil || !n.HasPID {
@@ -258,6 +261,11 @@ func (a *applier) change(e *Entry) error {
 		return s.Ethtool.SetRings(a.dev, *c.Rings)
 	case KindCoalesce:
 		return s.Ethtool.SetCoalesce(a.dev, *c.Coalesce)
+	case KindService:
+		if !e.Prior.Service.Active {
+			return nil // not running: nothing to stop
+		}
+		return s.services().Stop(c.Service)
 	case KindKthread:
 		pid := e.Prior.Sched.PID
 		if err := s.Sched.SetFIFO(pid, c.FIFO); err != nil {
@@ -321,6 +329,14 @@ func (a *applier) verify(e *Entry) error {
 		}
 		if coalesceText(got, " ") != coalesceText(*c.Coalesce, " ") {
 			return mismatch("coalescing of "+a.dev.Name, coalesceText(got, " "), coalesceText(*c.Coalesce, " "))
+		}
+	case KindService:
+		active, err := s.services().Active(c.Service)
+		if err != nil {
+			return err
+		}
+		if active {
+			return mismatch(c.Service, "active", "stopped")
 		}
 	case KindKthread:
 		got, err := s.Sched.Sched(e.Prior.Sched.PID)

@@ -352,3 +352,46 @@ func FuzzParseLease(f *testing.F) {
 		}
 	})
 }
+
+// TestServicePlan: a unit that runs is stopped for the hold and started again on release, also by a restore
+// from the journal after a crash; one that does not run is left alone.
+func TestServicePlan(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		f := newFakeOS(features6_19)
+		f.units = map[string]bool{"irqbalance.service": running}
+		before := f.state()
+		sys := f.system()
+		target, err := sys.DeviceTarget("eth1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ServicePlan(target, "irqbalance.service", "it moves IRQ affinity")
+		if !strings.Contains(p.Format(), "systemctl stop irqbalance.service") {
+			t.Errorf("plan as shell:\n%s", p.Format())
+		}
+		path := journalPath(t)
+		h, err := sys.Hold(t.Context(), p, HoldOptions{ApplyOptions: ApplyOptions{Journal: path}, Lease: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on, _ := f.Active("irqbalance.service"); on {
+			t.Fatalf("running=%v: the unit runs during the hold", running)
+		}
+		// A crash: the journal alone puts it back.
+		j, err := LoadJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Entries[0].Prior.Service.Active != running {
+			t.Fatalf("journaled %+v, want active=%v", j.Entries[0].Prior.Service, running)
+		}
+		rep := sys.Restore(j, RestoreOptions{})
+		if !rep.Complete() || f.state() != before {
+			t.Fatalf("running=%v: restore %s", running, rep.Format())
+		}
+		if _, err := h.Release(); err != nil || f.state() != before {
+			t.Fatalf("running=%v: release %v", running, err)
+		}
+		noJournal(t, path)
+	}
+}

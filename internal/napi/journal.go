@@ -59,6 +59,12 @@ type Prior struct {
 	Rings    *ethtool.Rings    `json:"rings,omitempty"`
 	Coalesce *ethtool.Coalesce `json:"coalesce,omitempty"`
 	Sched    *sysknob.Sched    `json:"sched,omitempty"`
+	Service  *ServicePrior     `json:"service,omitempty"`
+}
+
+// ServicePrior is whether a unit ran before napilab stopped it.
+type ServicePrior struct {
+	Active bool `json:"active"`
 }
 
 // NAPIPrior is what napi-get reported for a NAPI before the change.
@@ -274,6 +280,8 @@ func (e Entry) check() error {
 		err = errors.Join(want(c.Rings != nil, "rings"), want(p == nil || p.Rings != nil, "prior rings"))
 	case KindCoalesce:
 		err = errors.Join(want(c.Coalesce != nil, "coalescing"), want(p == nil || p.Coalesce != nil, "prior coalescing"))
+	case KindService:
+		err = errors.Join(want(c.Service != "", "a unit"), want(p == nil || p.Service != nil, "the unit's prior state"))
 	case KindKthread:
 		err = errors.Join(want(c.NAPI != 0 && c.FIFO > 0, "a NAPI and a priority"),
 			want(p == nil || p.Sched != nil && p.Sched.PID > 0, "the kthread's prior scheduling"))

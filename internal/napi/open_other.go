@@ -28,3 +28,15 @@ func closeFD(int)                        {}
 func TakeLock(string, Holder) (*Lock, error) { return nil, errNotLinux }
 
 func lockWait(*os.File, time.Duration) error { return errNotLinux }
+
+// SystemdServices has no systemd outside Linux.
+type SystemdServices struct{}
+
+// Active is not supported outside Linux.
+func (SystemdServices) Active(string) (bool, error) { return false, errNotLinux }
+
+// Stop is not supported outside Linux.
+func (SystemdServices) Stop(string) error { return errNotLinux }
+
+// Start is not supported outside Linux.
+func (SystemdServices) Start(string) error { return errNotLinux }

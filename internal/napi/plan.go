@@ -56,6 +56,7 @@ const (
 	KindRings    Kind = "rings"    // ethtool -G
 	KindCoalesce Kind = "coalesce" // ethtool -C
 	KindKthread  Kind = "kthread"  // SCHED_FIFO priority and CPU affinity of a NAPI's kthread
+	KindService  Kind = "service"  // a systemd unit stopped for the run (irqbalance)
 )
 
 // Change is one step of a plan: its target, the value, and why.
@@ -79,6 +80,8 @@ type Change struct {
 
 	FIFO int            `json:"fifo,omitzero"`
 	CPUs sysknob.CPUSet `json:"cpus,omitzero"`
+
+	Service string `json:"service,omitempty"` // KindService: the unit to stop
 }
 
 // recordOnly reports whether the change only records a NAPI's state so that Restore can put it back after

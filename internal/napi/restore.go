@@ -227,7 +227,7 @@ func (r *restorer) checkDevice() string {
 
 func (r *restorer) entry(e Entry) RestoreItem {
 	c := e.Change
-	device := c.Kind != KindKnob || c.Knob.device()
+	device := c.Kind != KindService && (c.Kind != KindKnob || c.Knob.device())
 	if device && r.devGone != "" {
 		return RestoreItem{Result: Gone, Detail: r.devGone}
 	}
@@ -244,6 +244,8 @@ func (r *restorer) entry(e Entry) RestoreItem {
 		it, err = r.ethtool(e)
 	case KindKthread:
 		it.Result, err = r.kthread(c, *e.Prior.Sched)
+	case KindService:
+		it.Result, err = r.service(c, *e.Prior.Service)
 	}
 	switch {
 	case err == nil:
@@ -434,4 +436,20 @@ func (r *restorer) kthread(c Change, prior sysknob.Sched) (Result, error) {
 		return Unchanged, nil
 	}
 	return Restored, r.s.Sched.RestoreSched(prior)
+}
+
+// service starts again a unit that ran before the apply stopped it; one that runs already (someone started it
+// meanwhile) is left alone.
+func (r *restorer) service(c Change, prior ServicePrior) (Result, error) {
+	if !prior.Active {
+		return Unchanged, nil
+	}
+	active, err := r.s.services().Active(c.Service)
+	if err != nil {
+		return Failed, err
+	}
+	if active {
+		return Unchanged, nil
+	}
+	return Restored, r.s.services().Start(c.Service)
 }

@@ -54,7 +54,7 @@ func TestPrivSweep(t *testing.T) {
 	bed := testbedtest.New(t, testbed.Topology{})
 	before := napitest.DeviceState(t, bed.B.NetNSPath(), bed.B.Link)
 	srv, hello := inProcessServer(t, bed)
-	client := &LocalClient{NSPath: bed.A.NetNSPath()}
+	client := &LocalClient{NSPath: bed.A.NetNSPath(), Dev: bed.A.Link}
 	defer client.Close()
 	clientInfo, err := agent.Describe(agent.RoleClient, bed.A.Link, bed.A.NetNSPath())
 	if err != nil {

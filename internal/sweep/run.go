@@ -64,6 +64,8 @@ type Options struct {
 	Command []string
 	// Force lets Channels and RingRX reset the device that carries the ssh session to the server host.
 	Force bool
+	// KeepIrqbalance keeps irqbalance running on the ends during the sweep (it is stopped otherwise).
+	KeepIrqbalance bool
 }
 
 // Progress is where a sweep is.
@@ -193,6 +195,9 @@ func (e *engine) run(ctx context.Context) error {
 		return err
 	}
 	if err := e.preflight(ctx); err != nil {
+		return err
+	}
+	if err := e.stopIrqbalance(ctx); err != nil {
 		return err
 	}
 	for rep := 0; rep < e.s.Reps; rep++ {
@@ -371,6 +376,54 @@ func (e *engine) openLinks(ctx context.Context) error {
 		return fmt.Errorf("client link: %w", err)
 	}
 	e.res.Header.ClientLink = info
+	return nil
+}
+
+// ServiceStopper stops a systemd unit on an end for the rest of the sweep, journaled and started again after:
+// *agent.Conn (a server or client agent) and *LocalClient do.
+type ServiceStopper interface {
+	StopService(ctx context.Context, unit string, lease time.Duration) (agent.StopServiceResult, error)
+}
+
+// irqbalanceUnit is the unit of irqbalance, which moves IRQ affinity back behind napilab's back.
+const irqbalanceUnit = "irqbalance.service"
+
+// stopIrqbalance stops irqbalance on each end it runs on, for the sweep; where it cannot (no systemd), the result
+// says so and why, and the sweep goes on.
+func (e *engine) stopIrqbalance(ctx context.Context) error {
+	if e.o.KeepIrqbalance {
+		for _, end := range []agent.EndInfo{e.ends.ServerInfo, e.ends.ClientInfo} {
+			if end.Irqbalance != "" {
+				e.res.Notes = append(e.res.Notes, note.Warnf("irqbalance %s on %s and was kept for the run, as "+
+					"asked: it may move IRQ affinity while cells measure", end.Irqbalance, end.Hostname))
+			}
+		}
+		return nil
+	}
+	for _, end := range []struct {
+		info agent.EndInfo
+		ctl  any
+	}{{e.ends.ServerInfo, e.ends.Server}, {e.ends.ClientInfo, e.ends.Client}} {
+		if end.info.Irqbalance == "" {
+			continue
+		}
+		stopper, ok := end.ctl.(ServiceStopper)
+		if !ok {
+			continue
+		}
+		_, err := stopper.StopService(ctx, irqbalanceUnit, e.o.Lease)
+		switch {
+		case err == nil:
+			e.res.Notes = append(e.res.Notes, note.Infof("irqbalance was stopped on %s for the run and started "+
+				"again after", end.info.Hostname))
+		case errors.Is(err, kernel.ErrNotSupported):
+			e.res.Notes = append(e.res.Notes, note.Warnf("irqbalance %s on %s, and napilab could not stop it for "+
+				"the run (%v): stop it yourself, or read cells whose mode pins IRQs with care", end.info.Irqbalance,
+				end.info.Hostname, err))
+		default:
+			return fmt.Errorf("stop irqbalance on %s for the run: %w", end.info.Hostname, err)
+		}
+	}
 	return nil
 }
 
