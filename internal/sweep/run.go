@@ -513,7 +513,10 @@ func (e *engine) runMode(ctx context.Context, m napi.Mode, rep int) (err error) 
 		c.Notes = append(slices.Clone(c.Notes), cellNotes(row, res)...)
 		if sres.Trace != nil {
 			if c.Mismatch = trace.Check(m.Preset, *sres.Trace); c.Mismatch != "" {
-				c.Notes = append(c.Notes, note.Warnf("%s, %s: %s", m.Preset, row, c.Mismatch))
+				// One sentence per mode and poller, so the notes say it once; the cell keeps the details.
+				c.Notes = append(c.Notes, note.Warnf("the server's trace saw %s poll the NAPI, not what %s "+
+					"expects: these cells do not measure %s (each cell's mismatch has the details)",
+					sres.Trace.Kind, m.Preset, m.Preset))
 			}
 		} else if sres.TraceNote != "" {
 			c.Notes = note.Merge(c.Notes, note.Infof("%s", sres.TraceNote))
