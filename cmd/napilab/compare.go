@@ -18,24 +18,25 @@ import (
 
 // compareFlags choose what a comparison measures and where its results go; sweep and demo share them.
 type compareFlags struct {
-	Modes     []string      `sep:"," default:"interrupts,busy-poll,busy-poll-separate,threaded,threaded-busy-poll" help:"Polling modes to compare (columns); napilab mode list shows them."`
-	Load      []string      `sep:"," default:"12.5k,25k,12.5k+30us" help:"Loads (rows): RATE[+DELAY], the request rate and the client's processing time per reply; 'seed' for the cover letter's five rows (most saturate a 2-CPU machine)."`
-	Duration  time.Duration `default:"2s" help:"Measured time per cell."`
-	Warmup    time.Duration `default:"300ms" help:"Unmeasured warm-up per cell."`
-	Reps      int           `default:"1" help:"Repetitions; the modes are interleaved, and cells show median and spread."`
-	Payload   int           `default:"400" help:"UDP payload bytes (the cover letter used 400)."`
-	Timeout   time.Duration `default:"1s" help:"How long the client waits for replies after its last request; later replies count as lost."`
-	ServerCPU int           `name:"server-cpu" default:"0" help:"CPU of the rr server's loop (on the server host)."`
-	ClientCPU int           `name:"client-cpu" default:"1" help:"CPU of the rr client's loop (on the client host)."`
-	PollCPU   int           `name:"poll-cpu" default:"-1" help:"CPU of the NAPI kthread in threaded modes (-1: the server's)."`
-	Ring      int           `default:"4096" help:"Receive ring entries of both ends' AF_XDP sockets (a power of two)."`
-	Channels  uint32        `placeholder:"N" help:"Also set the server device's queue count in every mode (ethtool -L; resets the link)."`
-	RingRX    uint32        `name:"ring-rx" placeholder:"N" help:"Also set the server device's rx descriptor ring in every mode (ethtool -G; resets the link)."`
-	Force     bool          `help:"Let --channels/--ring-rx reset the device that carries the ssh session to the server."`
-	Lease     time.Duration `help:"How long the server keeps a mode without hearing from this controller before it restores by itself; renewed before every cell (default: three cells, at least 30s)."`
-	JSON      string        `placeholder:"FILE" help:"Write the result document (napilab.sweep/v2: both ends' headers, every cell) to FILE."`
-	CSV       string        `placeholder:"FILE" help:"Write one CSV row per cell to FILE."`
-	Report    string        `placeholder:"FILE" help:"Write the report page (plots, tables and the data, one offline HTML file) to FILE."`
+	Modes          []string      `sep:"," default:"interrupts,busy-poll,busy-poll-separate,threaded,threaded-busy-poll" help:"Polling modes to compare (columns); napilab mode list shows them."`
+	Load           []string      `sep:"," default:"12.5k,25k,12.5k+30us" help:"Loads (rows): RATE[+DELAY], the request rate and the client's processing time per reply; 'seed' for the cover letter's five rows (most saturate a 2-CPU machine)."`
+	Duration       time.Duration `default:"2s" help:"Measured time per cell."`
+	Warmup         time.Duration `default:"300ms" help:"Unmeasured warm-up per cell."`
+	Reps           int           `default:"1" help:"Repetitions; the modes are interleaved, and cells show median and spread."`
+	Payload        int           `default:"400" help:"UDP payload bytes (the cover letter used 400)."`
+	Timeout        time.Duration `default:"1s" help:"How long the client waits for replies after its last request; later replies count as lost."`
+	ServerCPU      int           `name:"server-cpu" default:"0" help:"CPU of the rr server's loop (on the server host)."`
+	ClientCPU      int           `name:"client-cpu" default:"1" help:"CPU of the rr client's loop (on the client host)."`
+	PollCPU        int           `name:"poll-cpu" default:"-1" help:"CPU of the NAPI kthread in threaded modes (-1: the server's)."`
+	Ring           int           `default:"4096" help:"Receive ring entries of both ends' AF_XDP sockets (a power of two)."`
+	Channels       uint32        `placeholder:"N" help:"Also set the server device's queue count in every mode (ethtool -L; resets the link)."`
+	RingRX         uint32        `name:"ring-rx" placeholder:"N" help:"Also set the server device's rx descriptor ring in every mode (ethtool -G; resets the link)."`
+	Force          bool          `help:"Let --channels/--ring-rx reset the device that carries the ssh session to the server."`
+	KeepIrqbalance bool          `name:"keep-irqbalance" help:"Leave irqbalance running on the ends (it is stopped for the run and started again after, because it moves IRQ affinity)."`
+	Lease          time.Duration `help:"How long the server keeps a mode without hearing from this controller before it restores by itself; renewed before every cell (default: three cells, at least 30s)."`
+	JSON           string        `placeholder:"FILE" help:"Write the result document (napilab.sweep/v2: both ends' headers, every cell) to FILE."`
+	CSV            string        `placeholder:"FILE" help:"Write one CSV row per cell to FILE."`
+	Report         string        `placeholder:"FILE" help:"Write the report page (plots, tables and the data, one offline HTML file) to FILE."`
 }
 
 // spec turns the flags into a sweep spec, problems named by flag.
@@ -112,6 +113,19 @@ func checkWritable(path string) error {
 // errInterrupted ends a comparison that SIGINT or SIGTERM stopped: everything it changed was put back, and what
 // it measured was kept.
 var errInterrupted = &exitError{code: 130, err: errors.New("interrupted; everything napilab changed is restored")}
+
+// interrupted turns a failure that SIGINT or SIGTERM caused (a "context canceled" from whatever step was
+// running) into errInterrupted, once everything was put back; other failures and exit statuses stay.
+func interrupted(ctx context.Context, err error) error {
+	var ee *exitError
+	if err == nil || ctx.Err() == nil || errors.As(err, &ee) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
+	return errors.Join(err, errInterrupted)
+}
 
 // run runs the sweep between ends, shows its progress, prints the tables, and writes the outputs. What was
 // measured is written even when the sweep stops early.

@@ -18,7 +18,9 @@ type demoCmd struct {
 	compareFlags
 }
 
-func (d *demoCmd) Run(ctx context.Context, std *stdio) error {
+func (d *demoCmd) Run(ctx context.Context, std *stdio) (err error) {
+	// Registered first, so it runs last: after the testbed is down and the agent has restored.
+	defer func() { err = interrupted(ctx, err) }()
 	s, err := d.spec()
 	if err != nil {
 		return err
@@ -44,7 +46,7 @@ func (d *demoCmd) Run(ctx context.Context, std *stdio) error {
 		return err
 	}
 	defer srv.close(std.err)
-	client := &sweep.LocalClient{NSPath: bed.A.NetNSPath()}
+	client := &sweep.LocalClient{NSPath: bed.A.NetNSPath(), Dev: bed.A.Link}
 	defer client.Close()
 	clientInfo, err := agent.Describe(agent.RoleClient, bed.A.Link, bed.A.NetNSPath())
 	if err != nil {
@@ -52,7 +54,7 @@ func (d *demoCmd) Run(ctx context.Context, std *stdio) error {
 	}
 	ends := sweep.Ends{Server: srv.conn, ServerInfo: srv.hello.End, ServerDev: bed.B.Link, ServerNS: bed.B.NetNSPath(),
 		Client: client, ClientInfo: clientInfo, ClientDev: bed.A.Link, Peer: bed.B.IPv4.Addr(), SameHost: true}
-	err = d.run(ctx, std, s, ends, sweep.Options{Lease: d.Lease, Command: commandLine()})
+	err = d.run(ctx, std, s, ends, sweep.Options{Lease: d.Lease, Command: commandLine(), KeepIrqbalance: d.KeepIrqbalance})
 	fmt.Fprintln(std.out, "- veth AF_XDP is copy mode: both ends' NAPIs run in softirq inside the sender's sendto, so on this")
 	fmt.Fprintln(std.out, "  testbed the modes differ far less than on a NIC with IRQs; `napilab lab` runs them on virtio_net.")
 	return err

@@ -142,7 +142,7 @@ func TestExitStatus(t *testing.T) {
 
 		{[]string{"mode", "plan", "no-such-mode", "--dev", "eth0"}, 1, `napilab: unknown mode "no-such-mode"`},
 		{[]string{"mode", "plan", "threaded", "--dev", "eth0", "--fifo", "100"}, 1,
-			"SCHED_FIFO priority 100 is out of range"},
+			"--fifo priority 100 is out of range"},
 		{[]string{"testbed", "down", "--state-dir", state}, 1, "napilab: testbed down: name the testbed to remove"},
 		{[]string{"testbed", "up", "--queues", "0", "--state-dir", state}, 1, "napilab: testbed up: --queues 0"},
 		{[]string{"doctor", "--queue", "1"}, 1, "napilab: --queue needs --dev"},
@@ -235,8 +235,8 @@ func TestModeFlags(t *testing.T) {
 	}{
 		{"preset", []string{"threaded"}, preset("threaded", nil), ""},
 		{"seed preset keeps its CPU", []string{"seed-interrupts"}, preset("seed-interrupts", nil), ""},
-		{"every flag", []string{"threaded", "--queue", "0", "--queue", "2", "--cpu", "1", "--fifo", "20",
-			"--netns", "ns1", "--defer", "5", "--gro", "20us", "--busy-read", "50us", "--channels", "2", "--ring", "512"},
+		{"every flag", []string{"threaded", "--queue", "0", "--queue", "2", "--poll-cpu", "1", "--fifo", "20",
+			"--netns", "ns1", "--defer", "5", "--gro", "20us", "--busy-read", "50us", "--channels", "2", "--nic-ring", "512"},
 			preset("threaded", func(m *napi.Mode) {
 				m.Queues, m.PollCPU, m.FIFO, m.NetNS = []int{0, 2}, 1, 20, "ns1"
 				m.DeferHardIRQs, m.GROFlushTimeout = new(uint32(5)), new(20*time.Microsecond)
@@ -245,18 +245,18 @@ func TestModeFlags(t *testing.T) {
 		{"suspend", []string{"irq-suspend", "--suspend", "10ms"},
 			preset("irq-suspend", func(m *napi.Mode) { m.IRQSuspendTimeout = new(10 * time.Millisecond) }), ""},
 		{"suspend outside irq-suspend", []string{"threaded", "--suspend", "10ms"}, napi.Mode{},
-			"irq-suspend-timeout only acts in mode irq-suspend, not threaded: drop --suspend"},
+			"--suspend only acts in mode irq-suspend, not threaded: drop it"},
 		{"zero values are values", []string{"busy-poll", "--defer", "0", "--gro", "0s", "--busy-read", "0s"},
 			preset("busy-poll", func(m *napi.Mode) {
 				m.DeferHardIRQs, m.GROFlushTimeout, m.BusyRead = new(uint32(0)), new(time.Duration(0)), new(time.Duration(0))
 			}), ""},
 		{"unknown mode", []string{"fast"}, napi.Mode{}, `unknown mode "fast"`},
-		{"priority", []string{"threaded", "--fifo", "100"}, napi.Mode{}, "SCHED_FIFO priority 100 is out of range"},
+		{"priority", []string{"threaded", "--fifo", "100"}, napi.Mode{}, "--fifo priority 100 is out of range"},
 		{"negative queue", []string{"threaded", "--queue=-1"}, napi.Mode{}, "queue -1 is negative"},
 		{"queue twice", []string{"threaded", "--queue", "1", "--queue", "1"}, napi.Mode{}, "queue 1 is named twice"},
 		{"busy_read resolution", []string{"busy-poll", "--busy-read", "1ns"}, napi.Mode{},
 			"not a whole number of microseconds"},
-		{"negative gro", []string{"busy-poll", "--gro=-1us"}, napi.Mode{}, "gro_flush_timeout -1µs is negative"},
+		{"negative gro", []string{"busy-poll", "--gro=-1us"}, napi.Mode{}, "--gro -1µs is negative"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl, err := parse(t, append(append([]string{"mode", "plan"}, c.args...), "--dev", "eth1")...)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
@@ -23,22 +24,28 @@ type modeCmd struct {
 	List    modeListCmd    `cmd:"" help:"List the modes and presets and what each sets."`
 }
 
-// modeFlags select and tune a mode; unset tuning flags keep the preset's values.
+// modeFlags select and tune a mode; unset tuning flags keep the preset's values. A flag given is kept as given:
+// an explicit 0 or a flag the mode has no use for is refused, never read as "not set".
 type modeFlags struct {
 	Mode     string         `arg:"" help:"Mode or preset: interrupts, busy-poll, busy-poll-separate, threaded, threaded-busy-poll, irq-suspend, or seed-<mode> for the seed script's setup."`
 	Dev      string         `required:"" placeholder:"IFACE" help:"Network interface."`
 	Queue    []int          `default:"0" placeholder:"N" help:"Rx queue(s) whose NAPI the mode configures."`
-	CPU      int            `name:"cpu" default:"-1" placeholder:"C" help:"Poll CPU: the NAPI kthread's (threaded modes) and the IRQ's (seed presets). Default: the preset's, else the last online CPU."`
-	FIFO     int            `name:"fifo" placeholder:"PRIO" help:"SCHED_FIFO priority of the NAPI kthread, 1-99 (threaded modes; default 50)."`
+	PollCPU  *int           `name:"poll-cpu" placeholder:"C" help:"CPU of the NAPI kthread (threaded modes) and of the queues' IRQs (seed presets), as sweep's --poll-cpu. Default: the preset's, else the last online CPU."`
+	FIFO     *int           `name:"fifo" placeholder:"PRIO" help:"SCHED_FIFO priority of the NAPI kthread, 1-99 (threaded modes; default 50)."`
 	NetNS    string         `name:"netns" placeholder:"NAME" help:"Network namespace of the device: a name under /run/netns or a path."`
 	Defer    *uint32        `placeholder:"N" help:"napi defer-hard-irqs: empty polls before the IRQ comes back."`
 	GRO      *time.Duration `name:"gro" placeholder:"DURATION" help:"gro-flush-timeout, e.g. 15us."`
 	Suspend  *time.Duration `placeholder:"DURATION" help:"irq-suspend-timeout (irq-suspend), e.g. 20ms."`
 	BusyRead *time.Duration `name:"busy-read" placeholder:"DURATION" help:"net.core.busy_read, e.g. 400us (machine-wide)."`
-	Channels uint32         `placeholder:"N" help:"Set the device's queue count (ethtool -L)."`
-	Ring     uint32         `placeholder:"N" help:"Set the rx descriptor ring size (ethtool -G)."`
+	Channels *uint32        `placeholder:"N" help:"Set the device's queue count (ethtool -L), at least 1."`
+	NICRing  *uint32        `name:"nic-ring" placeholder:"N" help:"Set the NIC's rx descriptor ring (ethtool -G rx N); not rr's --ring, the AF_XDP socket's."`
 	JSON     bool           `name:"json" help:"Print JSON."`
 }
+
+// modeFlagNames names napi.Mode's fields by the flags of mode plan and apply.
+var modeFlagNames = map[string]string{"dev": "--dev", "queue": "--queue", "poll-cpu": "--poll-cpu",
+	"fifo": "--fifo", "gro": "--gro", "suspend": "--suspend", "busy-read": "--busy-read", "defer": "--defer",
+	"journal": "--journal"}
 
 // mode resolves the flags into a Mode.
 func (f *modeFlags) mode() (napi.Mode, error) {
@@ -47,11 +54,19 @@ func (f *modeFlags) mode() (napi.Mode, error) {
 		return m, err
 	}
 	m.Queues, m.NetNS = f.Queue, f.NetNS
-	if f.CPU != -1 {
-		m.PollCPU = f.CPU
+	var errs []error
+	if f.PollCPU != nil {
+		if !m.UsesPollCPU() {
+			errs = append(errs, fmt.Errorf("--poll-cpu: %s puts nothing on a poll CPU (no NAPI kthread, no IRQ "+
+				"pinning): drop it", m.Preset))
+		}
+		m.PollCPU = *f.PollCPU
 	}
-	if f.FIFO != 0 {
-		m.FIFO = f.FIFO
+	if f.FIFO != nil {
+		if !m.UsesFIFO() {
+			errs = append(errs, fmt.Errorf("--fifo: %s has no NAPI kthread to schedule: drop it", m.Preset))
+		}
+		m.FIFO = *f.FIFO
 	}
 	if f.Defer != nil {
 		m.DeferHardIRQs = f.Defer
@@ -65,13 +80,20 @@ func (f *modeFlags) mode() (napi.Mode, error) {
 	if f.BusyRead != nil {
 		m.BusyRead = f.BusyRead
 	}
-	if f.Channels != 0 {
-		m.Channels = f.Channels
+	if f.Channels != nil {
+		if *f.Channels == 0 {
+			errs = append(errs, errors.New("--channels 0 would leave the device without queues: give at least 1"))
+		}
+		m.Channels = *f.Channels
 	}
-	if f.Ring != 0 {
-		m.RingRX = f.Ring
+	if f.NICRing != nil {
+		if *f.NICRing == 0 {
+			errs = append(errs, errors.New("--nic-ring 0 would leave the queue without descriptors: give at least 1"))
+		}
+		m.RingRX = *f.NICRing
 	}
-	return m, m.Validate()
+	errs = append(errs, m.Validate())
+	return m, kernel.RenameFields(errors.Join(errs...), modeFlagNames)
 }
 
 // plan opens the device's namespace and plans the mode there; the caller closes the system.
@@ -92,7 +114,15 @@ func (f *modeFlags) plan() (*napi.System, *napi.Plan, error) {
 		}
 	}
 	s.Close()
-	return nil, nil, netnsHint(kernel.RenameFields(err, map[string]string{"dev": "--dev"}), f.Dev, f.NetNS)
+	if errors.Is(err, napi.ErrNotInitialNetNS) {
+		name := netns.NameOf()
+		if name == "" {
+			name = "NAME"
+		}
+		return nil, nil, kernel.WithHint(err, fmt.Sprintf("from the initial namespace: napilab mode ... --dev %s "+
+			"--netns %s, not ip netns exec %s napilab ...", f.Dev, name, name))
+	}
+	return nil, nil, netnsHint(kernel.RenameFields(err, modeFlagNames), f.Dev, f.NetNS)
 }
 
 type modePlanCmd struct {
@@ -131,6 +161,9 @@ type applyReport struct {
 }
 
 func (c *modeApplyCmd) Run(ctx context.Context, std *stdio) error {
+	if err := napi.CheckJournalPath(c.Journal); err != nil { // before anything is opened or read
+		return kernel.RenameFields(err, modeFlagNames)
+	}
 	s, p, err := c.plan()
 	if err != nil {
 		return err
@@ -147,7 +180,7 @@ func (c *modeApplyCmd) Run(ctx context.Context, std *stdio) error {
 		a, err = s.Apply(ctx, p, ao)
 	}
 	if err != nil {
-		return err
+		return kernel.RenameFields(err, modeFlagNames)
 	}
 	rep := applyReport{Plan: p, Journal: a.Journal.Path(), Kthreads: a.Kthreads(), App: p.Mode.App,
 		Entries: a.Journal.Entries}

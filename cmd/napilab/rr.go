@@ -114,11 +114,11 @@ type rrServerCmd struct {
 	LocalIP   string         `placeholder:"IP" help:"Template replies: this end's address (default: the device's)."`
 }
 
-func (s *rrServerCmd) Run(ctx context.Context, std *stdio) error {
+func (s *rrServerCmd) Run(ctx context.Context, std *stdio) (err error) {
+	defer func() { err = cancelled(ctx, err) }()
 	l, th := s.link(), s.threads()
 	svc := rr.Service{Payload: s.Payload, Format: rr.Format(s.Format), Verify: s.Verify,
 		Reply: rr.ReplyStyle(s.Reply), Delay: s.Delay}
-	var err error
 	if l.PeerIP, l.PeerMAC, l.LocalIP, err = parseAddrs(s.Peer, s.PeerMAC, s.LocalIP); err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ type rrClientCmd struct {
 	Peer        string         `required:"" placeholder:"IP" help:"The server's address; its MAC comes from the neighbour table (probed when missing)."`
 	PeerMAC     string         `placeholder:"MAC" help:"The server's MAC, when ARP/ND cannot find it."`
 	LocalIP     string         `placeholder:"IP" help:"Source address (default: the device's, of the peer's family)."`
-	Period      *time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given."`
+	Period      *time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given. A period longer than --duration is refused: the run would measure at most one request."`
 	Rate        string         `placeholder:"REQ/S" help:"Open loop at this rate, e.g. 12.5k, 125000, 1M (instead of --period)."`
 	Outstanding *int           `placeholder:"N" help:"Closed loop: keep N requests in flight (instead of --period/--rate)."`
 	Sender      string         `default:"auto" enum:"auto,thread,inline" help:"Where open-loop requests are sent from: a thread of their own, or the receive loop; auto picks a thread only when the spinning threads fit the CPUs."`
@@ -262,7 +262,8 @@ func (c *rrClientCmd) loadFlags(err error) error {
 	return flagErrors(err)
 }
 
-func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
+func (c *rrClientCmd) Run(ctx context.Context, std *stdio) (err error) {
+	defer func() { err = cancelled(ctx, err) }()
 	// The first SIGINT or SIGTERM stops sending (before the run it stops opening the link, through ctx): the
 	// replies in flight are awaited up to the reply timeout, so a request the server answered is never counted
 	// lost. A second one stops at once.
@@ -270,7 +271,8 @@ func (c *rrClientCmd) Run(ctx context.Context, std *stdio) error {
 	defer stopRun()
 	l, th := c.link(), c.threads()
 	l.NoStamp = true // arrival stamps are the server's measurement
-	p, err := c.workload()
+	var p rr.Workload
+	p, err = c.workload()
 	if err != nil {
 		return err
 	}
@@ -374,6 +376,15 @@ func gracefulStop() (stopSending <-chan struct{}, run context.Context, cancel fu
 		cancelRun()
 	}()
 	return stop, run, func() { signal.Stop(sig); cancelRun() }
+}
+
+// cancelled turns the "context canceled" of a step that SIGINT or SIGTERM interrupted (opening the link, say)
+// into errInterrupted; every other outcome stays as it is.
+func cancelled(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
+	return err
 }
 
 // checkCPUs refuses a --cpu this process cannot run on before anything is attached.

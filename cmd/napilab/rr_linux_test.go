@@ -27,7 +27,7 @@ func rrBed(t *testing.T, topo testbed.Topology) (bed *testbed.Testbed, client []
 	return bed, client, server
 }
 
-func startServer(t *testing.T, args []string, extra ...string) *cliProc {
+func rrStartServer(t *testing.T, args []string, extra ...string) *cliProc {
 	t.Helper()
 	srv := cliStart(t, append(append([]string{}, args...), extra...)...)
 	srv.waitLine(t, "napilab rr server ") // "on ..." or, with --json, "ready"
@@ -45,7 +45,8 @@ func TestPrivRRClientNoServer(t *testing.T) {
 		!strings.Contains(errOut, "napilab rr server runs on "+bed.B.IPv4.Addr().String()) {
 		t.Fatalf("status %d; want 1 and the sentence that nothing answered:\n%s%s", code, out, errOut)
 	}
-	if strings.Contains(out, "from schedule") || !strings.Contains(out, "none measured") || !strings.Contains(out, "no replies") {
+	if strings.Contains(out, "from schedule") || !strings.Contains(out, "none measured") ||
+		!strings.Contains(out, "no replies") {
 		t.Fatalf("the report of a run without replies:\n%s", out)
 	}
 	if xdpAttached(t, bed.A) {
@@ -85,7 +86,7 @@ func TestPrivRRClientSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			_, client, server := rrBed(t, testbed.Topology{})
-			srv := startServer(t, server, "--json")
+			srv := rrStartServer(t, server, "--json")
 			cli := cliStart(t, append(client, "--duration", "1h", "--interval", "50ms", "--warmup", "0",
 				"--rate", "5k")...)
 			cli.waitLine(t, "req/s  p50")
@@ -108,7 +109,7 @@ func TestPrivRRClientSignal(t *testing.T) {
 // neither the printed report nor the result, which is saved elsewhere; the error says where.
 func TestPrivRRResultNeverLost(t *testing.T) {
 	_, client, server := rrBed(t, testbed.Topology{})
-	srv := startServer(t, server)
+	srv := rrStartServer(t, server)
 	defer srv.signal(t, syscall.SIGINT)
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "gone")
@@ -139,7 +140,7 @@ func TestPrivRRResultNeverLost(t *testing.T) {
 // after the sender caught up, and the summary says plainly that the load was not kept.
 func TestPrivRRLoadNotKept(t *testing.T) {
 	_, client, server := rrBed(t, testbed.Topology{})
-	srv := startServer(t, server)
+	srv := rrStartServer(t, server)
 	defer srv.signal(t, syscall.SIGINT)
 	out, errOut, code := cliRun(t, append(client, "--rate", "100M", "--duration", "200ms", "--warmup", "0",
 		"--interval", "0", "--json")...)
@@ -180,5 +181,28 @@ func TestPrivRRDeviceElsewhere(t *testing.T) {
 				t.Errorf("napilab %s: status %d; want 1 and %q:\n%s%s", strings.Join(c.args, " "), code, w, out, errOut)
 			}
 		}
+	}
+}
+
+// TestPrivQueueOutsideDevice: a queue the device does not have is an error naming the device's queues, before
+// anything is attached, in rr as in mode.
+func TestPrivQueueOutsideDevice(t *testing.T) {
+	bed, client, server := rrBed(t, testbed.Topology{NAPI: true})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append(client, "--queue", "3"), "--queue 3 does not exist on veth-a, which has rx queue 0 only"},
+		{append(server, "--queue", "1"), "--queue 1 does not exist on veth-b, which has rx queue 0 only"},
+		{[]string{"mode", "plan", "interrupts", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath(), "--queue", "2"},
+			"veth-b has no rx queue 2 (its rx queues: 0)"},
+	} {
+		out, errOut, code := cliRun(t, c.args...)
+		if code != 1 || !strings.Contains(errOut, c.want) {
+			t.Errorf("napilab %s: status %d; want 1 and %q:\n%s%s", strings.Join(c.args, " "), code, c.want, out, errOut)
+		}
+	}
+	if xdpAttached(t, bed.A) || xdpAttached(t, bed.B) {
+		t.Fatal("a refused run left its XDP program attached")
 	}
 }

@@ -33,7 +33,9 @@ type sweepCmd struct {
 	AgentCache  string   `name:"agent-cache" hidden:"" placeholder:"DIR" help:"Where remote hosts keep the copies of napilab (default /var/cache/napilab/agents); for tests."`
 }
 
-func (c *sweepCmd) Run(ctx context.Context, std *stdio) error {
+func (c *sweepCmd) Run(ctx context.Context, std *stdio) (err error) {
+	// Registered first, so it runs last: after every end said goodbye and restored.
+	defer func() { err = interrupted(ctx, err) }()
 	s, err := c.spec()
 	if err != nil {
 		return err
@@ -80,7 +82,7 @@ func (c *sweepCmd) Run(ctx context.Context, std *stdio) error {
 	}
 
 	if client.Kind == remote.Local {
-		lc := &sweep.LocalClient{NSPath: netns.Path(c.ClientNetns)}
+		lc := &sweep.LocalClient{NSPath: netns.Path(c.ClientNetns), Dev: c.ClientDev}
 		defer lc.Close()
 		if ends.ClientInfo, err = agent.Describe(agent.RoleClient, c.ClientDev, lc.NSPath); err != nil {
 			return kernel.RenameFields(err, map[string]string{"dev": "--client-dev"})
@@ -100,7 +102,7 @@ func (c *sweepCmd) Run(ctx context.Context, std *stdio) error {
 		ends.ServerInfo.Hostname, driverOf(ends.ServerInfo), ends.ServerInfo.Kernel, c.ClientDev,
 		ends.ClientInfo.Hostname, driverOf(ends.ClientInfo), ends.ClientInfo.Kernel)
 	describeRun(std.out, s)
-	return c.run(ctx, std, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine(), Force: c.Force})
+	return c.run(ctx, std, s, ends, sweep.Options{Lease: c.Lease, Command: commandLine(), Force: c.Force, KeepIrqbalance: c.KeepIrqbalance})
 }
 
 func driverOf(e agent.EndInfo) string {

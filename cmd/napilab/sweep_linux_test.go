@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/napi/napitest"
 	"github.com/napilab/napilab/internal/remote/remotetest"
 	"github.com/napilab/napilab/internal/sweep"
 	"github.com/napilab/napilab/internal/testbed"
@@ -23,28 +23,10 @@ import (
 )
 
 // generous bounds every wait for something that must happen; nothing is timed by it.
-const generous = 2 * time.Minute
+const generous = 5 * time.Minute
 
-// deviceState is what `napilab show --json` says of the server's device, with the AF_XDP sockets of its queues
-// left out: the kernel lets go of a closed socket's queue asynchronously.
-func deviceState(t *testing.T, ns, dev string) string {
-	t.Helper()
-	sys, err := napi.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	st, err := sys.Show(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.ReplaceAll(string(b), `,"xsk":true`, "")
-	return strings.ReplaceAll(s, `,"xsk":false`, "")
-}
+// deviceState is napitest.DeviceState.
+func deviceState(t *testing.T, ns, dev string) string { return napitest.DeviceState(t, ns, dev) }
 
 // waitState waits until the device's state is want (or, with differ, is not want).
 func waitState(t *testing.T, ns, dev, want string, differ bool, what string) {
@@ -304,8 +286,8 @@ func TestPrivSweepBadInput(t *testing.T) {
 	}{
 		{[]string{"--server-dev", "nosuchdev"}, `--server-dev "nosuchdev" does not exist in network namespace`},
 		{[]string{"--peer", "198.18.0.77"}, "--peer 198.18.0.77 is not an address of"},
-		{[]string{"--server-cpu", "64"}, "--server-cpu 64 does not exist on"},
-		{[]string{"--payload", "5"}, "--payload of 5 bytes"},
+		{[]string{"--server-cpu", "64"}, "--server-cpu 64 is not a CPU napilab can run on at"},
+		{[]string{"--payload", "5"}, "--payload of 5 bytes cannot hold the napilab header: use at least 40 bytes"},
 		{[]string{"--load", "fast"}, `--load: load "fast"`},
 		{[]string{"--json", "/nonexistent/dir/out.json"}, "--json /nonexistent/dir/out.json cannot be written"},
 		{[]string{"--server", "nfs://x"}, `--server: "nfs://x": napilab reaches other hosts only over ssh`},

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/napilab/napilab/internal/napi"
+	"github.com/napilab/napilab/internal/netns"
 	"github.com/napilab/napilab/internal/testbed"
 )
 
@@ -87,7 +90,7 @@ func (c *testbedDownCmd) Run(std *stdio) error {
 	case c.Name != "" && c.All:
 		return errors.New("testbed down: give a name or --all, not both")
 	case c.Name != "":
-		if err := store.Down(c.Name); err != nil {
+		if err := down(std.out, store, c.Name); err != nil {
 			return err
 		}
 		fmt.Fprintf(std.out, "removed testbed %s\n", c.Name)
@@ -98,7 +101,7 @@ func (c *testbedDownCmd) Run(std *stdio) error {
 	recs, listErr := store.List()
 	var errs []error
 	for _, r := range recs {
-		if err := store.Down(r.Name); err != nil {
+		if err := down(std.out, store, r.Name); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -108,6 +111,48 @@ func (c *testbedDownCmd) Run(std *stdio) error {
 		fmt.Fprintln(std.out, "no testbeds to remove")
 	}
 	return errors.Join(append(errs, listErr)...)
+}
+
+// down removes a testbed, after restoring the polling modes applied to its devices: removing a device does not
+// put back what a mode changed machine-wide (busy_read, RT throttling, ...), its journal does. A mode whose
+// holder is still running is that holder's to restore: down refuses and names it.
+func down(w io.Writer, store testbed.Store, name string) error {
+	rec, err := store.Get(name)
+	if err != nil {
+		return store.Down(name) // Down says what is wrong with it, or removes what there is
+	}
+	modes, err := napi.ListApplied(napi.DefaultRegistry)
+	if err != nil {
+		return fmt.Errorf("testbed %s stays: the polling modes applied to it could not be listed (%w)", name, err)
+	}
+	for _, m := range modes {
+		if !inTestbed(m.NetNS, rec) {
+			continue
+		}
+		if m.Held && m.HolderAlive {
+			return fmt.Errorf("testbed %s stays: %s; stop that napilab first (it restores what it changed on "+
+				"exit), then run napilab testbed down %s", name, m, name)
+		}
+		rep, err := napi.RestoreFile(m.Journal, napi.OpenNetNS, napi.RestoreOptions{})
+		if rep != nil {
+			fmt.Fprint(w, rep.Format())
+		}
+		if err != nil {
+			return fmt.Errorf("testbed %s stays: restoring %s on %s first failed (%w); run %s, then napilab "+
+				"testbed down %s", name, m.Preset, m.Device, err, m.Fix, name)
+		}
+	}
+	return store.Down(name)
+}
+
+// inTestbed reports whether a namespace a journal names is one of the testbed's.
+func inTestbed(ns napi.NetNS, r testbed.Record) bool {
+	for _, h := range []testbed.HostRecord{r.A, r.B} {
+		if ns.Path == netns.Path(h.Namespace) && (h.Inode == 0 || ns.Inode == 0 || ns.Inode == h.Inode) {
+			return true
+		}
+	}
+	return false
 }
 
 type testbedExecCmd struct {

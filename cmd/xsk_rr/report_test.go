@@ -86,8 +86,9 @@ func TestTotals(t *testing.T) {
 	if f["sent"] != 1000 || f["answered"] != 998 || f["lost"] != 2 || f["rate"] != 998 || f["p50"] < 4995 || f["max"] != 5000 {
 		t.Fatalf("client total %v", f)
 	}
-	f = fields(t, strings.TrimPrefix(string(appendServerTotal(nil, rr.ServerStats{Received: 12, Replied: 9, BadPayload: 1,
-		BadChecksum: 2, MaxBatch: 3, Busy: hist.Summary{P50: 210, P99: 480}})), "total:"))
+	st := rr.ServerStats{Received: 12, Replied: 9, BadPayload: 1, BadChecksum: 2, MaxBatch: 3,
+		Busy: hist.Summary{P50: 210, P99: 480}}
+	f = fields(t, strings.TrimPrefix(string(appendServerTotal(nil, st)), "total:"))
 	if f["received"] != 12 || f["replied"] != 9 || f["bad-payload"] != 1 || f["refused"] != 3 || f["max_desc"] != 3 ||
 		f["busy-p50"] != 210 || f["busy-p99"] != 480 {
 		t.Fatalf("server total %v", f)

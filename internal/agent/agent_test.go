@@ -106,6 +106,9 @@ func TestSessionCell(t *testing.T) {
 	if _, err := c.ServerOpen(ctx, ServerOpenArgs{Link: rr.DefaultLink("eth1"), Service: rr.DefaultService()}); err != nil {
 		t.Fatal(err)
 	}
+	if r, err := c.StopService(ctx, "irqbalance.service", time.Minute); err != nil || !r.WasActive {
+		t.Fatalf("stop-service = %+v, %v", r, err)
+	}
 	if _, err := c.Apply(ctx, mode("threaded"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -138,12 +141,14 @@ func TestSessionCell(t *testing.T) {
 	want := `hello server eth1
 probe 2
 server-open eth1
+stop-service irqbalance.service lease 1m0s
 apply threaded lease 1m0s
 server-start poll none
 server-stop
 restore threaded
 apply busy-poll lease 1m0s
 restore busy-poll
+restore stop irqbalance.service
 server-close
 close`
 	if got := f.Log(); got != want {

@@ -268,6 +268,12 @@ func (c *Conn) ClientRun(ctx context.Context, a ClientRunArgs) (*rr.ClientResult
 	return &r, nil
 }
 
+// StopService stops a systemd unit on the end for the rest of the session, under the mode's lease.
+func (c *Conn) StopService(ctx context.Context, unit string, lease time.Duration) (StopServiceResult, error) {
+	var r StopServiceResult
+	return r, c.call(ctx, OpStopService, StopServiceArgs{Unit: unit, Lease: lease}, &r)
+}
+
 // Stats returns the session's state.
 func (c *Conn) Stats(ctx context.Context) (StatsResult, error) {
 	var r StatsResult

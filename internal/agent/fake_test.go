@@ -96,6 +96,19 @@ func (f *fakeMachine) Hold(_ context.Context, m napi.Mode, lease time.Duration) 
 	return h, nil
 }
 
+func (f *fakeMachine) HoldService(_ context.Context, unit string, lease time.Duration) (Holding, error) {
+	f.record("stop-service %s lease %v", unit, lease)
+	h := &fakeHold{f: f, res: ApplyResult{Plan: &napi.Plan{Mode: napi.Mode{Preset: "stop " + unit}},
+		Journal: "/fake/" + unit, Entries: []napi.Entry{{Prior: &napi.Prior{Service: &napi.ServicePrior{Active: true}}}}},
+		done: make(chan struct{})}
+	h.deadline = time.Now().Add(lease)
+	h.timer = time.AfterFunc(lease, func() { h.expire() })
+	f.mu.Lock()
+	f.holds = append(f.holds, h)
+	f.mu.Unlock()
+	return h, nil
+}
+
 func (f *fakeMachine) OpenServer(_ context.Context, a ServerOpenArgs) (Server, rr.LinkInfo, error) {
 	f.record("server-open %s", a.Link.Dev)
 	return &fakeServer{f: f}, rr.LinkInfo{Dev: a.Link.Dev, NAPIID: 7}, nil

@@ -38,12 +38,13 @@ type MachineOptions struct {
 
 // machine is the real Machine: the host the agent runs on.
 type machine struct {
-	o      MachineOptions
-	nsPath string
-	dev    string
-	sys    *napi.System
-	dir    string
-	lock   *napi.Lock
+	o       MachineOptions
+	nsPath  string
+	dev     string
+	sys     *napi.System
+	dir     string
+	lock    *napi.Lock
+	closers []func() error
 }
 
 // NewMachine returns the machine the agent runs on.
@@ -91,6 +92,9 @@ func Describe(role Role, dev, nsPath string) (EndInfo, error) {
 	host, _ := os.Hostname()
 	e := EndInfo{Role: role, Napilab: version.String(), Kernel: kernel.Release(), Hostname: host, Arch: runtime.GOARCH,
 		CPUModel: usage.CPUModel(), CPUs: runtime.NumCPU()}
+	if usable, err := rr.UsableCPUs(); err == nil {
+		e.UsableCPUs = usable.String()
+	}
 	d, err := describeDevice(dev, nsPath)
 	if err != nil {
 		return e, err
@@ -245,10 +249,41 @@ func (m *machine) Hold(ctx context.Context, md napi.Mode, lease time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	l, _ := napi.LoadLease(h.Applied().Journal.Path())
-	return &held{Held: h, res: ApplyResult{Plan: p, Journal: h.Applied().Journal.Path(),
-		Kthreads: h.Applied().Kthreads(), Deadline: h.Deadline(), Watchdog: l.Watchdog.PID}}, nil
+	return heldResult(h, p), nil
 }
+
+func heldResult(h *napi.Held, p *napi.Plan) *held {
+	j := h.Applied().Journal
+	l, _ := napi.LoadLease(j.Path())
+	return &held{Held: h, res: ApplyResult{Plan: p, Journal: j.Path(), Kthreads: h.Applied().Kthreads(),
+		Deadline: h.Deadline(), Watchdog: l.Watchdog.PID, Entries: j.Entries}}
+}
+
+// HoldService stops unit for the session, journaled in the end's device directory like a mode (so that a stale
+// journal of it is restored by the next hello), and under the same kind of lease and watchdog.
+func (m *machine) HoldService(ctx context.Context, unit string, lease time.Duration) (Holding, error) {
+	sys := m.sys
+	if sys == nil { // a client end: its device's namespace, opened for this
+		var err error
+		if sys, err = napi.Open(m.nsPath); err != nil {
+			return nil, err
+		}
+		m.closeLater(sys.Close)
+	}
+	t, err := sys.DeviceTarget(m.dev)
+	if err != nil {
+		return nil, err
+	}
+	p := napi.ServicePlan(t, unit, "it moves IRQ affinity back behind napilab's back")
+	h, err := sys.Hold(ctx, p, napi.HoldOptions{Lease: lease, Watchdog: m.o.Watchdog,
+		ApplyOptions: napi.ApplyOptions{Journal: napi.NewJournalPath(napi.DeviceDir(t))}})
+	if err != nil {
+		return nil, err
+	}
+	return heldResult(h, p), nil
+}
+
+func (m *machine) closeLater(f func() error) { m.closers = append(m.closers, f) }
 
 // held adapts *napi.Held to Holding.
 type held struct {
@@ -266,7 +301,8 @@ func (m *machine) OpenServer(ctx context.Context, a ServerOpenArgs) (Server, rr.
 	if err != nil {
 		return nil, rr.LinkInfo{}, err
 	}
-	srv, err := rr.NewServer(l.Sock, a.Service, rr.DefaultThreads(), rr.ServerOptions{Local: l.Info.Local})
+	srv, err := rr.NewServer(l.Sock, a.Service, rr.DefaultThreads(), rr.ServerOptions{Local: l.Info.Local,
+		StampFailures: l.Prog.StampFailures})
 	if err != nil {
 		l.Close()
 		return nil, rr.LinkInfo{}, err
@@ -395,6 +431,7 @@ func (m *machine) OpenClient(ctx context.Context, a ClientOpenArgs) (Client, rr.
 // OpenClient opens a client end in this process, in the network namespace at nsPath ("" for napilab's own):
 // what a client agent does, and what the controller does for its own end.
 func OpenClient(ctx context.Context, a ClientOpenArgs, nsPath string) (Client, rr.LinkInfo, error) {
+	a.Link.NoStamp = true // arrival stamps are the server's measurement; a client never reads them
 	l, err := rr.OpenLinkIn(ctx, a.Link, nsPath)
 	if err != nil {
 		return nil, rr.LinkInfo{}, err
@@ -424,6 +461,10 @@ func (c *client) Close() error { return c.link.Close() }
 
 func (m *machine) Close() error {
 	var errs []error
+	for _, f := range m.closers {
+		errs = append(errs, f())
+	}
+	m.closers = nil
 	if m.lock != nil {
 		errs = append(errs, m.lock.Release())
 		m.lock = nil

@@ -27,6 +27,7 @@ const (
 	OpClientOpen  = "client-open"  // ClientOpenArgs → rr.LinkInfo: a client end on this host
 	OpClientRun   = "client-run"   // ClientRunArgs → rr.ClientResult: one cell, the channel quiet meanwhile
 	OpStats       = "stats"        // {} → StatsResult
+	OpStopService = "stop-service" // StopServiceArgs → StopServiceResult: a unit stopped for the session
 	OpBye         = "bye"          // {} → RestoreResult: restore, close, and exit
 )
 
@@ -52,15 +53,18 @@ type HelloArgs struct {
 
 // EndInfo is the reproducibility header of one end of a sweep: enough to know what ran where.
 type EndInfo struct {
-	Role     Role       `json:"role"`
-	Napilab  string     `json:"napilab_version"`
-	SHA256   string     `json:"sha256,omitempty"`
-	Kernel   string     `json:"kernel"`
-	Hostname string     `json:"hostname"`
-	Arch     string     `json:"arch"`
-	CPUModel string     `json:"cpu_model"`
-	CPUs     int        `json:"cpus"`
-	Device   DeviceInfo `json:"device"`
+	Role     Role   `json:"role"`
+	Napilab  string `json:"napilab_version"`
+	SHA256   string `json:"sha256,omitempty"`
+	Kernel   string `json:"kernel"`
+	Hostname string `json:"hostname"`
+	Arch     string `json:"arch"`
+	CPUModel string `json:"cpu_model"`
+	CPUs     int    `json:"cpus"`
+	// UsableCPUs lists the CPUs napilab may run on there (online, in its affinity), e.g. "0-1"; empty when
+	// unknown. Pinned loops must use one of them.
+	UsableCPUs string     `json:"usable_cpus,omitempty"`
+	Device     DeviceInfo `json:"device"`
 	// Irqbalance says whether irqbalance runs here ("" when it does not): it moves IRQ affinity back behind
 	// napilab's back.
 	Irqbalance string `json:"irqbalance,omitempty"`
@@ -139,6 +143,8 @@ type ApplyResult struct {
 	Kthreads []sysknob.Sched `json:"kthreads,omitempty"`
 	Deadline time.Time       `json:"deadline"`
 	Watchdog int             `json:"watchdog_pid,omitzero"`
+	// Entries are the journal's: each change with the state its target had before, and its outcome.
+	Entries []napi.Entry `json:"entries,omitempty"`
 }
 
 // RenewArgs extend the lease.
@@ -197,6 +203,19 @@ type ClientRunArgs struct {
 	Threads  rr.Threads  `json:"threads"`
 }
 
+// StopServiceArgs stop a systemd unit for the rest of the session (irqbalance), under a lease renewed with the
+// mode's; it is started again when the session ends, the lease runs out, or by the watchdog.
+type StopServiceArgs struct {
+	Unit  string        `json:"unit"`
+	Lease time.Duration `json:"lease_ns"`
+}
+
+// StopServiceResult says whether the unit was running (and so was stopped).
+type StopServiceResult struct {
+	WasActive bool   `json:"was_active"`
+	Journal   string `json:"journal"`
+}
+
 // StatsResult is the session's state.
 type StatsResult struct {
 	Applied  string    `json:"applied,omitempty"` // the preset in place
@@ -217,6 +236,8 @@ type Machine interface {
 	Hold(ctx context.Context, m napi.Mode, lease time.Duration) (Holding, error)
 	OpenServer(ctx context.Context, a ServerOpenArgs) (Server, rr.LinkInfo, error)
 	OpenClient(ctx context.Context, a ClientOpenArgs) (Client, rr.LinkInfo, error)
+	// HoldService stops a systemd unit under a lease (a journaled hold of napi.ServicePlan).
+	HoldService(ctx context.Context, unit string, lease time.Duration) (Holding, error)
 	// Close releases the lock and whatever the machine keeps open.
 	Close() error
 }

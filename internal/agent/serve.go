@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
@@ -91,7 +92,8 @@ type session struct {
 	helloed bool
 	role    Role
 	hold    Holding
-	lost    bool // the last hold's lease ran out and the agent restored by itself
+	service Holding // a unit stopped for the session
+	lost    bool    // the last hold's lease ran out and the agent restored by itself
 	server  Server
 	serving bool
 	client  Client
@@ -224,6 +226,12 @@ func (s *session) dispatch(ctx context.Context, req Request) (any, error) {
 			return nil, err
 		}
 		return s.stats(), nil
+	case OpStopService:
+		a, err := args[StopServiceArgs](req)
+		if err != nil {
+			return nil, err
+		}
+		return s.stopService(ctx, a)
 	case OpBye:
 		if _, err := args[empty](req); err != nil {
 			return nil, err
@@ -298,6 +306,11 @@ func (s *session) renew(a RenewArgs) (RenewResult, error) {
 	if err := s.hold.Renew(a.Lease); err != nil {
 		return RenewResult{}, err
 	}
+	if s.service != nil {
+		if err := s.service.Renew(a.Lease); err != nil {
+			return RenewResult{}, err
+		}
+	}
 	return RenewResult{Deadline: s.hold.Deadline()}, nil
 }
 
@@ -371,6 +384,28 @@ func (s *session) clientOpen(ctx context.Context, a ClientOpenArgs) (rr.LinkInfo
 	return info, nil
 }
 
+func (s *session) stopService(ctx context.Context, a StopServiceArgs) (StopServiceResult, error) {
+	switch {
+	case s.service != nil:
+		return StopServiceResult{}, errors.New("a unit is stopped for this session already")
+	case a.Unit == "" || strings.ContainsAny(a.Unit, "/ \t\n"):
+		return StopServiceResult{}, protoErrorf("stop-service of unit %q", a.Unit)
+	case a.Lease < leaseFloor:
+		return StopServiceResult{}, fmt.Errorf("a lease of %v is too short: give at least %v", a.Lease, leaseFloor)
+	}
+	h, err := s.m.HoldService(ctx, a.Unit, a.Lease)
+	if err != nil {
+		return StopServiceResult{}, err
+	}
+	s.service = h
+	r := h.Result()
+	res := StopServiceResult{Journal: r.Journal}
+	if len(r.Entries) > 0 && r.Entries[0].Prior != nil && r.Entries[0].Prior.Service != nil {
+		res.WasActive = r.Entries[0].Prior.Service.Active
+	}
+	return res, nil
+}
+
 func (s *session) stats() StatsResult {
 	st := StatsResult{Serving: s.serving, Expired: s.lost}
 	if s.hold != nil {
@@ -396,6 +431,11 @@ func (s *session) cleanup() (RestoreResult, error) {
 		errs = append(errs, err)
 	}
 	res.Expired = s.lost
+	if s.service != nil {
+		_, err := s.service.Release()
+		s.service = nil
+		errs = append(errs, err)
+	}
 	if s.server != nil {
 		errs = append(errs, s.server.Close())
 	}

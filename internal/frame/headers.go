@@ -99,12 +99,25 @@ func (ip IPv4) ComputeChecksum() uint16 {
 	return ^Combine(Checksum(h, 0), ^ip.Checksum())
 }
 
-// ChecksumValid reports whether the header checksum verifies.
-func (ip IPv4) ChecksumValid() bool { return Checksum(ip[:ip.HeaderLen()], 0) == 0xffff }
+// ChecksumValid reports whether the header checksum verifies. The usual header without options is summed as
+// five big-endian words in one register, the per-request fast path of a server that checks every request.
+func (ip IPv4) ChecksumValid() bool {
+	if hl := ip.HeaderLen(); hl != IPv4MinLen {
+		return Checksum(ip[:hl], 0) == 0xffff
+	}
+	h := ip[:IPv4MinLen]
+	s := uint64(binary.BigEndian.Uint32(h[0:])) + uint64(binary.BigEndian.Uint32(h[4:])) +
+		uint64(binary.BigEndian.Uint32(h[8:])) + uint64(binary.BigEndian.Uint32(h[12:])) +
+		uint64(binary.BigEndian.Uint32(h[16:]))
+	return fold64(s) == 0xffff
+}
 
-// pseudoSum is the sum of the UDP pseudo-header (RFC 768) for a datagram of udpLen bytes.
+// pseudoSum is the sum of the UDP pseudo-header (RFC 768) for a datagram of udpLen bytes: the addresses as
+// big-endian words, the protocol and the length.
 func (ip IPv4) pseudoSum(udpLen int) uint16 {
-	return Combine(Checksum(ip[12:20], 0), uint16(ProtocolUDP)+uint16(udpLen))
+	a := ip[12:20]
+	return fold64(uint64(binary.BigEndian.Uint32(a[0:])) + uint64(binary.BigEndian.Uint32(a[4:])) +
+		uint64(ProtocolUDP) + uint64(udpLen))
 }
 
 func (ip IPv4) swapAddrs() {
@@ -144,7 +157,12 @@ func putIPv6(dst []byte, a netip.Addr) error {
 // pseudoSum is the sum of the UDP pseudo-header (RFC 8200 §8.1) for a datagram of udpLen bytes. Without a
 // Routing header, the final destination is the header's destination.
 func (ip IPv6) pseudoSum(udpLen int) uint16 {
-	return Combine(Checksum(ip[8:40], 0), uint16(ProtocolUDP)+uint16(udpLen))
+	a := ip[8:40]
+	var s uint64
+	for i := 0; i < 32; i += 4 {
+		s += uint64(binary.BigEndian.Uint32(a[i:]))
+	}
+	return fold64(s + uint64(ProtocolUDP) + uint64(udpLen))
 }
 
 func (ip IPv6) swapAddrs() {

@@ -1,6 +1,9 @@
 package frame
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+)
 
 // Checksum and reply errors. They are values, so that refusing a request never allocates.
 var (
@@ -8,8 +11,10 @@ var (
 	ErrUDPChecksum  = errors.New("UDP checksum does not verify")
 	// ErrUDPPartial is a UDP checksum field that holds only the pseudo-header sum: what a veth peer's kernel
 	// stack sends under CHECKSUM_PARTIAL, expecting hardware to finish it. Answer with RecomputeChecksums.
-	ErrUDPPartial   = errors.New("UDP checksum is partial (the pseudo-header sum a veth peer's kernel stack leaves for offload): recompute checksums to answer it")
-	ErrReplyAddress = errors.New("the reply would be invalid on the wire: the request's source is not a unicast address, its destination is not one either, or it came from its own destination")
+	ErrUDPPartial = errors.New("UDP checksum is partial (the pseudo-header sum a veth peer's kernel stack " +
+		"leaves for offload): recompute checksums to answer it")
+	ErrReplyAddress = errors.New("the reply would be invalid on the wire: the request's source or destination " +
+		"is not a unicast address, or it came from its own destination")
 	ErrPayloadRange = errors.New("write reaches past the end of the UDP payload; keep off+len(data) within len(Payload())")
 )
 
@@ -151,40 +156,38 @@ func (p Packet) checkSums(policy ChecksumPolicy) (partial bool, sum uint16, err 
 // ff00::/8), and a frame whose source is its own destination is never answered (it would answer itself).
 // It reads bytes only and never allocates.
 func (p Packet) CheckReplyAddrs() error {
-	e := p.Ethernet()
-	if !unicastMAC(e[0:6]) || !unicastMAC(e[6:12]) || string(e[0:6]) == string(e[6:12]) {
+	f := p.frame
+	dst := uint64(binary.BigEndian.Uint32(f[0:]))<<16 | uint64(binary.BigEndian.Uint16(f[4:]))
+	src := uint64(binary.BigEndian.Uint32(f[6:]))<<16 | uint64(binary.BigEndian.Uint16(f[10:]))
+	const group = 1 << 40 // the I/G bit, lowest of the first byte: multicast and broadcast
+	if dst&group != 0 || src&group != 0 || dst == 0 || src == 0 || dst == src {
 		return ErrReplyAddress
 	}
-	if ip := p.IPv4(); ip != nil {
-		if !unicastIPv4(ip[12:16]) || !unicastIPv4(ip[16:20]) || string(ip[12:16]) == string(ip[16:20]) {
+	ip := f[EthernetLen:]
+	if p.family == IPv4Family {
+		s, d := binary.BigEndian.Uint32(ip[12:]), binary.BigEndian.Uint32(ip[16:])
+		if !unicastIPv4(s) || !unicastIPv4(d) || s == d {
 			return ErrReplyAddress
 		}
 		return nil
 	}
-	ip := p.frame[EthernetLen:]
-	if !unicastIPv6(ip[8:24]) || !unicastIPv6(ip[24:40]) || string(ip[8:24]) == string(ip[24:40]) {
+	sh, sl := binary.BigEndian.Uint64(ip[8:]), binary.BigEndian.Uint64(ip[16:])
+	dh, dl := binary.BigEndian.Uint64(ip[24:]), binary.BigEndian.Uint64(ip[32:])
+	if !unicastIPv6(sh, sl) || !unicastIPv6(dh, dl) || sh == dh && sl == dl {
 		return ErrReplyAddress
 	}
 	return nil
 }
 
-func unicastMAC(m []byte) bool {
-	return m[0]&1 == 0 && (m[0]|m[1]|m[2]|m[3]|m[4]|m[5]) != 0
+// unicastIPv4 refuses 0/8, 127/8, 224/4 (multicast) and 240/4 (reserved, with the limited broadcast).
+func unicastIPv4(a uint32) bool {
+	first := a >> 24
+	return first != 0 && first != 127 && first < 224
 }
 
-func unicastIPv4(a []byte) bool {
-	return a[0] != 0 && a[0] != 127 && a[0] < 224
-}
-
-func unicastIPv6(a []byte) bool {
-	if a[0] == 0xff {
-		return false
-	}
-	var or byte
-	for _, b := range a[:15] {
-		or |= b
-	}
-	return or != 0 || a[15] > 1 // neither :: nor ::1
+// unicastIPv6 refuses ff00::/8 (multicast), :: and ::1.
+func unicastIPv6(hi, lo uint64) bool {
+	return hi>>56 != 0xff && (hi != 0 || lo > 1)
 }
 
 // swap exchanges the source and destination of every layer; the checksums stay valid.

@@ -33,7 +33,7 @@ var rank = map[string]int{
 
 // testOnly are the packages only tests (and test fakes) import.
 var testOnly = map[string]bool{
-	"internal/testenv": true, "internal/testbed/testbedtest": true, "internal/lab/labtest": true,
+	"internal/testenv": true, "internal/testbed/testbedtest": true, "internal/lab/labtest": true, "internal/napi/napitest": true,
 	"internal/labsuite": true, "internal/remote/remotetest": true, "internal/xsk/xsktest": true,
 	"internal/netdev/netdevtest": true, "internal/ethtool/ethtooltest": true, "internal/sysknob/sysknobtest": true,
 }

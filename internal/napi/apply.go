@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type ApplyOptions struct {
 	// ThreadedTimeout bounds a rollback's napi-set that switches threaded NAPI off (see Restore); 0 means
 	// DefaultThreadedTimeout.
 	ThreadedTimeout time.Duration
+
+	held bool // Hold applies: its holder restores on exit
 }
 
 // Applied is a plan in place, with its journal.
@@ -63,22 +66,47 @@ func (s *System) Apply(ctx context.Context, p *Plan, o ApplyOptions) (*Applied, 
 		return nil, fmt.Errorf("the plan is for %s, but this system addresses %s: resolve the plan here", t.NetNS,
 			s.NetNS)
 	}
+	if err := checkNetSysctls(p.Changes, t.NetSysctls); err != nil {
+		return nil, err
+	}
 	j := &Journal{Format: journalFormat, Preset: p.Mode.Preset, Created: time.Now().UTC(), PID: os.Getpid(),
 		Kernel: t.Kernel, NetNS: t.NetNS, Device: t.Device, Ifindex: t.Ifindex, path: o.Journal}
 	if j.path == "" {
 		j.path = DefaultJournal
 	}
+	if abs, err := filepath.Abs(j.path); err == nil {
+		j.path = abs // the registry names journals by path, whatever directory napilab ran in
+	}
+	if err := CheckJournalPath(j.path); err != nil {
+		return nil, err
+	}
 	for _, c := range p.Changes {
 		j.Entries = append(j.Entries, Entry{Change: c})
 	}
-	a := &applier{s: s, j: j, dev: ethtool.Device{Index: int(t.Ifindex), Name: t.Device}, timeout: o.ThreadedTimeout}
+	reg, err := s.openRegistry()
+	if err != nil {
+		return nil, err
+	}
+	defer reg.Close()
+	a := &applier{s: s, j: j, dev: ethtool.Device{Index: int(t.Ifindex), Name: t.Device}, timeout: o.ThreadedTimeout,
+		reg: reg}
 	for i := range j.Entries {
 		if err := a.record(i); err != nil {
 			return nil, fmt.Errorf("record the state before applying %s (nothing was changed): %w", p.Mode.Preset, err)
 		}
 	}
+	if reg != nil {
+		if err := reg.check(j); err != nil {
+			return nil, fmt.Errorf("%w (nothing was changed)", err)
+		}
+	}
 	if err := j.save(); err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.add(j, o.held); err != nil {
+			return nil, errors.Join(fmt.Errorf("%w (nothing was changed)", err), RemoveJournal(j.path))
+		}
 	}
 	for i := range j.Entries {
 		if err := context.Cause(ctx); err != nil {
@@ -101,6 +129,7 @@ type applier struct {
 	j       *Journal
 	dev     ethtool.Device
 	timeout time.Duration
+	reg     *Registry // locked for the whole apply; nil without one
 }
 
 // record takes the prior state of entry i's target, if it has none yet. A kthread that does not exist yet (the
@@ -148,6 +177,9 @@ func (a *applier) snapshot(c Change) (*Prior, error) {
 	case KindCoalesce:
 		co, err := s.Ethtool.Coalesce(a.dev)
 		return &Prior{Coalesce: &co}, err
+	case KindService:
+		active, err := s.services().Active(c.Service)
+		return &Prior{Service: &ServicePrior{Active: active}}, err
 	case KindKthread:
 		n, err := s.Netdev.NAPI(c.NAPI)
 		if err != nil || !n.HasPID {
@@ -229,6 +261,11 @@ func (a *applier) change(e *Entry) error {
 		return s.Ethtool.SetRings(a.dev, *c.Rings)
 	case KindCoalesce:
 		return s.Ethtool.SetCoalesce(a.dev, *c.Coalesce)
+	case KindService:
+		if !e.Prior.Service.Active {
+			return nil // not running: nothing to stop
+		}
+		return s.services().Stop(c.Service)
 	case KindKthread:
 		pid := e.Prior.Sched.PID
 		if err := s.Sched.SetFIFO(pid, c.FIFO); err != nil {
@@ -292,6 +329,14 @@ func (a *applier) verify(e *Entry) error {
 		}
 		if coalesceText(got, " ") != coalesceText(*c.Coalesce, " ") {
 			return mismatch("coalescing of "+a.dev.Name, coalesceText(got, " "), coalesceText(*c.Coalesce, " "))
+		}
+	case KindService:
+		active, err := s.services().Active(c.Service)
+		if err != nil {
+			return err
+		}
+		if active {
+			return mismatch(c.Service, "active", "stopped")
 		}
 	case KindKthread:
 		got, err := s.Sched.Sched(e.Prior.Sched.PID)
@@ -374,8 +419,14 @@ func (a *applier) remap(i int) error {
 
 // rollback restores entries 0..last and removes the journal when that fully succeeds.
 func (a *applier) rollback(last int, cause error) error {
-	r := &restorer{s: a.s, j: a.j, timeout: a.timeout}
+	r := &restorer{s: a.s, j: a.j, timeout: a.timeout, reg: a.reg}
 	rep := r.restore(last)
+	if rep.Complete() && a.reg != nil {
+		a.reg.drop(a.j.path) // the changes never made were claimed too
+		if err := a.reg.save(); err != nil {
+			return fmt.Errorf("%w; every change was rolled back, but: %w", cause, err)
+		}
+	}
 	if rep.Complete() {
 		if err := RemoveJournal(a.j.path); err != nil {
 			return fmt.Errorf("%w; every change was rolled back, but: %w", cause, err)

@@ -193,7 +193,7 @@ func TestApplyRefusals(t *testing.T) {
 		f.takeLog()
 		mid := f.state()
 		_, err := f.system().Apply(t.Context(), mustPlan(t, f, "threaded", "eth1"), ApplyOptions{Journal: path})
-		if err == nil || !strings.Contains(err.Error(), "a mode is already applied") {
+		if err == nil || !strings.Contains(err.Error(), "holds busy-poll, applied on eth1 and not restored yet") {
 			t.Fatalf("error %v, want a refusal", err)
 		}
 		if f.state() != mid || f.takeLog() != "" {

@@ -52,7 +52,10 @@
 // atomically (temporary file, fsync, link or rename, fsync of the directory) before the first change; applies in
 // order; reads each change back; finds the NAPI kthread through napi-get's pid and schedules it; and rolls back
 // on failure. Restore, in this process or another one after a crash, puts back exactly what the journal
-// recorded, in reverse order, idempotently, and reports what it could not (a device that is gone). Reassert,
+// recorded, in reverse order, idempotently, and reports what it could not (a device that is gone), each knob as
+// old → new. Machine-wide knobs (busy_read, RT throttling, SMT, ...) have one owner across applied modes, the
+// host registry (host.go): modes wanting the same value share it, one wanting another is refused, the last to
+// restore puts back the value from before the first, and a value someone else set since is left alone. Reassert,
 // run after attaching an XDP program, puts back what a driver reset undid and re-pins a replaced kthread.
 //
 // Restoring threaded NAPI to disabled while an AF_XDP socket bound zero-copy without need_wakeup has an empty fill

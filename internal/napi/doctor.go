@@ -80,6 +80,7 @@ func Diagnose(st *State, rtThrottling func() (warn, err error), o DoctorOptions)
 	checks = append(checks, irqChecks(queues, o)...)
 	checks = append(checks, kthreadChecks(st, o)...)
 	checks = append(checks, rpsChecks(queues)...)
+	checks = append(checks, modeChecks(st)...)
 	out := make([]Finding, 0, len(checks))
 	for _, c := range checks {
 		f := Finding{Check: c.name, Subject: c.subject, Severity: OK, Message: c.ok}
@@ -216,6 +217,11 @@ func smtCheck(st *State) check {
 
 func busyPollChecks(st *State, queues []appQueue, o DoctorOptions) []check {
 	h := st.Host
+	if h.NetSysctls != "" {
+		return []check{{name: "busy-poll-napi", err: fmt.Errorf("net.core.busy_read and busy_poll exist only in "+
+			"the initial network namespace, and %s: run napilab doctor in the initial namespace, naming the "+
+			"device's namespace with --netns", h.NetSysctls)}}
+	}
 	if h.BusyReadUS == nil || h.BusyPollUS == nil {
 		return []check{{name: "busy-poll-napi", err: fmt.Errorf("net.core.busy_read/busy_poll could not be read")}}
 	}
@@ -299,7 +305,7 @@ func kthreadChecks(st *State, o DoctorOptions) []check {
 			}
 			cpus, _ := sysknob.ParseCPUList(n.Kthread.CPUs)
 			fix := fmt.Sprintf("taskset -pc <poll CPU> %d; chrt -f -p 50 %d (or napilab mode apply "+
-				"threaded-busy-poll --cpu C)", n.PID, n.PID)
+				"threaded-busy-poll --poll-cpu C)", n.PID, n.PID)
 			switch {
 			case o.AppCPUs != nil && !cpus.Minus(cpus.Minus(*o.AppCPUs)).IsEmpty():
 				cp.warn = advise(fix, "the busy-polling kthread %d may run on %s, which it shares with the "+
@@ -361,4 +367,19 @@ func FormatFindings(fs []Finding) string {
 		}
 	}
 	return b.String()
+}
+
+// modeChecks reports every applied mode, and as suboptimal one nobody will restore by itself (an orphan).
+func modeChecks(st *State) []check {
+	var out []check
+	for _, m := range st.Modes {
+		c := check{name: "applied-mode", subject: m.Journal}
+		if m.Orphaned != "" {
+			c.warn = advise(m.Fix, "%s on %s is orphaned: %s", m.Preset, m.Device, m.Orphaned)
+		} else {
+			c.ok = m.String()
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -84,6 +84,27 @@ func TestDiagnose(t *testing.T) {
 			edit: func(s *State) { s.Kernel = "6.14.3" }, text: "b95ed5517354"},
 		{name: "RPS on", check: "rps", want: Suboptimal, edit: func(s *State) { s.Devices[0].Queues[0].RPSCPUs = "0-1" },
 			text: "echo 0 > /sys/class/net/eth1/queues/rx-0/rps_cpus"},
+		{name: "outside the initial namespace", check: "busy-poll-napi", want: CouldNotCheck,
+			edit: func(s *State) {
+				s.Host.BusyReadUS, s.Host.BusyPollUS = nil, nil
+				s.Host.NetSysctls = "napilab runs in network namespace t-b"
+			},
+			text: "exist only in the initial network namespace, and napilab runs in network namespace t-b: run " +
+				"napilab doctor in the initial namespace, naming the device's namespace with --netns"},
+		{name: "orphaned mode", check: "applied-mode", want: Suboptimal,
+			edit: func(s *State) {
+				s.Modes = []ModeState{{AppliedMode: AppliedMode{Journal: "/run/napilab/x.journal", Preset: "busy-poll",
+					Device: "veth-b", Held: true}, Orphaned: "its holder, napilab pid 7, exited without restoring it",
+					Fix: "napilab mode restore --journal /run/napilab/x.journal"}}
+			},
+			text: "busy-poll on veth-b is orphaned: its holder, napilab pid 7, exited without restoring it " +
+				"napilab mode restore --journal /run/napilab/x.journal"},
+		{name: "mode left applied", check: "applied-mode", want: OK,
+			edit: func(s *State) {
+				s.Modes = []ModeState{{AppliedMode: AppliedMode{Journal: "/run/napilab/mode.journal", Preset: "busy-poll",
+					Device: "veth-b"}, Fix: "napilab mode restore --journal /run/napilab/mode.journal"}}
+			},
+			text: "it stays until mode restore"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := healthyState()
@@ -122,5 +143,30 @@ func TestFormatFindings(t *testing.T) {
 	want := "suboptimal      smt: SMT is on\n                  fix: echo off > x\nok              rps [eth1 rx-0]: RPS is off\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestShowOutsideInitialNetNS: show in a namespace without the machine-wide network sysctls says where they are
+// instead of printing "?", and lists applied modes with how to restore an orphan.
+func TestShowOutsideInitialNetNS(t *testing.T) {
+	st := healthyState()
+	st.Host.BusyReadUS, st.Host.BusyPollUS = nil, nil
+	st.Host.NetSysctls = "napilab runs in network namespace t-b"
+	st.Modes = []ModeState{{AppliedMode: AppliedMode{Journal: "/run/napilab/x.journal", Preset: "busy-poll",
+		Device: "veth-b", NetNS: NetNS{Path: "/run/netns/t-b", Inode: 4}, Held: true},
+		Orphaned: "its holder, napilab pid 7, exited without restoring it",
+		Fix:      "napilab mode restore --journal /run/napilab/x.journal"}}
+	out := st.Format()
+	for _, want := range []string{"the kernel keeps them in the initial network namespace only, and napilab runs " +
+		"in network namespace t-b", "busy-poll on veth-b", "ORPHANED, its holder, napilab pid 7, exited",
+		"restore it: napilab mode restore --journal /run/napilab/x.journal"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show does not say %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "net.core") && strings.Contains(line, "?") {
+			t.Errorf("show prints an unknown: %q", line)
+		}
 	}
 }

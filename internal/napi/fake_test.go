@@ -39,6 +39,7 @@ type fakeOS struct {
 	online   sysknob.CPUSet
 	irqs     map[string][]int // "dev/queue" → IRQs
 	wqs      []string
+	units    map[string]bool // systemd units: running or not
 	nextPID  int
 	log      []string
 
@@ -111,7 +112,7 @@ func (f *fakeOS) system() *System {
 	if !f.features.ThreadedBusyPoll {
 		release = "6.18.44"
 	}
-	return &System{Netdev: f, Ethtool: f, Knobs: f, Sched: f, Links: f, Kernel: release,
+	return &System{Netdev: f, Ethtool: f, Knobs: f, Sched: f, Links: f, Services: f, Kernel: release,
 		NetNS: NetNS{Path: "/run/netns/lab", Inode: 4026532305}}
 }
 
@@ -148,7 +149,8 @@ func (f *fakeOS) state() string {
 		Rings    map[string]*ethtool.Rings
 		Coalesce map[string]*ethtool.Coalesce
 		Sched    map[int]*sysknob.Sched
-	}{f.napis, f.knobs, f.channels, f.rings, f.coalesce, f.sched}, "", " ")
+		Units    map[string]bool
+	}{f.napis, f.knobs, f.channels, f.rings, f.coalesce, f.sched, f.units}, "", " ")
 	return string(b)
 }
 
@@ -452,4 +454,26 @@ func (f *fakeOS) crashAt(n int) {
 		}
 		return nil
 	}
+}
+
+func (f *fakeOS) Active(unit string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.units[unit], nil
+}
+
+func (f *fakeOS) Stop(unit string) error  { return f.setUnit(unit, false) }
+func (f *fakeOS) Start(unit string) error { return f.setUnit(unit, true) }
+
+func (f *fakeOS) setUnit(unit string, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.change("systemctl %s %s", map[bool]string{true: "start", false: "stop"}[on], unit); err != nil {
+		return err
+	}
+	if f.units == nil {
+		f.units = map[string]bool{}
+	}
+	f.units[unit] = on
+	return nil
 }

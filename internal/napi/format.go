@@ -34,6 +34,8 @@ func (c Change) Describe() string {
 		return "coalescing: " + coalesceText(*c.Coalesce, " ")
 	case KindKthread:
 		return fmt.Sprintf("kthread of napi %d: SCHED_FIFO %d on CPU %s", c.NAPI, c.FIFO, c.CPUs)
+	case KindService:
+		return "stop " + c.Service
 	}
 	return string(c.Kind)
 }
@@ -93,6 +95,8 @@ func (c Change) Shell(t Target) string {
 	case KindKthread:
 		get := inNS(fmt.Sprintf(`ynl --family netdev --do napi-get --json '{"id": %d}' --output-json`, c.NAPI))
 		return fmt.Sprintf("pid=$(%s | jq .pid)\nchrt -f -p %d \"$pid\" && taskset -pc %s \"$pid\"", get, c.FIFO, c.CPUs)
+	case KindService:
+		return "systemctl stop " + c.Service
 	}
 	return ""
 }

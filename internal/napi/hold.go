@@ -48,8 +48,9 @@ type Held struct {
 }
 
 // Hold applies plan p (see Apply) and holds it: until Release, or until the lease runs out without a renewal.
-// The lease file is written before the journal, so a watchdog or the next holder always finds out how long the
-// mode was meant to stay.
+// The lease file is written, and the watchdog started, before the first change: a holder killed in the middle
+// of applying leaves a journal that its watchdog restores when the lease is over, never a change nobody
+// guards.
 func (s *System) Hold(ctx context.Context, p *Plan, o HoldOptions) (*Held, error) {
 	if o.Lease < 0 {
 		return nil, fmt.Errorf("lease %v is negative", o.Lease)
@@ -60,41 +61,56 @@ func (s *System) Hold(ctx context.Context, p *Plan, o HoldOptions) (*Held, error
 	}
 	o.Journal = journal
 	h := &Held{sys: s, o: o, done: make(chan struct{})}
+	o.held = true
 	if o.Lease > 0 {
 		h.deadline = time.Now().Add(o.Lease)
-		if _, err := os.Stat(journal); err == nil {
-			// Apply refuses to replace a journal; do not touch its lease either.
-			return nil, fmt.Errorf("a mode is already applied (journal %s): restore it first", journal)
+		// Apply refuses to replace a journal (or anything else at its path); do not touch its lease either.
+		if err := CheckJournalPath(journal); err != nil {
+			return nil, err
 		}
 		if err := writeLease(journal, Lease{Format: leaseFormat, Deadline: h.deadline, Holder: self()}); err != nil {
 			return nil, err
 		}
+		if o.Watchdog != nil {
+			wd, err := o.Watchdog(journal)
+			if err == nil {
+				h.watchdog = wd
+				err = writeLease(journal, Lease{Format: leaseFormat, Deadline: h.deadline, Holder: self(),
+					Watchdog: processOf(wd.Pid)})
+			}
+			if err != nil {
+				h.stopWatchdog()
+				removeLease(journal)
+				return nil, fmt.Errorf("start the watchdog that restores %s if napilab dies (nothing was "+
+					"changed): %w", p.Mode.Preset, err)
+			}
+		}
 	}
 	a, err := s.Apply(ctx, p, o.ApplyOptions)
 	if err != nil {
+		// Apply rolled back or left its journal for mode restore; either way the watchdog of this hold goes.
 		if o.Lease > 0 {
-			removeLease(journal)
+			if _, serr := os.Stat(journal); serr != nil {
+				h.stopWatchdog()
+				removeLease(journal)
+			}
 		}
 		return nil, err
 	}
 	h.applied = a
 	if o.Lease > 0 {
-		if o.Watchdog != nil {
-			wd, werr := o.Watchdog(journal)
-			if werr != nil {
-				_, rerr := h.Release()
-				return nil, errors.Join(fmt.Errorf("start the watchdog that restores %s if napilab dies: %w "+
-					"(the mode was restored)", p.Mode.Preset, werr), rerr)
-			}
-			h.watchdog = wd
-			if err := h.rewriteLease(); err != nil {
-				_, rerr := h.Release()
-				return nil, errors.Join(err, rerr)
-			}
-		}
 		h.timer = time.AfterFunc(o.Lease, h.expire)
 	}
 	return h, nil
+}
+
+// stopWatchdog ends the watchdog: its journal is restored (or was never written).
+func (h *Held) stopWatchdog() {
+	if h.watchdog != nil {
+		_ = h.watchdog.Kill()
+		_ = h.watchdog.Release()
+		h.watchdog = nil
+	}
 }
 
 // Applied is what the hold put in place.
@@ -175,19 +191,12 @@ func (h *Held) Release() (*RestoreReport, error) {
 	} else {
 		h.err = errors.Join(RemoveJournal(j.Path()), removeLease(j.Path()))
 		if h.watchdog != nil {
-			_ = h.watchdog.Kill() // its journal is gone: it has nothing left to do
-			_ = h.watchdog.Release()
+			h.stopWatchdog() // its journal is gone: it has nothing left to do
 			_ = os.Remove(WatchdogLog(j.Path()))
 		}
 	}
 	close(h.done)
 	return h.report, h.err
-}
-
-func (h *Held) rewriteLease() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.rewriteLeaseLocked()
 }
 
 func (h *Held) rewriteLeaseLocked() error {

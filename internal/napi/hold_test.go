@@ -129,15 +129,15 @@ func TestHoldWithoutLease(t *testing.T) {
 	noJournal(t, path)
 }
 
-// TestHoldWatchdogFailureRestores: a hold whose watchdog cannot start is not left in place unguarded.
-func TestHoldWatchdogFailureRestores(t *testing.T) {
+// TestHoldWatchdogFailure: a hold whose watchdog cannot start changes nothing.
+func TestHoldWatchdogFailure(t *testing.T) {
 	f := newFakeOS(features6_19)
 	before := f.state()
 	path := journalPath(t)
 	_, err := f.system().Hold(t.Context(), mustPlan(t, f, "threaded", "eth1"), HoldOptions{
 		ApplyOptions: ApplyOptions{Journal: path}, Lease: time.Minute,
 		Watchdog: func(string) (*os.Process, error) { return nil, errors.New("no fork for you") }})
-	if err == nil || !strings.Contains(err.Error(), "no fork for you") || !strings.Contains(err.Error(), "was restored") {
+	if err == nil || !strings.Contains(err.Error(), "no fork for you") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("Hold = %v", err)
 	}
 	if f.state() != before {
@@ -173,6 +173,58 @@ func TestWatchRestoresAfterTheLease(t *testing.T) {
 	rep, err = Watch(ctx, path, WatchOptions{Open: openFake(f)})
 	if rep != nil || err != nil {
 		t.Fatalf("Watch of a removed journal = %v, %v; want nothing done", rep, err)
+	}
+}
+
+// TestWatchBeforeTheJournal: a watchdog starts before the first change, so it may find a lease and no journal
+// yet; it waits for one, and once the lease is over without any, it removes the lease and restores nothing.
+func TestWatchBeforeTheJournal(t *testing.T) {
+	f := newFakeOS(features6_19)
+	before := f.state()
+	path := journalPath(t)
+	if err := writeLease(path, Lease{Format: leaseFormat, Deadline: time.Now().Add(20 * time.Millisecond),
+		Holder: kernel.Process{PID: 1 << 30}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), generous)
+	defer cancel()
+	rep, err := Watch(ctx, path, WatchOptions{Open: openFake(f), Poll: time.Millisecond, Grace: time.Millisecond})
+	if rep != nil || err != nil {
+		t.Fatalf("Watch = %v, %v; want nothing restored", rep, err)
+	}
+	if _, err := os.Stat(LeasePath(path)); !errors.Is(err, os.ErrNotExist) || f.state() != before {
+		t.Fatalf("lease left (%v), or the machine changed", err)
+	}
+}
+
+// TestHoldStartsTheWatchdogFirst: the watchdog exists, and the lease names it, before the first change.
+func TestHoldStartsTheWatchdogFirst(t *testing.T) {
+	f := newFakeOS(features6_19)
+	path := journalPath(t)
+	before := f.state()
+	var sawJournal, changed bool
+	var leased Lease
+	h, err := f.system().Hold(t.Context(), mustPlan(t, f, "threaded", "eth1"), HoldOptions{
+		ApplyOptions: ApplyOptions{Journal: path}, Lease: time.Hour,
+		Watchdog: func(j string) (*os.Process, error) {
+			_, serr := os.Stat(j)
+			sawJournal, changed = serr == nil, f.state() != before
+			cmd := exec.Command("/bin/sleep", "1000")
+			if err := cmd.Start(); err != nil {
+				return nil, err
+			}
+			go cmd.Wait()
+			return cmd.Process, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leased, _ = LoadLease(path)
+	if sawJournal || changed || leased.Watchdog.PID == 0 {
+		t.Fatalf("watchdog started after the journal (%v) or a change (%v); lease %+v", sawJournal, changed, leased)
+	}
+	if _, err := h.Release(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -299,4 +351,47 @@ func FuzzParseLease(f *testing.F) {
 			t.Fatalf("ParseLease accepted %+v", l)
 		}
 	})
+}
+
+// TestServicePlan: a unit that runs is stopped for the hold and started again on release, also by a restore
+// from the journal after a crash; one that does not run is left alone.
+func TestServicePlan(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		f := newFakeOS(features6_19)
+		f.units = map[string]bool{"irqbalance.service": running}
+		before := f.state()
+		sys := f.system()
+		target, err := sys.DeviceTarget("eth1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ServicePlan(target, "irqbalance.service", "it moves IRQ affinity")
+		if !strings.Contains(p.Format(), "systemctl stop irqbalance.service") {
+			t.Errorf("plan as shell:\n%s", p.Format())
+		}
+		path := journalPath(t)
+		h, err := sys.Hold(t.Context(), p, HoldOptions{ApplyOptions: ApplyOptions{Journal: path}, Lease: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on, _ := f.Active("irqbalance.service"); on {
+			t.Fatalf("running=%v: the unit runs during the hold", running)
+		}
+		// A crash: the journal alone puts it back.
+		j, err := LoadJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Entries[0].Prior.Service.Active != running {
+			t.Fatalf("journaled %+v, want active=%v", j.Entries[0].Prior.Service, running)
+		}
+		rep := sys.Restore(j, RestoreOptions{})
+		if !rep.Complete() || f.state() != before {
+			t.Fatalf("running=%v: restore %s", running, rep.Format())
+		}
+		if _, err := h.Release(); err != nil || f.state() != before {
+			t.Fatalf("running=%v: release %v", running, err)
+		}
+		noJournal(t, path)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/napilab/napilab/internal/ethtool"
@@ -58,6 +59,12 @@ type Prior struct {
 	Rings    *ethtool.Rings    `json:"rings,omitempty"`
 	Coalesce *ethtool.Coalesce `json:"coalesce,omitempty"`
 	Sched    *sysknob.Sched    `json:"sched,omitempty"`
+	Service  *ServicePrior     `json:"service,omitempty"`
+}
+
+// ServicePrior is whether a unit ran before napilab stopped it.
+type ServicePrior struct {
+	Active bool `json:"active"`
 }
 
 // NAPIPrior is what napi-get reported for a NAPI before the change.
@@ -100,8 +107,10 @@ func (j *Journal) save() error {
 		err = os.Link(tmp, j.path)
 		os.Remove(tmp)
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("a mode is already applied (journal %s): run napilab mode restore first, or pass "+
-				"another --journal", j.path)
+			if cerr := CheckJournalPath(j.path); cerr != nil {
+				return cerr // say what is there
+			}
+			return journalError("install journal", j.path, err)
 		}
 	}
 	if err != nil {
@@ -145,15 +154,59 @@ func journalError(op, path string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, path, err)
 }
 
+// ErrNotJournal matches the error for a file that is not a napilab mode journal at all.
+var ErrNotJournal = errors.New("not a napilab mode journal")
+
+// CheckJournalPath makes sure an apply can write its journal at path, before anything changes: the path must
+// not be a directory, and must not hold a file already (a journal there is a mode still applied; any other file
+// is not napilab's to overwrite). Problems are kernel.FieldErrors on "journal".
+func CheckJournalPath(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil // nothing there; writing it says what is in the way, if anything
+	case fi.IsDir():
+		return &kernel.FieldError{Field: "journal", Msg: fmt.Sprintf("%s is a directory: give a file path, such as "+
+			"%s", path, filepath.Join(path, "mode.journal"))}
+	}
+	j, err := LoadJournal(path)
+	switch {
+	case errors.Is(err, ErrNotJournal):
+		return &kernel.FieldError{Field: "journal", Kind: fs.ErrExist, Msg: fmt.Sprintf("%s exists and is not a "+
+			"napilab mode journal: choose another path (napilab never overwrites a file it did not write)", path)}
+	case err != nil:
+		return &kernel.FieldError{Field: "journal", Kind: fs.ErrExist, Msg: fmt.Sprintf("%s holds a journal napilab "+
+			"cannot read (%v): choose another path", path, err)}
+	}
+	return &kernel.FieldError{Field: "journal", Kind: fs.ErrExist, Msg: fmt.Sprintf("%s holds %s, applied on %s "+
+		"and not restored yet: run napilab mode restore --journal %s first, or choose another path", path,
+		j.Preset, j.Device, path)}
+}
+
+// journalHead is how every journal starts: a JSON object whose first member is the format line. A file that
+// does not start so was never a journal (writes are atomic, so a journal is never cut short by napilab).
+var journalHead = regexp.MustCompile(`^\s*\{\s*"format"\s*:\s*"napilab mode journal`)
+
 // LoadJournal reads the journal at path. A missing journal matches os.ErrNotExist ("nothing to restore"); a
-// corrupt one is refused with a sentence saying what to do, and nothing is restored from it.
+// file that is not a journal at all matches ErrNotJournal; a journal napilab cannot make sense of is refused with
+// a sentence saying what to do. Nothing is restored from either.
 func LoadJournal(path string) (*Journal, error) {
+	fi, err := os.Stat(path)
+	if err == nil && fi.IsDir() {
+		return nil, &kernel.SentenceError{Kind: ErrNotJournal, Msg: fmt.Sprintf("%s is a directory, not a napilab "+
+			"mode journal: give the journal's path as mode apply printed it", path)}
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, kernel.NotFound("nothing to restore: there is no journal at %s", path)
 	}
 	if err != nil {
 		return nil, journalError("read journal", path, err)
+	}
+	if !journalHead.Match(b) {
+		return nil, &kernel.SentenceError{Kind: ErrNotJournal, Msg: fmt.Sprintf("%s is not a napilab mode journal "+
+			"(it does not start with the journal's format line): nothing was restored; give the journal's path "+
+			"as mode apply printed it", path)}
 	}
 	j, err := ParseJournal(b)
 	if err != nil {
@@ -227,6 +280,8 @@ func (e Entry) check() error {
 		err = errors.Join(want(c.Rings != nil, "rings"), want(p == nil || p.Rings != nil, "prior rings"))
 	case KindCoalesce:
 		err = errors.Join(want(c.Coalesce != nil, "coalescing"), want(p == nil || p.Coalesce != nil, "prior coalescing"))
+	case KindService:
+		err = errors.Join(want(c.Service != "", "a unit"), want(p == nil || p.Service != nil, "the unit's prior state"))
 	case KindKthread:
 		err = errors.Join(want(c.NAPI != 0 && c.FIFO > 0, "a NAPI and a priority"),
 			want(p == nil || p.Sched != nil && p.Sched.PID > 0, "the kthread's prior scheduling"))

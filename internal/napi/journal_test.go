@@ -2,6 +2,7 @@ package napi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,18 +61,25 @@ func TestJournalRoundTrip(t *testing.T) {
 	}
 }
 
-// TestJournalCutShort: a journal cut off at any byte is refused as corrupt, with the fix, and nothing is
-// restored from it; the journal stays for the user to inspect.
+// TestJournalCutShort: a journal cut off at any byte is refused, and nothing is restored from it; the journal
+// stays for the user to inspect. Cut after its format line it is a corrupt journal, with the fix; cut before,
+// nothing says it ever was one.
 func TestJournalCutShort(t *testing.T) {
 	f, path, full := appliedJournal(t, "seed-threaded-busy-poll", "eth1")
 	state := f.state()
+	head := len("{\n\t\"format\": \"napilab mode journal")
 	for n := 0; n < len(full)-1; n += 1 + n/8 {
 		if err := os.WriteFile(path, full[:n], 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_, err := RestoreFile(path, openFake(f), RestoreOptions{})
-		if err == nil || !strings.Contains(err.Error(), "is corrupt") ||
-			!strings.Contains(err.Error(), "nothing was restored from it; put back by hand what it lists, then delete it") {
+		switch {
+		case n < head:
+			if !errors.Is(err, ErrNotJournal) {
+				t.Fatalf("journal cut at byte %d, inside its format line: %v", n, err)
+			}
+		case err == nil || !strings.Contains(err.Error(), "is corrupt") ||
+			!strings.Contains(err.Error(), "nothing was restored from it; put back by hand what it lists, then delete it"):
 			t.Fatalf("journal cut at byte %d: %v", n, err)
 		}
 		if f.state() != state || f.takeLog() != "" {

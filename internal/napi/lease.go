@@ -126,9 +126,10 @@ type WatchOptions struct {
 	Grace time.Duration
 }
 
-// Watch is the watchdog of a held mode: it returns nil as soon as the journal at path is gone (the holder
-// restored), and restores the journal itself (and removes it and its lease) once the lease has run out by more
-// than the grace and the journal is still there. A lease that cannot be read counts as run out: a journal with
+// Watch is the watchdog of a held mode, started before the first change: it returns nil as soon as journal and
+// lease are both gone (the holder restored, or gave up before applying), restores the journal itself (and
+// removes it and its lease) once the lease has run out by more than the grace and the journal is there, and
+// removes a lease whose journal never appeared. A lease that cannot be read counts as run out: a journal with
 // no valid promise of a holder is restored. It runs in a process of its own (`napilab agent --watchdog JOURNAL`),
 // detached from the holder's session, so neither a SIGKILL nor a crash of the holder, nor the end of its ssh
 // session, takes it along. ctx ends the watch without restoring.
@@ -143,14 +144,19 @@ func Watch(ctx context.Context, journal string, o WatchOptions) (*RestoreReport,
 		o.Grace = LeaseGrace
 	}
 	for {
-		if _, err := os.Stat(journal); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
+		_, jerr := os.Stat(journal)
+		l, lerr := LoadLease(journal)
+		switch {
+		case errors.Is(jerr, fs.ErrNotExist) && errors.Is(lerr, fs.ErrNotExist):
+			return nil, nil // the holder restored, or gave up before applying
+		case errors.Is(jerr, fs.ErrNotExist) && (lerr != nil || time.Now().After(l.Deadline.Add(o.Grace))):
+			return nil, removeLease(journal) // the holder died before it wrote the journal: nothing changed
 		}
 		wait := time.Duration(0)
-		if l, err := LoadLease(journal); err == nil {
+		if lerr == nil {
 			wait = time.Until(l.Deadline.Add(o.Grace))
 		}
-		if wait <= 0 {
+		if wait <= 0 && jerr == nil {
 			rep, err := RestoreFile(journal, o.Open, o.Restore)
 			if err == nil {
 				err = removeLease(journal)

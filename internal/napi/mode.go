@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/ethtool"
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
 	"github.com/napilab/napilab/internal/sysknob"
 )
@@ -231,62 +232,74 @@ func seedBusyPoll(name ModeName, poll string) Mode {
 // Validate checks what can be checked without looking at the machine, and names every problem in one sentence.
 func (m Mode) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(field, format string, args ...any) { errs = append(errs, kernel.Fieldf(field, format, args...)) }
 	if !slices.Contains(ModeNames, m.Name) {
-		bad("unknown mode %q: use one of %s", m.Name, strings.Join(PresetNames(), ", "))
+		errs = append(errs, fmt.Errorf("unknown mode %q: use one of %s", m.Name, strings.Join(PresetNames(), ", ")))
 	}
 	if m.Device == "" {
-		bad("no device: name the interface with --dev, e.g. --dev eth0")
+		bad("dev", "is missing: name the interface, e.g. eth0")
 	} else if len(m.Device) > 15 || strings.ContainsAny(m.Device, "/ \t\n\x00") || m.Device == "." || m.Device == ".." {
-		bad("device name %q is not a valid interface name (at most 15 characters, no '/' or spaces)", m.Device)
+		bad("dev", "%q is not a valid interface name (at most 15 characters, no '/' or spaces)", m.Device)
 	}
 	if len(m.Queues) == 0 {
-		bad("no queue: name the rx queue with --queue, e.g. --queue 0")
+		bad("queue", "is missing: name the rx queue, e.g. 0")
 	}
 	for i, q := range m.Queues {
 		if q < 0 {
-			bad("queue %d is negative: rx queues are numbered from 0", q)
+			bad("queue", "%d is negative: rx queues are numbered from 0", q)
 		}
 		if slices.Contains(m.Queues[:i], q) {
-			bad("queue %d is named twice", q)
+			bad("queue", "%d is named twice", q)
 		}
 	}
 	if m.PollCPU < AutoCPU || m.PollCPU >= sysknob.MaxCPUs {
-		bad("CPU %d is out of range: CPUs are numbered from 0", m.PollCPU)
+		bad("poll-cpu", "%d is out of range: CPUs are numbered from 0", m.PollCPU)
 	}
 	if m.Name.kthread() && (m.FIFO < sysknob.MinFIFOPriority || m.FIFO > sysknob.MaxFIFOPriority) {
-		bad("SCHED_FIFO priority %d is out of range: use %d to %d", m.FIFO, sysknob.MinFIFOPriority,
+		bad("fifo", "priority %d is out of range: use %d to %d", m.FIFO, sysknob.MinFIFOPriority,
 			sysknob.MaxFIFOPriority)
 	}
-	for name, d := range map[string]*time.Duration{"gro_flush_timeout": m.GROFlushTimeout,
-		"irq-suspend-timeout": m.IRQSuspendTimeout} {
-		if d != nil && *d < 0 {
-			bad("%s %v is negative", name, *d)
+	for _, d := range []struct {
+		field string
+		v     *time.Duration
+	}{{"gro", m.GROFlushTimeout}, {"suspend", m.IRQSuspendTimeout}} {
+		if d.v != nil && *d.v < 0 {
+			bad(d.field, "%v is negative", *d.v)
 		}
 	}
-	for name, d := range map[string]*time.Duration{"busy_read": m.BusyRead, "busy_poll": m.BusyPoll} {
-		if d != nil && (*d < 0 || *d%time.Microsecond != 0 || *d > time.Duration(1<<31-1)*time.Microsecond) {
-			bad("%s %v is not a whole number of microseconds between 0 and 2147483647µs", name, *d)
+	for _, d := range []struct {
+		field string
+		v     *time.Duration
+	}{{"busy-read", m.BusyRead}, {"busy-poll", m.BusyPoll}} {
+		if d.v != nil && (*d.v < 0 || *d.v%time.Microsecond != 0 || *d.v > time.Duration(1<<31-1)*time.Microsecond) {
+			bad(d.field, "%v is not a whole number of microseconds between 0 and 2147483647µs", *d.v)
 		}
 	}
 	if m.DeferHardIRQs != nil && *m.DeferHardIRQs > 1<<31-1 {
-		bad("defer-hard-irqs %d exceeds the kernel's limit of %d", *m.DeferHardIRQs, 1<<31-1)
+		bad("defer", "%d exceeds the kernel's limit of %d", *m.DeferHardIRQs, 1<<31-1)
 	}
 	if m.IRQSuspendTimeout != nil && m.Name != IRQSuspend && *m.IRQSuspendTimeout != 0 {
-		bad("irq-suspend-timeout only acts in mode irq-suspend, not %s: drop --suspend", m.Name)
+		bad("suspend", "only acts in mode irq-suspend, not %s: drop it", m.Name)
 	}
 	if m.Name == IRQSuspend && (m.IRQSuspendTimeout == nil || *m.IRQSuspendTimeout == 0) {
-		bad("mode irq-suspend needs an irq-suspend-timeout above 0, e.g. --suspend 20ms")
+		bad("suspend", "must be above 0 in mode irq-suspend, e.g. 20ms")
 	}
 	if m.Host.WorkqueueCPUs != "" {
 		if _, err := sysknob.ParseCPUList(m.Host.WorkqueueCPUs); err != nil {
-			bad("workqueue CPUs %q: %v", m.Host.WorkqueueCPUs, err)
+			errs = append(errs, fmt.Errorf("workqueue CPUs %q: %v", m.Host.WorkqueueCPUs, err))
 		}
 	}
 	switch m.App.Poll {
 	case "inline", "separate", "none":
 	default:
-		bad("application poll driver %q is unknown: use inline, separate or none", m.App.Poll)
+		errs = append(errs, fmt.Errorf("application poll driver %q is unknown: use inline, separate or none", m.App.Poll))
 	}
 	return errors.Join(errs...)
 }
+
+// UsesPollCPU reports whether the mode puts anything on its poll CPU: the NAPI kthread of a threaded mode, or
+// the queues' IRQs of a seed preset.
+func (m Mode) UsesPollCPU() bool { return m.Name.kthread() || m.Host.PinIRQs }
+
+// UsesFIFO reports whether the mode schedules a NAPI kthread, the only thing its FIFO priority applies to.
+func (m Mode) UsesFIFO() bool { return m.Name.kthread() }

@@ -30,7 +30,7 @@ func Open(nsName string) (*System, error) {
 // OpenNetNS is Open for a namespace recorded in a journal: it refuses a namespace whose inode differs, i.e. one
 // that took the recorded name after the recorded one was deleted. The error then matches os.ErrNotExist.
 func OpenNetNS(ns NetNS) (_ *System, err error) {
-	s := &System{NetNS: ns, Kernel: kernel.Release()}
+	s := &System{NetNS: ns, Kernel: kernel.Release(), Registry: DefaultRegistry, NetSysctls: netSysctls()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -115,4 +115,17 @@ func stdLinks() ([]Link, error) {
 		links[i] = Link{Name: f.Name, Ifindex: uint32(f.Index)}
 	}
 	return links, nil
+}
+
+// netSysctls says why napilab cannot reach the machine-wide network sysctls from the namespace it runs in, or ""
+// when it runs in the initial one.
+func netSysctls() string {
+	if initial, err := netns.Initial(); err != nil || initial {
+		return ""
+	}
+	if name := netns.NameOf(); name != "" {
+		return "napilab runs in network namespace " + name
+	}
+	ino, _ := netns.Inode("")
+	return fmt.Sprintf("napilab runs in network namespace net:[%d]", ino)
 }

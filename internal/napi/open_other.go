@@ -4,6 +4,7 @@ package napi
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -25,3 +26,17 @@ func closeFD(int)                        {}
 
 // TakeLock fails: device locks guard NAPI settings, which exist only on Linux.
 func TakeLock(string, Holder) (*Lock, error) { return nil, errNotLinux }
+
+func lockWait(*os.File, time.Duration) error { return errNotLinux }
+
+// SystemdServices has no systemd outside Linux.
+type SystemdServices struct{}
+
+// Active is not supported outside Linux.
+func (SystemdServices) Active(string) (bool, error) { return false, errNotLinux }
+
+// Stop is not supported outside Linux.
+func (SystemdServices) Stop(string) error { return errNotLinux }
+
+// Start is not supported outside Linux.
+func (SystemdServices) Start(string) error { return errNotLinux }

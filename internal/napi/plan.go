@@ -1,6 +1,7 @@
 package napi
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,19 +18,22 @@ import (
 // Target is what the machine looks like where a mode goes: the plan's second input besides the Mode. Resolve
 // reads it (without changing anything); tests write it out.
 type Target struct {
-	Kernel      string            `json:"kernel"`
-	Features    netdev.Features   `json:"features"`
-	NetNS       NetNS             `json:"netns"`
-	Device      string            `json:"device"`
-	Ifindex     uint32            `json:"ifindex"`
-	Queues      []QueueTarget     `json:"queues"`       // the mode's queues, in its order
-	DeviceNAPIs []uint32          `json:"device_napis"` // every NAPI of the device (device-wide writes reach them all)
-	OnlineCPUs  sysknob.CPUSet    `json:"online_cpus"`
-	SMT         sysknob.SMT       `json:"smt,omitempty"`      // read when the mode turns SMT off
-	Channels    *ethtool.Channels `json:"channels,omitempty"` // read when the mode sets them; nil: the driver has none
-	Rings       *ethtool.Rings    `json:"rings,omitempty"`
-	Coalesce    *ethtool.Coalesce `json:"coalesce,omitempty"`
-	Workqueues  []string          `json:"workqueues,omitempty"`
+	Kernel      string          `json:"kernel"`
+	Features    netdev.Features `json:"features"`
+	NetNS       NetNS           `json:"netns"`
+	Device      string          `json:"device"`
+	Ifindex     uint32          `json:"ifindex"`
+	Queues      []QueueTarget   `json:"queues"`       // the mode's queues, in its order
+	DeviceNAPIs []uint32        `json:"device_napis"` // every NAPI of the device (device-wide writes reach them all)
+	OnlineCPUs  sysknob.CPUSet  `json:"online_cpus"`
+	// NetSysctls says why the machine-wide network sysctls cannot be reached from where napilab runs (it is
+	// not in the initial network namespace); empty when they can. See System.NetSysctls.
+	NetSysctls string            `json:"net_sysctls_unreachable,omitempty"`
+	SMT        sysknob.SMT       `json:"smt,omitempty"`      // read when the mode turns SMT off
+	Channels   *ethtool.Channels `json:"channels,omitempty"` // read when the mode sets them; nil: the driver has none
+	Rings      *ethtool.Rings    `json:"rings,omitempty"`
+	Coalesce   *ethtool.Coalesce `json:"coalesce,omitempty"`
+	Workqueues []string          `json:"workqueues,omitempty"`
 }
 
 // QueueTarget is one rx queue of the mode: the NAPI that services it and the IRQs that schedule that NAPI.
@@ -52,6 +56,7 @@ const (
 	KindRings    Kind = "rings"    // ethtool -G
 	KindCoalesce Kind = "coalesce" // ethtool -C
 	KindKthread  Kind = "kthread"  // SCHED_FIFO priority and CPU affinity of a NAPI's kthread
+	KindService  Kind = "service"  // a systemd unit stopped for the run (irqbalance)
 )
 
 // Change is one step of a plan: its target, the value, and why.
@@ -75,6 +80,8 @@ type Change struct {
 
 	FIFO int            `json:"fifo,omitzero"`
 	CPUs sysknob.CPUSet `json:"cpus,omitzero"`
+
+	Service string `json:"service,omitempty"` // KindService: the unit to stop
 }
 
 // recordOnly reports whether the change only records a NAPI's state so that Restore can put it back after
@@ -134,7 +141,39 @@ func Build(m Mode, t Target) (*Plan, error) {
 	if err := b.build(); err != nil {
 		return nil, err
 	}
+	// A plan whose steps could not be carried out from here is no plan: its script would fail too.
+	if err := checkNetSysctls(b.p.Changes, t.NetSysctls); err != nil {
+		return nil, err
+	}
 	return b.p, nil
+}
+
+// ErrNotInitialNetNS matches the error of a plan that sets a machine-wide network sysctl from outside the
+// initial network namespace, the only one where the kernel has them.
+var ErrNotInitialNetNS = errors.New("the machine-wide network sysctls exist only in the initial network namespace")
+
+// netSysctl reports whether the knob is a network sysctl of the initial namespace alone.
+func (k Knob) netSysctl() bool {
+	return k.ID == KnobBusyRead || k.ID == KnobBusyPoll || k.ID == KnobRPSSockFlowEntries
+}
+
+// checkNetSysctls refuses changes to network sysctls when why says they cannot be reached.
+func checkNetSysctls(changes []Change, why string) error {
+	if why == "" {
+		return nil
+	}
+	var names []string
+	for _, c := range changes {
+		if c.Kind == KindKnob && c.Knob.netSysctl() && !slices.Contains(names, c.Knob.String()) {
+			names = append(names, c.Knob.String())
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return &kernel.SentenceError{Kind: ErrNotInitialNetNS, Msg: fmt.Sprintf("%s exists only in the initial "+
+		"network namespace, and %s: run napilab in the initial namespace and name the device's namespace instead",
+		strings.Join(names, " and "), why)}
 }
 
 // checkGates refuses a mode this kernel cannot run, naming the first kernel that can.
@@ -147,7 +186,7 @@ func checkGates(m Mode, t Target) error {
 		return &kernel.UnsupportedError{Feature: string(IRQSuspend), MinKernel: "6.13"}
 	case m.Name == ThreadedBusyPoll && len(m.Queues) > 1:
 		return fmt.Errorf("threaded-busy-poll spins one CPU per NAPI, so it takes one queue at a time: apply it "+
-			"once per queue (%d queues were given), each with its own --cpu", len(m.Queues))
+			"once per queue (%d queues were given), each with its own poll CPU", len(m.Queues))
 	}
 	if len(t.Queues) != len(m.Queues) {
 		return fmt.Errorf("the target describes %d queues but the mode names %d: resolve the target for this mode",
@@ -210,7 +249,7 @@ func (b *builder) pollCPU() error {
 		if strings.HasPrefix(b.m.Preset, "seed-") && b.m.PollCPU == 2 {
 			seed = " (the seed script polls on CPU 2)"
 		}
-		return fmt.Errorf("CPU %d is not online on this machine%s: choose one of %s with --cpu", cpu, seed, online)
+		return kernel.Fieldf("poll-cpu", "%d is not online on this machine%s: choose one of %s", cpu, seed, online)
 	}
 	b.p.PollCPU = cpu
 	return nil

@@ -176,16 +176,16 @@ func TestPlanRefusesBeforeAnythingChanges(t *testing.T) {
 		{name: "no such queue", preset: "busy-poll", dev: "eth1", edit: func(m *Mode) { m.Queues = []int{7} },
 			want: "eth1 has no rx queue 7 (its rx queues: 0, 1): choose one with --queue"},
 		{name: "CPU out of range", preset: "threaded", dev: "eth1", edit: func(m *Mode) { m.PollCPU = 9 },
-			want: "CPU 9 is not online on this machine: choose one of 0-3 with --cpu"},
+			want: "poll-cpu 9 is not online on this machine: choose one of 0-3"},
 		{name: "priority out of range", preset: "threaded", dev: "eth1", edit: func(m *Mode) { m.FIFO = 120 },
-			want: "SCHED_FIFO priority 120 is out of range: use 1 to 99"},
+			want: "fifo priority 120 is out of range: use 1 to 99"},
 		{name: "two queues for one spinning kthread", preset: "threaded-busy-poll", dev: "eth1",
 			edit: func(m *Mode) { m.Queues = []int{0, 1} }, want: "takes one queue at a time"},
 		{name: "ring above the maximum", preset: "busy-poll", dev: "eth1", edit: func(m *Mode) { m.RingRX = 8192 },
 			want: "eth1 allows an rx ring of at most 4096 entries, not 8192: pass a smaller size"},
 		{name: "suspend outside irq-suspend", preset: "busy-poll", dev: "eth1",
 			edit: func(m *Mode) { m.IRQSuspendTimeout = ptr(time.Millisecond) }, want: "only acts in mode irq-suspend"},
-		{name: "no device", preset: "busy-poll", dev: "", want: "no device: name the interface with --dev"},
+		{name: "no device", preset: "busy-poll", dev: "", want: "dev is missing: name the interface"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeOS(features6_19)

@@ -411,7 +411,7 @@ func TestPrivBadInput(t *testing.T) {
 			"gets one only while XDP is attached or GRO is on", os.ErrNotExist},
 		{"unknown device", func(m *Mode) { m.Device = "nosuchdev0" }, `dev "nosuchdev0" does not exist in`,
 			os.ErrNotExist},
-		{"priority out of range", func(m *Mode) { m.FIFO = 100 }, "SCHED_FIFO priority 100 is out of range: use 1 to 99", nil},
+		{"priority out of range", func(m *Mode) { m.FIFO = 100 }, "fifo priority 100 is out of range: use 1 to 99", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := privMode(t, "threaded", bed.B.Link)

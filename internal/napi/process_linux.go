@@ -3,6 +3,7 @@ package napi
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,5 +75,22 @@ func TakeLock(dir string, h Holder) (*Lock, error) {
 			return nil, err
 		}
 		return l, nil
+	}
+}
+
+// lockWait takes an exclusive flock on f, waiting up to wait for another holder to let go.
+func lockWait(f *os.File, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, unix.EWOULDBLOCK):
+			return err
+		case time.Now().After(deadline):
+			return fmt.Errorf("another napilab has held it for %v: wait for it to finish", wait)
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for another process, not timing anything
 	}
 }

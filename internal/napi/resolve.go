@@ -28,7 +28,8 @@ func (s *System) Resolve(m Mode) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	t := Target{Kernel: s.Kernel, Features: f, NetNS: s.NetNS, Device: link.Name, Ifindex: link.Ifindex}
+	t := Target{Kernel: s.Kernel, Features: f, NetNS: s.NetNS, Device: link.Name, Ifindex: link.Ifindex,
+		NetSysctls: s.NetSysctls}
 	if t.OnlineCPUs, err = s.Knobs.OnlineCPUs(); err != nil {
 		return Target{}, err
 	}

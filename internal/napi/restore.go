@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/napilab/napilab/internal/ethtool"
 	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/netdev"
+	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/sysknob"
 )
 
@@ -36,14 +38,25 @@ const (
 	Unchanged Result = "unchanged" // the target already held its prior state
 	Gone      Result = "gone"      // the target no longer exists (device removed, kthread exited): nothing to do
 	Failed    Result = "failed"    // it could not be restored; Detail says why
+	// Kept is a machine-wide knob left as it is because another applied mode still holds it at that value; the
+	// last holder's restore puts it back.
+	Kept Result = "kept"
+	// Left is a knob left as it is because it no longer holds what napilab applied: someone changed it since,
+	// and napilab does not overwrite that.
+	Left Result = "left"
 )
 
-// RestoreItem is the outcome for one journal entry.
+// RestoreItem is the outcome for one journal entry. For a knob, Knob names it and From and To are its value
+// before and after the restore (equal when it was left alone), with its unit; Applied is what napilab had set.
 type RestoreItem struct {
-	Step   int    `json:"step"`
-	Change string `json:"change"`
-	Result Result `json:"result"`
-	Detail string `json:"detail,omitempty"`
+	Step    int    `json:"step"`
+	Change  string `json:"change"`
+	Result  Result `json:"result"`
+	Detail  string `json:"detail,omitempty"`
+	Knob    string `json:"knob,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Applied string `json:"applied,omitempty"`
 }
 
 // RestoreReport lists what a restore did, last change first.
@@ -51,6 +64,7 @@ type RestoreReport struct {
 	Journal string        `json:"journal"`
 	Preset  string        `json:"preset"`
 	Items   []RestoreItem `json:"items"`
+	Notes   []note.Note   `json:"notes,omitempty"`
 }
 
 // Complete reports whether nothing failed: every entry is back, or its target is gone.
@@ -67,12 +81,21 @@ func (r *RestoreReport) Err() error {
 	return errors.Join(errs...)
 }
 
-// Format renders the report as lines for people.
+// Format renders the report as lines for people: a knob as "restored net.core.busy_read 400 → 0 µs".
 func (r *RestoreReport) Format() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "restore %s from %s\n", r.Preset, r.Journal)
 	for _, it := range r.Items {
-		fmt.Fprintf(&b, "  %2d. %-9s %s", it.Step, it.Result, it.Change)
+		what := it.Change
+		if it.Knob != "" {
+			switch {
+			case it.From != "" && it.From != it.To:
+				what = it.Knob + " " + arrow(it.From, it.To)
+			case it.To != "":
+				what = it.Knob + " " + it.To
+			}
+		}
+		fmt.Fprintf(&b, "  %2d. %-9s %s", it.Step, it.Result, what)
 		if it.Detail != "" {
 			fmt.Fprintf(&b, ": %s", it.Detail)
 		}
@@ -81,16 +104,54 @@ func (r *RestoreReport) Format() string {
 	if len(r.Items) == 0 {
 		b.WriteString("  nothing had been changed\n")
 	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  %s\n", n)
+	}
 	return b.String()
+}
+
+// arrow joins values, their shared unit written once: "400 µs", "0 µs" → "400 → 0 µs".
+func arrow(vals ...string) string {
+	unit := ""
+	for _, u := range []string{" ns", " µs", " entries"} {
+		if !slices.ContainsFunc(vals, func(v string) bool { return !strings.HasSuffix(v, u) }) {
+			unit = u
+			break
+		}
+	}
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		parts[i] = strings.TrimSuffix(v, unit)
+	}
+	return strings.Join(parts, " → ") + unit
 }
 
 // Restore puts back what journal j recorded, last change first. It is idempotent: an entry whose target already
 // holds its prior state is left alone, so restoring twice changes nothing the second time. Device settings are
 // restored only while the journal's device (same name, same ifindex, same namespace) still exists; a device or
 // kthread that is gone is reported, not an error. A restore, once started, runs to the end: it takes no context.
+//
+// Machine-wide knobs go through the host registry (System.Registry): one still held by another applied mode is
+// kept, the last holder puts back the value from before the first apply, and a knob that no longer holds what
+// was applied is left as someone set it, and said so.
 func (s *System) Restore(j *Journal, o RestoreOptions) *RestoreReport {
-	r := &restorer{s: s, j: j, timeout: o.ThreadedTimeout}
-	return r.restore(len(j.Entries) - 1)
+	reg, err := s.openRegistry()
+	r := &restorer{s: s, j: j, timeout: o.ThreadedTimeout, reg: reg}
+	rep := r.restore(len(j.Entries) - 1)
+	if err != nil {
+		rep.Notes = append(rep.Notes, note.Warnf("the host registry could not be read (%v), so machine-wide "+
+			"knobs were restored from this journal alone: another applied mode holding one lost it", err))
+	}
+	if reg != nil {
+		if rep.Complete() {
+			reg.drop(j.path)
+		}
+		if err := reg.save(); err != nil {
+			rep.Notes = append(rep.Notes, note.Warnf("the host registry could not be updated: %v", err))
+		}
+		reg.Close()
+	}
+	return rep
 }
 
 // RestoreFile restores the journal at path in the system open returns for the journal's namespace, and removes
@@ -121,6 +182,7 @@ type restorer struct {
 	s       *System
 	j       *Journal
 	timeout time.Duration
+	reg     *Registry // locked by the caller; nil without one
 
 	devGone     string // why the journal's device cannot be addressed; empty when it can
 	netdevStuck bool   // a napi-set never returned: the netdev socket is unusable
@@ -137,8 +199,9 @@ func (r *restorer) restore(last int) *RestoreReport {
 		if e.Prior == nil {
 			continue // never changed
 		}
-		res, detail := r.entry(e)
-		rep.Items = append(rep.Items, RestoreItem{Step: i + 1, Change: e.Change.Describe(), Result: res, Detail: detail})
+		it := r.entry(e)
+		it.Step, it.Change = i+1, e.Change.Describe()
+		rep.Items = append(rep.Items, it)
 	}
 	return rep
 }
@@ -162,33 +225,36 @@ func (r *restorer) checkDevice() string {
 	return ""
 }
 
-func (r *restorer) entry(e Entry) (Result, string) {
+func (r *restorer) entry(e Entry) RestoreItem {
 	c := e.Change
-	device := c.Kind != KindKnob || c.Knob.device()
+	device := c.Kind != KindService && (c.Kind != KindKnob || c.Knob.device())
 	if device && r.devGone != "" {
-		return Gone, r.devGone
+		return RestoreItem{Result: Gone, Detail: r.devGone}
 	}
 	var (
-		res Result
+		it  RestoreItem
 		err error
 	)
 	switch c.Kind {
 	case KindNAPI:
-		res, err = r.napi(c, *e.Prior.NAPI)
+		it, err = r.napi(c, *e.Prior.NAPI)
 	case KindKnob:
-		res, err = r.knob(*c.Knob, *e.Prior.Knob)
+		it, err = r.knob(c, *e.Prior.Knob)
 	case KindChannels, KindRings, KindCoalesce:
-		res, err = r.ethtool(e)
+		it, err = r.ethtool(e)
 	case KindKthread:
-		res, err = r.kthread(c, *e.Prior.Sched)
+		it.Result, err = r.kthread(c, *e.Prior.Sched)
+	case KindService:
+		it.Result, err = r.service(c, *e.Prior.Service)
 	}
 	switch {
 	case err == nil:
-		return res, ""
 	case errors.Is(err, os.ErrNotExist):
-		return Gone, err.Error()
+		it.Result, it.Detail = Gone, err.Error()
+	default:
+		it.Result, it.Detail = Failed, err.Error()
 	}
-	return Failed, err.Error()
+	return it
 }
 
 // napiGet reads a NAPI, unless an earlier napi-set is still stuck on the netdev socket.
@@ -202,40 +268,43 @@ func (r *restorer) napiGet(id uint32) (netdev.NAPI, error) {
 var errNetdevStuck = errors.New("not attempted: the netdev socket is still blocked by the napi-set that timed out")
 
 // napi writes back the fields the change touched (all of them for a record-only entry) that differ now.
-func (r *restorer) napi(c Change, prior NAPIPrior) (Result, error) {
+func (r *restorer) napi(c Change, prior NAPIPrior) (RestoreItem, error) {
+	it := RestoreItem{Result: Failed}
 	n, err := r.napiGet(c.NAPI)
 	if err != nil {
-		return Failed, err
+		return it, err
 	}
 	cur := priorOf(n)
 	if cur.Ifindex != r.j.Ifindex {
-		return Gone, kernel.NotFound("napi %d now belongs to ifindex %d", c.NAPI, cur.Ifindex)
+		return it, kernel.NotFound("napi %d now belongs to ifindex %d", c.NAPI, cur.Ifindex)
 	}
 	touched, all := *c.Settings, c.recordOnly()
-	var back NAPISettings
+	var back, now NAPISettings
 	if (all || touched.DeferHardIRQs != nil) && cur.DeferHardIRQs != prior.DeferHardIRQs {
-		back.DeferHardIRQs = &prior.DeferHardIRQs
+		back.DeferHardIRQs, now.DeferHardIRQs = &prior.DeferHardIRQs, &cur.DeferHardIRQs
 	}
 	if (all || touched.GROFlushTimeout != nil) && cur.GROFlushTimeout != prior.GROFlushTimeout {
-		back.GROFlushTimeout = &prior.GROFlushTimeout
+		back.GROFlushTimeout, now.GROFlushTimeout = &prior.GROFlushTimeout, &cur.GROFlushTimeout
 	}
 	if (all || touched.IRQSuspendTimeout != nil) && cur.IRQSuspendTimeout != prior.IRQSuspendTimeout {
-		back.IRQSuspendTimeout = &prior.IRQSuspendTimeout
+		back.IRQSuspendTimeout, now.IRQSuspendTimeout = &prior.IRQSuspendTimeout, &cur.IRQSuspendTimeout
 	}
 	if (all || touched.Threaded != "") && cur.Threaded != prior.Threaded {
-		back.Threaded = prior.Threaded
+		back.Threaded, now.Threaded = prior.Threaded, cur.Threaded
 	}
 	if back == (NAPISettings{}) {
-		return Unchanged, nil
+		it.Result = Unchanged
+		return it, nil
 	}
+	it = RestoreItem{Result: Restored, Knob: fmt.Sprintf("napi %d", c.NAPI), From: now.String(), To: back.String()}
 	cfg, err := back.Config()
 	if err != nil {
-		return Failed, err
+		return it, err
 	}
 	if cfg.Threaded == nil {
-		return Restored, r.s.Netdev.SetNAPI(c.NAPI, cfg)
+		return it, r.s.Netdev.SetNAPI(c.NAPI, cfg)
 	}
-	return Restored, r.setThreaded(c.NAPI, cfg)
+	return it, r.setThreaded(c.NAPI, cfg)
 }
 
 // setThreaded makes a napi-set that changes threaded, bounded by the timeout (see DefaultThreadedTimeout).
@@ -256,36 +325,96 @@ func (r *restorer) setThreaded(id uint32, cfg netdev.NAPIConfig) error {
 	}
 }
 
-func (r *restorer) knob(k Knob, prior sysknob.Snapshot) (Result, error) {
-	if cur, err := r.s.Knobs.Snapshot(k); err == nil && cur.Text == prior.Text {
-		return Unchanged, nil
+// knob puts a knob back. A machine-wide knob another applied mode still holds is kept; the last holder puts
+// back the value from before the first apply (the registry's), else the journal's prior value.
+func (r *restorer) knob(c Change, prior sysknob.Snapshot) (RestoreItem, error) {
+	k, applied := *c.Knob, c.Value
+	it := RestoreItem{Knob: k.String(), Applied: knobValue(k, applied)}
+	if r.reg != nil && k.machine() {
+		if cl := r.reg.claim(k); cl != nil && slices.Contains(cl.Holders, r.j.path) {
+			if len(cl.Holders) > 1 {
+				_, other := r.reg.release(k, r.j.path)
+				it.Result, it.Detail = Kept, r.reg.describe(other)+" still holds it"
+				if cur, err := r.s.Knobs.Get(k); err == nil {
+					it.From, it.To = knobValue(k, cur), knobValue(k, cur)
+				}
+				return it, nil
+			}
+			prior, applied = cl.Original, cl.Value
+			it.Applied = knobValue(k, applied)
+			defer func() {
+				if it.Result != Failed {
+					r.reg.release(k, r.j.path)
+				}
+			}()
+		}
 	}
-	return Restored, r.s.Knobs.Restore(k, prior)
+	err := r.putBack(k, prior, applied, &it)
+	return it, err
 }
 
-func (r *restorer) ethtool(e Entry) (Result, error) {
+// putBack writes prior back unless the knob already holds it, or holds neither it nor what napilab applied:
+// then someone else set it after the apply, and their value stays.
+func (r *restorer) putBack(k Knob, prior sysknob.Snapshot, applied string, it *RestoreItem) error {
+	before := knobValue(k, snapshotValue(k, prior))
+	cur, err := r.s.Knobs.Get(k)
+	if err != nil {
+		return err
+	}
+	it.From, it.To = knobValue(k, cur), before
+	if snap, err := r.s.Knobs.Snapshot(k); err == nil && snap.Text == prior.Text {
+		it.Result = Unchanged
+		return nil
+	}
+	if !sameKnobValue(k, cur, applied) {
+		it.Result, it.To = Left, it.From
+		it.Detail = arrow(before, knobValue(k, applied), it.From) + ": someone changed it after napilab applied " +
+			"it, and napilab leaves their value"
+		return nil
+	}
+	it.Result = Restored
+	return r.s.Knobs.Restore(k, prior)
+}
+
+// snapshotValue is a snapshot's value as Knobs.Get spells it: the text without its newline, CPU masks as lists.
+func snapshotValue(k Knob, s sysknob.Snapshot) string {
+	v := strings.TrimSpace(s.Text)
+	if k.mask() {
+		if set, err := sysknob.ParseCPUMask(v); err == nil {
+			return set.String()
+		}
+	}
+	return v
+}
+
+func (r *restorer) ethtool(e Entry) (RestoreItem, error) {
 	et, dev := r.s.Ethtool, ethtool.Device{Index: int(r.j.Ifindex), Name: r.j.Device}
 	switch p := e.Prior; e.Change.Kind {
 	case KindChannels:
-		return restoreEthtool(dev, *p.Channels, et.Channels, et.SetChannels)
+		return restoreEthtool(dev, "channels of "+dev.Name, *p.Channels, et.Channels, et.SetChannels,
+			func(c ethtool.Channels) string { return channelsText(c, " ") })
 	case KindRings:
-		return restoreEthtool(dev, *p.Rings, et.Rings, et.SetRings)
+		return restoreEthtool(dev, "rx ring of "+dev.Name, *p.Rings, et.Rings, et.SetRings,
+			func(r ethtool.Rings) string { return fmt.Sprintf("%d entries", r.RX) })
 	default:
-		return restoreEthtool(dev, *p.Coalesce, et.Coalesce, et.SetCoalesce)
+		return restoreEthtool(dev, "coalescing of "+dev.Name, *p.Coalesce, et.Coalesce, et.SetCoalesce,
+			func(c ethtool.Coalesce) string { return coalesceText(c, " ") })
 	}
 }
 
 // restoreEthtool sets an ethtool object back to prior unless it already is.
-func restoreEthtool[T comparable](dev ethtool.Device, prior T, get func(ethtool.Device) (T, error),
-	set func(ethtool.Device, T) error) (Result, error) {
+func restoreEthtool[T comparable](dev ethtool.Device, what string, prior T, get func(ethtool.Device) (T, error),
+	set func(ethtool.Device, T) error, text func(T) string) (RestoreItem, error) {
 	cur, err := get(dev)
 	if err != nil {
-		return Failed, err
+		return RestoreItem{}, err
 	}
+	it := RestoreItem{Knob: what, From: text(cur), To: text(prior), Result: Restored}
 	if cur == prior {
-		return Unchanged, nil
+		it.Result = Unchanged
+		return it, nil
 	}
-	return Restored, set(dev, prior)
+	return it, set(dev, prior)
 }
 
 // kthread puts back the scheduling of the kthread the mode changed, if that kthread still serves the NAPI.
@@ -307,4 +436,20 @@ func (r *restorer) kthread(c Change, prior sysknob.Sched) (Result, error) {
 		return Unchanged, nil
 	}
 	return Restored, r.s.Sched.RestoreSched(prior)
+}
+
+// service starts again a unit that ran before the apply stopped it; one that runs already (someone started it
+// meanwhile) is left alone.
+func (r *restorer) service(c Change, prior ServicePrior) (Result, error) {
+	if !prior.Active {
+		return Unchanged, nil
+	}
+	active, err := r.s.services().Active(c.Service)
+	if err != nil {
+		return Failed, err
+	}
+	if active {
+		return Unchanged, nil
+	}
+	return Restored, r.s.services().Start(c.Service)
 }

@@ -22,6 +22,9 @@ type State struct {
 	Features *netdev.Features `json:"napi_set_features,omitempty"` // nil when it could not be read
 	Host     HostState        `json:"host"`
 	Devices  []DeviceState    `json:"devices"`
+	// Modes lists the polling modes applied on this machine (by any napilab), with their journals: shown from
+	// napilab's own namespace, every one (they hold machine-wide knobs); else the namespace's, or the device's.
+	Modes []ModeState `json:"modes,omitempty"`
 	// Unreadable lists what could not be read, one sentence each: "could not check", not "off".
 	Unreadable []string `json:"unreadable,omitempty"`
 }
@@ -36,6 +39,9 @@ type HostState struct {
 	TimerMigration     *int64            `json:"timer_migration,omitempty"`
 	SchedRTRuntimeUS   *int64            `json:"sched_rt_runtime_us,omitempty"` // -1: RT throttling off
 	WorkqueueCPUs      map[string]string `json:"workqueue_cpus,omitempty"`
+	// NetSysctls says why busy_read, busy_poll and rps_sock_flow_entries were not read: they exist in the
+	// initial network namespace only, and napilab runs in another one. Empty when they were read.
+	NetSysctls string `json:"net_sysctls_unreachable,omitempty"`
 }
 
 // DeviceState is one network device.
@@ -101,6 +107,21 @@ func (s *System) Show(dev string) (*State, error) {
 		st.Features = &f
 	}
 	st.Host = s.hostState(unreadable)
+	if modes, err := ListApplied(s.Registry); err != nil {
+		unreadable(fmt.Errorf("the applied modes: %w", err))
+	} else {
+		for _, m := range modes {
+			// The kernel reuses a gone namespace's inode for a new one: the journal's must still be there.
+			here := m.NetNS.Inode == s.NetNS.Inode && sameNetNS(m.NetNS)
+			switch {
+			case dev != "" && m.Device == dev && here: // the device's own
+			case dev == "" && (s.NetNS.Path == "" || here): // the namespace's, or from napilab's own every one
+			default:
+				continue
+			}
+			st.Modes = append(st.Modes, m)
+		}
+	}
 	links, err := s.Links.Links()
 	if err != nil {
 		return nil, err
@@ -163,9 +184,11 @@ func (s *System) hostState(unreadable func(error)) HostState {
 		h.OnlineCPUs = cpus.String()
 	}
 	h.SMT = s.knobText(Knob{ID: KnobSMT}, func(error) {}) // machines without SMT control have no file
-	h.BusyReadUS = s.knobInt(Knob{ID: KnobBusyRead}, unreadable)
-	h.BusyPollUS = s.knobInt(Knob{ID: KnobBusyPoll}, unreadable)
-	h.RPSSockFlowEntries = s.knobInt(Knob{ID: KnobRPSSockFlowEntries}, unreadable)
+	if h.NetSysctls = s.NetSysctls; h.NetSysctls == "" {
+		h.BusyReadUS = s.knobInt(Knob{ID: KnobBusyRead}, unreadable)
+		h.BusyPollUS = s.knobInt(Knob{ID: KnobBusyPoll}, unreadable)
+		h.RPSSockFlowEntries = s.knobInt(Knob{ID: KnobRPSSockFlowEntries}, unreadable)
+	}
 	h.TimerMigration = s.knobInt(Knob{ID: KnobTimerMigration}, unreadable)
 	h.SchedRTRuntimeUS = s.knobInt(Knob{ID: KnobSchedRTRuntime}, unreadable)
 	wqs, err := s.Knobs.Workqueues()
@@ -300,9 +323,16 @@ func (st *State) Format() string {
 	}
 	row("  online CPUs", h.OnlineCPUs)
 	row("  SMT", orDash(h.SMT))
-	row("  net.core.busy_read", intText(h.BusyReadUS, " µs"))
-	row("  net.core.busy_poll", intText(h.BusyPollUS, " µs"))
-	row("  net.core.rps_sock_flow_entries", intText(h.RPSSockFlowEntries, ""))
+	if h.NetSysctls != "" {
+		// Not "?": these exist, in the initial namespace only.
+		row("  net.core.busy_read, busy_poll,", "not here: the kernel keeps them in the initial network namespace "+
+			"only, and "+h.NetSysctls)
+		row("  rps_sock_flow_entries", "(run napilab show in the initial namespace, with --netns for the devices)")
+	} else {
+		row("  net.core.busy_read", intText(h.BusyReadUS, " µs"))
+		row("  net.core.busy_poll", intText(h.BusyPollUS, " µs"))
+		row("  net.core.rps_sock_flow_entries", intText(h.RPSSockFlowEntries, ""))
+	}
 	row("  kernel.timer_migration", intText(h.TimerMigration, ""))
 	row("  kernel.sched_rt_runtime_us", rtText(h.SchedRTRuntimeUS))
 	wqs := make([]string, 0, len(h.WorkqueueCPUs))
@@ -366,6 +396,15 @@ func (st *State) Format() string {
 		}
 	}
 	tw.Flush()
+	if len(st.Modes) > 0 {
+		b.WriteString("\napplied modes\n")
+		for _, m := range st.Modes {
+			fmt.Fprintf(&b, "  %s\n", m)
+			if m.Orphaned != "" || !m.Held {
+				fmt.Fprintf(&b, "    restore it: %s\n", m.Fix)
+			}
+		}
+	}
 	if len(st.Unreadable) > 0 {
 		b.WriteString("\ncould not read:\n")
 		for _, u := range st.Unreadable {

@@ -49,6 +49,14 @@ type Knobs interface {
 	CheckRTThrottling() (warn, err error)
 }
 
+// Services stops and starts a systemd unit (irqbalance, which moves IRQ affinity back behind napilab's back).
+// A machine without systemd answers kernel.ErrNotSupported, with the reason.
+type Services interface {
+	Active(unit string) (bool, error)
+	Stop(unit string) error
+	Start(unit string) error
+}
+
 // Scheduler reads and sets how a thread is scheduled; *sysknob.Root implements it.
 type Scheduler interface {
 	Sched(pid int) (sysknob.Sched, error)
@@ -91,8 +99,17 @@ type System struct {
 	Knobs   Knobs
 	Sched   Scheduler
 	Links   Links
-	NetNS   NetNS  // the namespace Netdev, Ethtool, Links and the device knobs address
-	Kernel  string // the running kernel's release, for plans and messages
+	// Services controls systemd units; nil means systemctl (see SystemdServices).
+	Services Services
+	NetNS    NetNS  // the namespace Netdev, Ethtool, Links and the device knobs address
+	Kernel   string // the running kernel's release, for plans and messages
+	// Registry is the host registry's path (DefaultRegistry), which owns the machine-wide knobs across
+	// applied modes; "" leaves them to each journal alone (tests of one mode at a time).
+	Registry string
+	// NetSysctls says why the machine-wide network sysctls (net.core.busy_read, busy_poll,
+	// rps_sock_flow_entries) cannot be reached from where napilab runs; "" when they can. The kernel has them
+	// in the initial network namespace only.
+	NetSysctls string
 
 	closers []func() error
 }
@@ -120,4 +137,35 @@ func (s *System) linkByName(dev string) (Link, error) {
 	}
 	return Link{}, &kernel.FieldError{Field: "dev", Kind: os.ErrNotExist, Msg: fmt.Sprintf("%q does not exist in "+
 		"%s: check the device's name and the network namespace it lives in", dev, s.NetNS)}
+}
+
+// openRegistry locks the host registry, or returns nil when the system has none.
+func (s *System) openRegistry() (*Registry, error) {
+	if s.Registry == "" {
+		return nil, nil
+	}
+	return OpenRegistry(s.Registry)
+}
+
+func (s *System) services() Services {
+	if s.Services == nil {
+		return SystemdServices{}
+	}
+	return s.Services
+}
+
+// ServicePlan is the plan that stops unit on t's machine for a run: a hold of it (Hold, with the sweep's lease)
+// journals whether the unit ran and starts it again on release. why says what the unit would disturb.
+func ServicePlan(t Target, unit, why string) *Plan {
+	return &Plan{Mode: Mode{Preset: "stop " + unit, Device: t.Device, NetNS: t.NetNS.Path}, Target: t,
+		Changes: []Change{{Kind: KindService, Service: unit, Why: why}}}
+}
+
+// DeviceTarget is the target a ServicePlan journals under: the device names the directory the journal goes to.
+func (s *System) DeviceTarget(dev string) (Target, error) {
+	l, err := s.linkByName(dev)
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{Kernel: s.Kernel, NetNS: s.NetNS, Device: l.Name, Ifindex: l.Ifindex}, nil
 }

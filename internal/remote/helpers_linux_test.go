@@ -168,26 +168,8 @@ func waitGone(t *testing.T, what string, pid int, alive func() bool) {
 	}
 }
 
-// logBuffer collects output that tests show only when they fail (or run with -v).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // showOnFailure logs what l collected when t fails or runs verbosely.
-func showOnFailure(t *testing.T, what string, l *logBuffer) {
+func showOnFailure(t *testing.T, what string, l *remotetest.LogBuffer) {
 	t.Cleanup(func() {
 		if s := l.String(); s != "" && (t.Failed() || testing.Verbose()) {
 			t.Logf("%s:\n%s", what, s)
@@ -198,7 +180,7 @@ func showOnFailure(t *testing.T, what string, l *logBuffer) {
 // options are the client side's: ssh with no configuration file at all (-F none), the throwaway user key, the
 // test's known_hosts and strict host key checking; the agent copied from this tree's build into a cache in a
 // temp dir.
-func options(t *testing.T, s *remotetest.SSHD, b binaries, stderr *logBuffer) Options {
+func options(t *testing.T, s *remotetest.SSHD, b binaries, stderr *remotetest.LogBuffer) Options {
 	return Options{
 		SSH:        remotetest.SSHCommand,
 		SSHOptions: s.ClientOptions(),

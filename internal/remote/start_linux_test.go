@@ -80,7 +80,7 @@ func bye(t *testing.T, a *Agent, c *agent.Conn) {
 func TestLocalAgent(t *testing.T) {
 	checkLeaks(t)
 	b := napilab(t)
-	var stderr logBuffer
+	var stderr remotetest.LogBuffer
 	showOnFailure(t, "the agent's error output", &stderr)
 	a, err := startAgent(t.Context(), t, Target{Kind: Local}, Options{Executable: b.napilab, Stderr: &stderr})
 	if err != nil {
@@ -105,7 +105,7 @@ func TestLocalAgentKill(t *testing.T) {
 	checkLeaks(t)
 	b := napilab(t)
 	a, err := startAgent(t.Context(), t, Target{Kind: NetNS, NetNS: "unused"}, Options{Executable: b.napilab,
-		Stderr: &logBuffer{}})
+		Stderr: &remotetest.LogBuffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func sshTest(t *testing.T, extra ...string) (binaries, *remotetest.SSHD, Options
 	checkLeaks(t)
 	b := napilab(t)
 	s := remotetest.Start(t, extra...)
-	stderr := &logBuffer{}
+	stderr := &remotetest.LogBuffer{}
 	showOnFailure(t, "the agents' error output", stderr)
 	return b, s, options(t, s, b, stderr), Target{Kind: SSH, User: "root", Host: "127.0.0.1"}
 }
@@ -313,7 +313,7 @@ func TestSSHUnreachable(t *testing.T) {
 		!strings.Contains(err.Error(), "`ssh -l root 127.0.0.1 true` works without a prompt") {
 		t.Fatalf("Start = %v", err)
 	}
-	if log := o.Stderr.(*logBuffer).String(); !strings.Contains(log, "\nserver: root@127.0.0.1: Permission denied") &&
+	if log := o.Stderr.(*remotetest.LogBuffer).String(); !strings.Contains(log, "\nserver: root@127.0.0.1: Permission denied") &&
 		!strings.HasPrefix(log, "server: root@127.0.0.1: Permission denied") {
 		t.Fatalf("ssh's error output did not reach stderr line by line with the end's name:\n%s", log)
 	}

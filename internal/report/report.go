@@ -245,10 +245,14 @@ func (r *Run) WriteNotes(w io.Writer) {
 
 // String is the note as a line: "mode: text", with the severity when the result grades it.
 func (n Note) String() string {
+	s := n.Text
 	if n.Severity != "" {
-		return n.Mode + ": " + n.Severity + ": " + n.Text
+		s = string(n.Severity) + ": " + s
 	}
-	return n.Mode + ": " + n.Text
+	if n.Mode != "" { // a note of the whole run has no mode to name
+		s = n.Mode + ": " + s
+	}
+	return s
 }
 
 // CSV writes one row per cell and repetition: the machine-readable form of the sweep.

@@ -39,7 +39,7 @@ func TestMemLoadNotKept(t *testing.T) {
 	m := newMemRun(false)
 	m.client.Count, m.client.Warmup = 0, 0
 	m.client.Period, m.client.Duration = MinPeriod, 20*time.Millisecond // 100M requests/s
-	m.client.Timeout = 5 * time.Second                                  // generous: loss is not what this test is about
+	m.client.Timeout = 5 * time.Second                                  // loss is not what this test is about
 	res, _ := m.run(t)
 	if !res.LoadNotKept || res.Behind == 0 || res.SendRate >= res.TargetRate {
 		t.Fatalf("load not kept %v, behind %d, sent %.0f/s of %.0f/s: want the shortfall reported",

@@ -415,7 +415,7 @@ func checkPayload(n int, f Format) []error {
 	case FormatNapilab:
 		if n >= 1 && n < MinPayload {
 			errs = append(errs, kernel.Fieldf("payload", "of %d bytes cannot hold the napilab header: use at least "+
-				"%d bytes, or the xsk_rr format", n, MinPayload))
+				"%d bytes (only the xsk_rr format, which has no header, takes fewer)", n, MinPayload))
 		}
 	default:
 		errs = append(errs, kernel.Fieldf("format", "%q is unknown: use napilab or xsk_rr", f))

@@ -25,11 +25,13 @@ type ServerStats struct {
 	Received uint64 `json:"received"` // frames taken off the RX ring
 	Replied  uint64 `json:"replied"`  // replies handed to the TX ring
 
-	Malformed   uint64 `json:"malformed"`    // not Ethernet/IPv4-or-IPv6/UDP, or lengths that contradict each other
-	OtherPort   uint64 `json:"other_port"`   // UDP to another port than the server's
-	BadAddress  uint64 `json:"bad_address"`  // not sent to this device's MAC, or the reply would carry a zero, multicast or broadcast address or go back to its sender (echo)
+	Malformed uint64 `json:"malformed"`  // not Ethernet/IPv4-or-IPv6/UDP, or lengths that contradict each other
+	OtherPort uint64 `json:"other_port"` // UDP to another port than the server's
+	// BadAddress counts echo requests not sent to this device's MAC, or whose reply would carry a zero,
+	// multicast or broadcast address or go back to where it came from.
+	BadAddress  uint64 `json:"bad_address"`
 	Short       uint64 `json:"short"`        // napilab format: a payload shorter than the napilab header
-	BadSize     uint64 `json:"bad_size"`     // template replies or Verify: a payload of another size than the service's
+	BadSize     uint64 `json:"bad_size"`     // template replies or Verify: another payload size than the service's
 	BadChecksum uint64 `json:"bad_checksum"` // an IPv4 header or UDP checksum that does not verify
 	// PartialChecksum counts requests whose UDP checksum holds only the pseudo-header sum (a veth peer's kernel
 	// stack sends them so) while the server keeps checksums: it cannot answer them with a valid checksum.

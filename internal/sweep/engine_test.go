@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/agent"
+	"github.com/napilab/napilab/internal/kernel"
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/trace"
@@ -27,6 +28,8 @@ type fakeEnds struct {
 	runs     int
 	// poller is who the server's trace sees polling; "" for none traced.
 	poller trace.Kind
+	// noSystemd makes StopService unsupported.
+	noSystemd bool
 }
 
 func (f *fakeEnds) logf(format string, args ...any) {
@@ -63,6 +66,14 @@ func (f *fakeEnds) Restore(context.Context) (agent.RestoreResult, error) {
 	f.logf("restore %s", f.applied)
 	f.applied = ""
 	return agent.RestoreResult{}, nil
+}
+
+func (f *fakeEnds) StopService(_ context.Context, unit string, _ time.Duration) (agent.StopServiceResult, error) {
+	f.logf("stop-service %s", unit)
+	if f.noSystemd {
+		return agent.StopServiceResult{}, &kernel.UnsupportedError{Feature: "stopping a service for the run"}
+	}
+	return agent.StopServiceResult{WasActive: true}, nil
 }
 
 func (f *fakeEnds) ServerOpen(_ context.Context, a agent.ServerOpenArgs) (rr.LinkInfo, error) {
@@ -222,6 +233,10 @@ func TestEngineRefusesBeforeAnything(t *testing.T) {
 	}{
 		{"nat", func(_ *Spec, e *Ends, _ *Options) { e.Peer = netip.MustParseAddr("203.0.113.9") }, "NAT"},
 		{"missing cpu", func(s *Spec, _ *Ends, _ *Options) { s.ServerCPU = 9 }, "does not exist on server"},
+		{"offline cpu", func(s *Spec, e *Ends, _ *Options) { s.ClientCPU, e.ClientInfo.UsableCPUs = 1, "0,2-3" },
+			"client-cpu 1 is not a CPU napilab can run on at"},
+		{"offline poll cpu", func(s *Spec, e *Ends, _ *Options) { s.PollCPU, e.ServerInfo.UsableCPUs = 3, "0-2" },
+			"poll-cpu 3 is not a CPU napilab can run on at"},
 		{"shared cpu", func(s *Spec, e *Ends, _ *Options) { e.SameHost, s.ClientCPU = true, s.ServerCPU }, "two different CPUs"},
 		{"mtu", func(s *Spec, e *Ends, _ *Options) { s.Payload, e.ServerInfo.Device.MTU = 1400, 1280 }, "MTU of 1280"},
 		{"lease", func(_ *Spec, _ *Ends, o *Options) { o.Lease = 150 * time.Millisecond }, "does not outlast"},
@@ -303,9 +318,48 @@ func TestEngineFlagsAContradictingPoller(t *testing.T) {
 				t.Errorf("interrupts polled in softirq was flagged: %q", c.Mismatch)
 			}
 		case "threaded":
-			if !strings.Contains(c.Mismatch, "threaded expects") || !strings.Contains(fmt.Sprint(c.Notes), "softirq in effect") {
+			if !strings.Contains(c.Mismatch, "threaded expects") || !strings.Contains(c.Mismatch, "softirq in effect") ||
+				!strings.Contains(fmt.Sprint(c.Notes), "the server's trace saw softirq poll the NAPI") {
 				t.Errorf("threaded polled in softirq: mismatch %q, notes %v", c.Mismatch, c.Notes)
 			}
 		}
+	}
+}
+
+// TestEngineStopsIrqbalance: irqbalance, which moves IRQ affinity, is stopped on each end it runs on before the
+// first mode; an end that cannot stop it says why in the result, and --keep-irqbalance keeps it with a warning.
+func TestEngineStopsIrqbalance(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		noSystemd bool
+		keep      bool
+		calls     int
+		want      string
+	}{
+		{"stopped", false, false, 2, "irqbalance was stopped on server"},
+		{"no systemd", true, false, 2, "could not stop it for the run"},
+		{"kept", false, true, 0, "was kept for the run, as asked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeEnds{noSystemd: tc.noSystemd}
+			ends := testEnds(f)
+			ends.ServerInfo.Irqbalance, ends.ClientInfo.Irqbalance = "running (pid 7)", "running (pid 9)"
+			s := shortSpec()
+			s.Reps, s.Modes = 1, s.Modes[:1]
+			res, err := Run(t.Context(), s, ends, Options{KeepIrqbalance: tc.keep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := strings.Join(f.log, "\n")
+			if n := strings.Count(log, "stop-service irqbalance.service"); n != tc.calls {
+				t.Fatalf("%d stop-service calls, want %d:\n%s", n, tc.calls, log)
+			}
+			if strings.Index(log, "stop-service") > strings.Index(log, "apply") && tc.calls > 0 {
+				t.Fatalf("irqbalance stopped after the first mode:\n%s", log)
+			}
+			if !strings.Contains(fmt.Sprint(res.Notes), tc.want) {
+				t.Fatalf("notes %v; want %q", res.Notes, tc.want)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/note"
 	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/sysknob"
 	"github.com/napilab/napilab/internal/trace"
 )
 
@@ -63,6 +64,8 @@ type Options struct {
 	Command []string
 	// Force lets Channels and RingRX reset the device that carries the ssh session to the server host.
 	Force bool
+	// KeepIrqbalance keeps irqbalance running on the ends during the sweep (it is stopped otherwise).
+	KeepIrqbalance bool
 }
 
 // Progress is where a sweep is.
@@ -157,7 +160,11 @@ func Run(ctx context.Context, s Spec, ends Ends, o Options) (*Result, error) {
 	e.res = res
 	err := e.run(ctx)
 	res.Elapsed = time.Since(res.Started)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		res.Incomplete = fmt.Sprintf("interrupted after %d of %d cells", len(res.Cells),
+			len(s.Modes)*len(s.Rows)*s.Reps)
+	case err != nil:
 		res.Incomplete = err.Error()
 	}
 	return res, err
@@ -190,12 +197,35 @@ func (e *engine) run(ctx context.Context) error {
 	if err := e.preflight(ctx); err != nil {
 		return err
 	}
+	if err := e.stopIrqbalance(ctx); err != nil {
+		return err
+	}
 	for rep := 0; rep < e.s.Reps; rep++ {
 		for _, m := range e.modes {
 			if err := e.runMode(ctx, m, rep); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkCPU refuses a CPU the end cannot run a loop on: one napilab may not run on there (offline, or outside
+// its affinity), or, when the end did not say which it may, one beyond its CPU count. -1 (poll-cpu: the
+// server's) is not a CPU.
+func checkCPU(field string, cpu int, end agent.EndInfo) error {
+	if cpu < 0 {
+		return nil
+	}
+	if usable, err := sysknob.ParseCPUList(end.UsableCPUs); err == nil && end.UsableCPUs != "" {
+		if !usable.Has(cpu) {
+			return kernel.Fieldf(field, "%d is not a CPU napilab can run on at %s: choose among %s (online and "+
+				"allowed)", cpu, end.Hostname, usable)
+		}
+		return nil
+	}
+	if end.CPUs > 0 && cpu >= end.CPUs {
+		return kernel.Fieldf(field, "%d does not exist on %s, which has CPUs 0-%d", cpu, end.Hostname, end.CPUs-1)
 	}
 	return nil
 }
@@ -211,15 +241,11 @@ func (e *engine) checkEnds() error {
 		field string
 		cpu   int
 		end   agent.EndInfo
-	}{{"server-cpu", s.ServerCPU, ends.ServerInfo}, {"client-cpu", s.ClientCPU, ends.ClientInfo}} {
-		if c.end.CPUs > 0 && c.cpu >= c.end.CPUs {
-			return kernel.Fieldf(c.field, "%d does not exist on %s, which has CPUs 0-%d", c.cpu, c.end.Hostname,
-				c.end.CPUs-1)
+	}{{"server-cpu", s.ServerCPU, ends.ServerInfo}, {"client-cpu", s.ClientCPU, ends.ClientInfo},
+		{"poll-cpu", s.PollCPU, ends.ServerInfo}} {
+		if err := checkCPU(c.field, c.cpu, c.end); err != nil {
+			return err
 		}
-	}
-	if s.PollCPU >= 0 && ends.ServerInfo.CPUs > 0 && s.PollCPU >= ends.ServerInfo.CPUs {
-		return kernel.Fieldf("poll-cpu", "%d does not exist on %s, which has CPUs 0-%d", s.PollCPU,
-			ends.ServerInfo.Hostname, ends.ServerInfo.CPUs-1)
 	}
 	// The client addresses the server's own address: with NAT in between, the server would see requests for an
 	// address it does not have, and the latency would include a translation napilab cannot account for.
@@ -353,6 +379,54 @@ func (e *engine) openLinks(ctx context.Context) error {
 	return nil
 }
 
+// ServiceStopper stops a systemd unit on an end for the rest of the sweep, journaled and started again after:
+// *agent.Conn (a server or client agent) and *LocalClient do.
+type ServiceStopper interface {
+	StopService(ctx context.Context, unit string, lease time.Duration) (agent.StopServiceResult, error)
+}
+
+// irqbalanceUnit is the unit of irqbalance, which moves IRQ affinity back behind napilab's back.
+const irqbalanceUnit = "irqbalance.service"
+
+// stopIrqbalance stops irqbalance on each end it runs on, for the sweep; where it cannot (no systemd), the result
+// says so and why, and the sweep goes on.
+func (e *engine) stopIrqbalance(ctx context.Context) error {
+	if e.o.KeepIrqbalance {
+		for _, end := range []agent.EndInfo{e.ends.ServerInfo, e.ends.ClientInfo} {
+			if end.Irqbalance != "" {
+				e.res.Notes = append(e.res.Notes, note.Warnf("irqbalance %s on %s and was kept for the run, as "+
+					"asked: it may move IRQ affinity while cells measure", end.Irqbalance, end.Hostname))
+			}
+		}
+		return nil
+	}
+	for _, end := range []struct {
+		info agent.EndInfo
+		ctl  any
+	}{{e.ends.ServerInfo, e.ends.Server}, {e.ends.ClientInfo, e.ends.Client}} {
+		if end.info.Irqbalance == "" {
+			continue
+		}
+		stopper, ok := end.ctl.(ServiceStopper)
+		if !ok {
+			continue
+		}
+		_, err := stopper.StopService(ctx, irqbalanceUnit, e.o.Lease)
+		switch {
+		case err == nil:
+			e.res.Notes = append(e.res.Notes, note.Infof("irqbalance was stopped on %s for the run and started "+
+				"again after", end.info.Hostname))
+		case errors.Is(err, kernel.ErrNotSupported):
+			e.res.Notes = append(e.res.Notes, note.Warnf("irqbalance %s on %s, and napilab could not stop it for "+
+				"the run (%v): stop it yourself, or read cells whose mode pins IRQs with care", end.info.Irqbalance,
+				end.info.Hostname, err))
+		default:
+			return fmt.Errorf("stop irqbalance on %s for the run: %w", end.info.Hostname, err)
+		}
+	}
+	return nil
+}
+
 // preflightCount is how many requests the preflight sends, one at a time.
 const preflightCount = 20
 
@@ -439,7 +513,10 @@ func (e *engine) runMode(ctx context.Context, m napi.Mode, rep int) (err error) 
 		c.Notes = append(slices.Clone(c.Notes), cellNotes(row, res)...)
 		if sres.Trace != nil {
 			if c.Mismatch = trace.Check(m.Preset, *sres.Trace); c.Mismatch != "" {
-				c.Notes = append(c.Notes, note.Warnf("%s, %s: %s", m.Preset, row, c.Mismatch))
+				// One sentence per mode and poller, so the notes say it once; the cell keeps the details.
+				c.Notes = append(c.Notes, note.Warnf("the server's trace saw %s poll the NAPI, not what %s "+
+					"expects: these cells do not measure %s (each cell's mismatch has the details)",
+					sres.Trace.Kind, m.Preset, m.Preset))
 			}
 		} else if sres.TraceNote != "" {
 			c.Notes = note.Merge(c.Notes, note.Infof("%s", sres.TraceNote))

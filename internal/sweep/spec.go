@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/napi"
 	"github.com/napilab/napilab/internal/rr"
 )
 
@@ -137,6 +138,9 @@ func (s Spec) Validate() error {
 			bad("modes", "list %s twice", m)
 		}
 		seen[m] = true
+		if _, err := napi.Preset(m, ""); err != nil {
+			bad("modes", "name an %v", err)
+		}
 	}
 	if s.Reps < 1 {
 		bad("reps", "%d: use at least 1", s.Reps)

@@ -43,7 +43,7 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := DefaultSpec()
-	s.Modes, s.Reps, s.Duration, s.Payload, s.Timeout = append(s.Modes, "busy-poll"), 0, 0, 10, 0
+	s.Modes, s.Reps, s.Duration, s.Payload, s.Timeout = append(s.Modes, "busy-poll", "turbo"), 0, 0, 10, 0
 	s.ClientCPU, s.PollCPU, s.Ring = -1, -2, 100
 	err := s.Validate()
 	fields := map[string]bool{}

@@ -76,18 +76,19 @@ func LookTool(name string) (string, error) {
 	return p, nil
 }
 
-type logBuffer struct {
+// LogBuffer collects output (a process's, a log's) that tests show when they fail; safe for concurrent writes.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -121,7 +122,7 @@ func ensurePrivsep() error {
 type SSHD struct {
 	dir  string
 	Port int
-	log  *logBuffer
+	log  *LogBuffer
 }
 
 // Start starts an sshd whose config adds extra lines, and stops it when t ends. Where there is no sshd (the
@@ -133,7 +134,7 @@ func Start(t *testing.T, extra ...string) *SSHD {
 	if err := ensurePrivsep(); err != nil {
 		t.Fatalf("create sshd's privilege separation directory %s: %v", privsepDir, err)
 	}
-	s := &SSHD{dir: t.TempDir(), log: &logBuffer{}}
+	s := &SSHD{dir: t.TempDir(), log: &LogBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("sshd's log:\n%s", s.log)
