@@ -75,8 +75,8 @@ func TestBrowserOpensPageOffline(t *testing.T) {
 	}
 	b.eval(t, `Array.from(document.querySelectorAll("figure")).map(f => { const s = f.querySelector("svg.plot");
 		const r = s ? s.getBoundingClientRect() : {width: 0, height: 0}; return {id: f.id, w: r.width, h: r.height}; })`, &plots)
-	if len(plots) != 9 {
-		t.Errorf("the browser found %d figures, want 9", len(plots))
+	if len(plots) != 11 {
+		t.Errorf("the browser found %d figures, want 11", len(plots))
 	}
 	for _, p := range plots {
 		if p.Width < 200 || p.Height < 100 {

@@ -170,6 +170,9 @@ func (v *view) byLoadFigure(id, title, yLabel string, get func(*Cell) (float64, 
 		}
 	}
 	lo, hi, ok := dataRange(all...)
+	if !ok && !logY && len(present) > 0 {
+		ok, hi = true, 0 // every value is 0 (dataRange ranges positive values only): a linear axis still shows it
+	}
 	if !ok {
 		f.plot = nil
 		return f
@@ -178,7 +181,11 @@ func (v *view) byLoadFigure(id, title, yLabel string, get func(*Cell) (float64, 
 	if logY {
 		f.logLatencyY(lo, hi)
 	} else {
+		// All zeros (no interrupt at all, as on veth) still needs a range to draw the line at 0 in.
 		f.plot.Y.Min, f.plot.Y.Max = 0, hi*1.1
+		if hi <= 0 {
+			f.plot.Y.Max = 1
+		}
 	}
 	f.seriesLegend(v, orderedLike(present, v.modes))
 	return f

@@ -20,7 +20,7 @@ import (
 
 // demoFile is a real result: `napilab demo --modes interrupts,busy-poll,threaded,threaded-busy-poll --duration
 // 500ms --warmup 100ms --load 12.5k,12.5k+30us --reps 2 --json` on a 2-vCPU Debian 12 machine (kernel 6.18,
-// veth), busy with other work at the time; threaded-busy-poll was skipped there (no CPU of its own).
+// veth), with the server's trace in every cell; threaded-busy-poll was skipped there (no CPU of its own).
 const demoFile = "testdata/demo.json"
 
 func readDemo(t testing.TB) *Run {
@@ -180,7 +180,7 @@ func TestPageHasEveryPlot(t *testing.T) {
 	p := page(t, readDemo(t))
 	for _, id := range []string{"latency-p50", "latency-p99", "latency-p99.9",
 		"spectrum-12.5k", "cpu-12.5k", "p99-over-time-12.5k",
-		"spectrum-12.5k+30us", "cpu-12.5k+30us", "p99-over-time-12.5k+30us"} {
+		"spectrum-12.5k+30us", "cpu-12.5k+30us", "p99-over-time-12.5k+30us", "packets-per-poll", "irqs-per-request"} {
 		re := regexp.MustCompile(`<figure id="` + regexp.QuoteMeta(id) + `">\s*<svg class="plot"[^>]*>\s*<title[^>]*>[^<]+</title>`)
 		if !re.MatchString(p) {
 			t.Errorf("figure %s has no inline SVG plot", id)
@@ -188,9 +188,9 @@ func TestPageHasEveryPlot(t *testing.T) {
 	}
 	for _, want := range []string{
 		"threaded-busy-poll: skipped: needs a CPU of its own", // the skipped cell, marked under its plots
-		"Trace data (who polled each NAPI, packets per poll, interrupts per request) is not recorded in this result",
-		`<td class="gap">not recorded in this result</td>`,                                                       // the header's kernel, host … of today's results
-		"napilab demo --modes interrupts,busy-poll,threaded,threaded-busy-poll --load 12.5k,12.5k+30us --reps 2", // as recorded
+		"polled by: softirq ≠ mode",                           // the trace's attestation: busy polling on veth reaches no NAPI
+		"napilab demo --modes interrupts,busy-poll,threaded,threaded-busy-poll --duration 500ms --warmup 100ms " +
+			"--load 12.5k,12.5k+30us --reps 2", // as recorded
 		"p99.9: ", "xsk_rr p50: ", // both of the terminal's tables
 	} {
 		if !strings.Contains(p, want) {
@@ -449,8 +449,8 @@ func TestExports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pngs) != 9 {
-		t.Errorf("%d PNGs, want the page's 9 plots: %v", len(pngs), pngs)
+	if len(pngs) != 11 {
+		t.Errorf("%d PNGs, want the page's 11 plots: %v", len(pngs), pngs)
 	}
 	for _, f := range pngs {
 		b, err := os.ReadFile(f)
