@@ -165,7 +165,8 @@ func (o *objects) costs() []ProgramCost {
 		if err != nil {
 			continue
 		}
-		out = append(out, ProgramCost{Program: o.names[i], Runs: st.RunCount, Time: st.Runtime})
+		out = append(out, ProgramCost{Program: o.names[i], Runs: st.RunCount, Time: st.Runtime,
+			Missed: st.RecursionMisses})
 	}
 	return out
 }
@@ -177,6 +178,7 @@ func costSince(before, now []ProgramCost) []ProgramCost {
 		if i < len(before) && before[i].Program == c.Program {
 			c.Runs -= before[i].Runs
 			c.Time -= before[i].Time
+			c.Missed -= before[i].Missed
 		}
 		out = append(out, c)
 	}

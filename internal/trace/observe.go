@@ -185,6 +185,10 @@ type ProgramCost struct {
 	Program string        `json:"program"`
 	Runs    uint64        `json:"runs"`
 	Time    time.Duration `json:"time_ns"`
+	// Missed counts events the kernel did not run the program for because it was already running on that
+	// CPU: where syscall tracepoints may fault (newer kernels run them preemptible), a thread preempted inside
+	// the program makes the next thread's event on that CPU a miss. Those events are not counted.
+	Missed uint64 `json:"missed,omitempty"`
 }
 
 // PerRun returns the mean time per run, 0 when it never ran.

@@ -239,11 +239,17 @@ func TestPrivSyscallsCountKicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(sb.String())
-	if got, want := s.Count("recvfrom"), cli.RX+srv.RX; got != want || want == 0 {
-		t.Errorf("traced %d recvfrom calls; the sockets made %d RX kicks", got, want)
+	// Every kick is counted, except events the kernel reports it did not run a tracer for (ProgramCost.Missed:
+	// the lab's 7.x kernel runs syscall tracepoints preemptible, and under TCG 19 of 102 821 were missed once).
+	var missed uint64
+	for _, c := range s.Cost {
+		missed += c.Missed
 	}
-	if got, want := s.Count("sendto"), cli.TX+srv.TX; got != want || want == 0 {
-		t.Errorf("traced %d sendto calls; the sockets made %d TX kicks", got, want)
+	if got, want := s.Count("recvfrom"), cli.RX+srv.RX; got > want || got+missed < want || want == 0 {
+		t.Errorf("traced %d recvfrom calls (%d events missed); the sockets made %d RX kicks", got, missed, want)
+	}
+	if got, want := s.Count("sendto"), cli.TX+srv.TX; got > want || got+missed < want || want == 0 {
+		t.Errorf("traced %d sendto calls (%d events missed); the sockets made %d TX kicks", got, missed, want)
 	}
 	names := map[string]bool{}
 	for _, c := range s.Syscalls {

@@ -177,6 +177,10 @@ func writeFooter(b *strings.Builder, dropped uint64, cost []ProgramCost) {
 		fmt.Fprintf(b, "%d events were not counted: a tracer's map was full\n", dropped)
 	}
 	for _, c := range cost {
-		fmt.Fprintf(b, "tracer %s: %d runs, %v per run\n", c.Program, c.Runs, c.PerRun())
+		fmt.Fprintf(b, "tracer %s: %d runs, %v per run", c.Program, c.Runs, c.PerRun())
+		if c.Missed > 0 {
+			fmt.Fprintf(b, "; %d events missed (the program was already running on that CPU), not counted", c.Missed)
+		}
+		b.WriteByte('\n')
 	}
 }
