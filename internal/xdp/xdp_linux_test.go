@@ -111,17 +111,7 @@ func TestSteering(t *testing.T) {
 	if active != xdp.ModeNative {
 		t.Fatalf("veth attached in %s mode, want native", active)
 	}
-	cfg := xsk.DefaultConfig()
-	cfg.Mode = xsk.ModeCopy
-	var sock *xsk.Socket
-	if err := b.Do(func() (err error) { sock, err = xsk.Open(b.Ifindex, 0, cfg); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sock.Close() })
-	sock.FillAll(sock.FramePool(0, cfg.FillSize))
-	if err := p.Register(0, sock.FD()); err != nil {
-		t.Fatal(err)
-	}
+	sock := bindCopy(t, b, p)
 
 	stack := testbedtest.ListenUDP(t, b, netip.AddrPortFrom(netip.IPv6Unspecified(), otherPort))
 	client := testbedtest.ListenUDP(t, a, netip.AddrPortFrom(netip.IPv6Unspecified(), 0))
@@ -170,17 +160,7 @@ func TestStampReachesCopyModeSocket(t *testing.T) {
 			bed := testbedtest.New(t, testbed.Topology{})
 			a, b := bed.A, bed.B
 			p, _ := load(t, b, mode)
-			cfg := xsk.DefaultConfig()
-			cfg.Mode = xsk.ModeCopy
-			var sock *xsk.Socket
-			if err := b.Do(func() (err error) { sock, err = xsk.Open(b.Ifindex, 0, cfg); return err }); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sock.Close() })
-			sock.FillAll(sock.FramePool(0, cfg.FillSize))
-			if err := p.Register(0, sock.FD()); err != nil {
-				t.Fatal(err)
-			}
+			sock := bindCopy(t, b, p)
 			client := testbedtest.ListenUDP(t, a, netip.AddrPortFrom(netip.IPv6Unspecified(), 0))
 			for i := range 3 {
 				before := monotonic(t)
@@ -202,6 +182,24 @@ func TestStampReachesCopyModeSocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bindCopy opens a copy-mode socket on queue 0 of h's link, gives the kernel all its receive frames and
+// registers it with the program.
+func bindCopy(t *testing.T, h *testbed.Host, p *xdp.Program) *xsk.Socket {
+	t.Helper()
+	cfg := xsk.DefaultConfig()
+	cfg.Mode = xsk.ModeCopy
+	var sock *xsk.Socket
+	if err := h.Do(func() (err error) { sock, err = xsk.Open(h.Ifindex, 0, cfg); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	sock.FillAll(sock.FramePool(0, cfg.FillSize))
+	if err := p.Register(0, sock.FD()); err != nil {
+		t.Fatal(err)
+	}
+	return sock
 }
 
 func monotonic(t *testing.T) int64 {
