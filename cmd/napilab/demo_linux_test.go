@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,13 +15,7 @@ import (
 func TestPrivDemoInterrupted(t *testing.T) {
 	testenv.RequirePriv(t)
 	testenv.Exclusive(t)
-	busyRead := func() string {
-		b, err := os.ReadFile("/proc/sys/net/core/busy_read")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(b))
-	}
+	busyRead := func() string { return cliBusyRead(t) }
 	before := busyRead()
 	for _, c := range []struct{ name, after string }{
 		{"while setting up", "napilab demo on a veth testbed"},

@@ -93,13 +93,7 @@ func TestPrivTestbedDownRestoresModes(t *testing.T) {
 		t.Fatalf("testbed up: %s", errOut)
 	}
 	t.Cleanup(func() { cliRun(t, "testbed", "down", name, "--state-dir", state) })
-	busyRead := func() string {
-		b, err := os.ReadFile("/proc/sys/net/core/busy_read")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(b))
-	}
+	busyRead := func() string { return cliBusyRead(t) }
 	before := busyRead()
 	if before == "400" {
 		t.Skip("busy_read is already 400 µs here: the test could not tell a restore from nothing")
@@ -170,4 +164,14 @@ func TestPrivOrphanedJournal(t *testing.T) {
 	if out, _, _ := cliRun(t, "show", "--dev", bed.B.Link, "--netns", bed.B.NetNSPath()); strings.Contains(out, journal) {
 		t.Fatalf("show still lists the restored journal:\n%s", out)
 	}
+}
+
+// cliBusyRead is the machine-wide busy_read (µs), which busy-poll sets and every exit path must put back.
+func cliBusyRead(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/core/busy_read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -86,27 +86,23 @@ func (f *fakeMachine) Hold(_ context.Context, m napi.Mode, lease time.Duration) 
 		return nil, f.failHold
 	}
 	f.record("apply %s lease %v", m.Preset, lease)
-	h := &fakeHold{f: f, res: ApplyResult{Plan: &napi.Plan{Mode: m}, Journal: "/fake/" + m.Preset},
-		done: make(chan struct{})}
-	h.deadline = time.Now().Add(lease)
-	h.timer = time.AfterFunc(lease, func() { h.expire() })
-	f.mu.Lock()
-	f.holds = append(f.holds, h)
-	f.mu.Unlock()
-	return h, nil
+	return f.hold(ApplyResult{Plan: &napi.Plan{Mode: m}, Journal: "/fake/" + m.Preset}, lease), nil
 }
 
 func (f *fakeMachine) HoldService(_ context.Context, unit string, lease time.Duration) (Holding, error) {
 	f.record("stop-service %s lease %v", unit, lease)
-	h := &fakeHold{f: f, res: ApplyResult{Plan: &napi.Plan{Mode: napi.Mode{Preset: "stop " + unit}},
-		Journal: "/fake/" + unit, Entries: []napi.Entry{{Prior: &napi.Prior{Service: &napi.ServicePrior{Active: true}}}}},
-		done: make(chan struct{})}
-	h.deadline = time.Now().Add(lease)
+	return f.hold(ApplyResult{Plan: &napi.Plan{Mode: napi.Mode{Preset: "stop " + unit}}, Journal: "/fake/" + unit,
+		Entries: []napi.Entry{{Prior: &napi.Prior{Service: &napi.ServicePrior{Active: true}}}}}, lease), nil
+}
+
+// hold starts a fake lease on res, which expires unless renewed, as the real machine's watchdog would.
+func (f *fakeMachine) hold(res ApplyResult, lease time.Duration) *fakeHold {
+	h := &fakeHold{f: f, res: res, done: make(chan struct{}), deadline: time.Now().Add(lease)}
 	h.timer = time.AfterFunc(lease, func() { h.expire() })
 	f.mu.Lock()
 	f.holds = append(f.holds, h)
 	f.mu.Unlock()
-	return h, nil
+	return h
 }
 
 func (f *fakeMachine) OpenServer(_ context.Context, a ServerOpenArgs) (Server, rr.LinkInfo, error) {
