@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -277,38 +278,28 @@ func toolset(e env) []*tool {
 // server. Nothing else is started while the client measures. It also returns how much CPU time the rest of the
 // machine took while the client ran: other work on two CPUs where two loops spin lands on a spinner's CPU.
 func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
-	sargv := t.server(e)
-	srv := exec.Command(sargv[0], sargv[1:]...)
-	out, err := srv.StdoutPipe()
-	if err != nil {
-		return sample{}, 0, err
-	}
-	srv.Stderr = srv.Stdout
-	if err := start(e.bed.B, srv); err != nil {
-		return sample{}, 0, err
-	}
-	defer stopProcess(srv)
-	lines := bufio.NewScanner(out)
-	if t.ready != "" {
-		found := false
-		for lines.Scan() {
-			if strings.Contains(lines.Text(), t.ready) {
-				found = true
-				break
-			}
+	var srv *server
+	for attempt := 0; ; attempt++ {
+		if srv, err = startServer(e, t); err == nil {
+			break
 		}
-		if !found {
-			return sample{}, 0, fmt.Errorf("server exited before serving")
+		// The kernel lets go of a closed AF_XDP socket's queue from a work item, after the process is gone: a
+		// server started right after the previous tool's can find the queue still taken. napilab waits that out
+		// itself; the original xsk_rr exits, so it is started again.
+		if srv == nil || attempt == 20 || !strings.Contains(srv.out.String(), "Device or resource busy") {
+			return sample{}, 0, err
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	go func() {
-		for lines.Scan() { // keep draining so the server never blocks on a full pipe
+	defer func() {
+		srv.stop()
+		if err != nil {
+			err = fmt.Errorf("%w\nthe server's last words:\n%s", err, srv.out)
 		}
 	}()
-	time.Sleep(t.settle)
 	argv := t.client(e)
 	var res []byte
-	busy0, srv0 := busyJiffies(), procJiffies(srv.Process.Pid)
+	busy0, srv0 := busyJiffies(), procJiffies(srv.cmd.Process.Pid)
 	for attempt := 0; ; attempt++ {
 		cli := exec.Command(argv[0], argv[1:]...)
 		var buf bytes.Buffer
@@ -322,7 +313,7 @@ func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
 		}
 		err := cli.Wait()
 		res = buf.Bytes()
-		mine := time.Duration(procJiffies(srv.Process.Pid)-srv0)*tick + cli.ProcessState.UserTime() +
+		mine := time.Duration(procJiffies(srv.cmd.Process.Pid)-srv0)*tick + cli.ProcessState.UserTime() +
 			cli.ProcessState.SystemTime()
 		other = max(time.Duration(busyJiffies()-busy0)*tick-mine, 0).Round(10 * time.Millisecond)
 		if err == nil {
@@ -341,6 +332,31 @@ func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
 	return s, other, err
 }
 
+// tailLines keeps the last max lines written to it; safe for one writer and readers after it is done.
+type tailLines struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (t *tailLines) add(l string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == t.max {
+		t.lines = t.lines[1:]
+	}
+	t.lines = append(t.lines, l)
+}
+
+func (t *tailLines) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(t.lines, "\n")
+}
+
 // start starts cmd in h's namespace; a command that enters the namespace itself (ip netns exec) starts here.
 func start(h *testbed.Host, cmd *exec.Cmd) error {
 	if filepath.Base(cmd.Path) == "ip" {
@@ -349,17 +365,72 @@ func start(h *testbed.Host, cmd *exec.Cmd) error {
 	return h.Start(cmd)
 }
 
-// stopProcess asks a server to stop (SIGINT: the original xsk_rr detaches its XDP program on it) and kills it if
-// it does not within a second.
-func stopProcess(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+// server is a running server process and what it has said.
+type server struct {
+	cmd    *exec.Cmd
+	out    *tailLines    // the last lines of its output, for error messages
+	exited chan struct{} // closed when it has exited and its output is read
+}
+
+// startServer starts t's server in namespace B and returns once it serves: when it has printed its ready line,
+// or after its settle time. A server that exits first is an error.
+func startServer(e env, t *tool) (*server, error) {
+	argv := t.server(e)
+	srv := &server{cmd: exec.Command(argv[0], argv[1:]...), out: &tailLines{max: 20}, exited: make(chan struct{})}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	srv.cmd.Stdout, srv.cmd.Stderr = w, w
+	err = start(e.bed.B, srv.cmd)
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	ready := make(chan struct{})
+	go func() {
+		defer close(srv.exited)
+		said := false
+		lines := bufio.NewScanner(r)
+		for lines.Scan() { // read to the end, so the server never blocks on a full pipe
+			srv.out.add(lines.Text())
+			if !said && t.ready != "" && strings.Contains(lines.Text(), t.ready) {
+				said = true
+				close(ready)
+			}
+		}
+		r.Close()
+		_ = srv.cmd.Wait()
+	}()
+	if t.ready == "" {
+		select {
+		case <-time.After(t.settle):
+			return srv, nil
+		case <-srv.exited:
+			return srv, fmt.Errorf("server exited before serving:\n%s", srv.out)
+		}
+	}
 	select {
-	case <-done:
+	case <-ready:
+		return srv, nil
+	case <-srv.exited:
+		return srv, fmt.Errorf("server exited before serving:\n%s", srv.out)
+	case <-time.After(time.Minute):
+		srv.stop()
+		return srv, fmt.Errorf("server did not print %q within a minute:\n%s", t.ready, srv.out)
+	}
+}
+
+// stop asks the server to stop (SIGINT: the original xsk_rr detaches its XDP program on it) and kills it if it
+// does not within a second.
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
 	case <-time.After(time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+		_ = s.cmd.Process.Kill()
+		<-s.exited
 	}
 }
 
