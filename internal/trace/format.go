@@ -86,7 +86,11 @@ func (t ThreadSched) summary() string {
 	if len(t.Preemptors) > 0 {
 		var by []string
 		for _, p := range t.Preemptors {
-			by = append(by, fmt.Sprintf("%s (tid %d) %s", p.Comm, p.TID, times(p.Count)))
+			line := fmt.Sprintf("%s (tid %d) %s", p.Comm, p.TID, times(p.Count))
+			if p.OffCPU > 0 {
+				line += fmt.Sprintf(" for %v (longest %v)", p.OffCPU.Round(time.Microsecond), p.Longest.Round(time.Microsecond))
+			}
+			by = append(by, line)
 		}
 		fmt.Fprintf(&b, "; preempted by %s", strings.Join(by, ", "))
 	}

@@ -55,7 +55,8 @@ func FuzzDecodePreempt(f *testing.F) {
 		victim int
 		p      Preemptor
 	}
-	k, v := encodePreempt(812, Preemptor{TID: 17, Comm: "kworker/1:1", Count: 4})
+	k, v := encodePreempt(812, Preemptor{TID: 17, Comm: "kworker/1:1", Count: 4, OffCPU: 1840 * time.Microsecond,
+		Longest: 1210 * time.Microsecond})
 	f.Add(k, v)
 	f.Fuzz(func(t *testing.T, k, v []byte) {
 		fuzzDecoder(t, k, v, preemptKeySize, preemptValSize,

@@ -217,7 +217,7 @@ func sortThreads(t []ThreadSched) {
 	slices.SortFunc(t, func(a, b ThreadSched) int { return cmp.Compare(a.TID, b.TID) })
 	for i := range t {
 		slices.SortFunc(t[i].Preemptors, func(a, b Preemptor) int {
-			return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.TID, b.TID))
+			return cmp.Or(cmp.Compare(b.OffCPU, a.OffCPU), cmp.Compare(b.Count, a.Count), cmp.Compare(a.TID, b.TID))
 		})
 	}
 }

@@ -298,11 +298,11 @@ func softirqInsns(m mapFDs, entry bool) asm.Instructions {
 
 // schedSwitchInsns accounts a context switch to the watched threads among prev and next: for prev, a voluntary
 // or involuntary switch (involuntary when it was preempted or left the CPU still runnable, as the kernel counts
-// nivcsw) and, when involuntary, who took the CPU; for next, the time since it left the CPU and, if it was woken,
-// since its wake-up.
+// nivcsw) and, when involuntary, who took the CPU; for next, the time since it left the CPU (also charged to its
+// preemptor, if it was preempted) and, if it was woken, since its wake-up.
 //
-// Stack: prev's tid at fp-8 and next's at fp-4 (together the preemption key). Registers: R6 context, R7 now,
-// R8 an entry.
+// Stack: prev's tid at fp-8 and next's at fp-4 (together the preemption key of prev), next's preemption key at
+// fp-16. Registers: R6 context, R7 now, R8 an entry, R9 next's time off CPU.
 func schedSwitchInsns(m mapFDs, l layout) asm.Instructions {
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
@@ -328,6 +328,7 @@ func schedSwitchInsns(m mapFDs, l layout) asm.Instructions {
 		asm.Mov.Reg(asm.R0, asm.R8),
 		asm.StoreMem(asm.R0, tvOutTS, asm.R7, asm.DWord),
 		zero64(asm.R0, tvWakeTS), // a wake-up seen while it ran is not a wait
+		zero64(asm.R0, tvOutBy),
 		asm.Mov.Imm(asm.R1, 1),
 		ctxArg(asm.R2, asm.R6, argSwitchPreempt),
 		asm.And.Imm(asm.R2, 0xff),
@@ -340,6 +341,8 @@ func schedSwitchInsns(m mapFDs, l layout) asm.Instructions {
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, tvVoluntary),
 		asm.Ja.Label("next"),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, tvInvoluntary).WithSymbol("invol"),
+		asm.LoadMem(asm.R2, asm.RFP, -4, asm.Word),
+		asm.StoreMem(asm.R0, tvOutBy, asm.R2, asm.Word),
 	)
 	ins = append(ins, lookupOrCreate(m.preempts, m.zero, -8, "pcount", "pnew", "pdrop")...)
 	ins = append(ins, asm.Mov.Reg(asm.R8, asm.R0).WithSymbol("pnew"))
@@ -371,9 +374,25 @@ func schedSwitchInsns(m mapFDs, l layout) asm.Instructions {
 		asm.Mov.Reg(asm.R3, asm.R7),
 		asm.Sub.Reg(asm.R3, asm.R2),
 		asm.AddAtomic.Mem(asm.R8, asm.R3, asm.DWord, tvOffCPU),
+		asm.Mov.Reg(asm.R9, asm.R3),
 	)
 	ins = append(ins, histAdd(asm.R8, asm.R3, tvOffHist, "o")...)
+	// The time off CPU after a preemption goes to the preemptor's entry (key at fp-16: next, preemptor).
 	ins = append(ins,
+		asm.LoadMem(asm.R2, asm.R8, tvOutBy, asm.Word),
+		asm.JEq.Imm(asm.R2, 0, "wake"),
+		zero64(asm.R8, tvOutBy),
+		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.RFP, -4, asm.Word),
+		asm.StoreMem(asm.RFP, -16, asm.R2, asm.Word),
+	)
+	ins = append(ins, lookup(m.preempts, -16)...)
+	ins = append(ins,
+		asm.JEq.Imm(asm.R0, 0, "wake"),
+		asm.AddAtomic.Mem(asm.R0, asm.R9, asm.DWord, prvOffCPU),
+		asm.LoadMem(asm.R1, asm.R0, prvLongest, asm.DWord),
+		asm.JGE.Reg(asm.R1, asm.R9, "wake"),
+		asm.StoreMem(asm.R0, prvLongest, asm.R9, asm.DWord),
 		asm.LoadMem(asm.R2, asm.R8, tvWakeTS, asm.DWord).WithSymbol("wake"),
 		asm.JEq.Imm(asm.R2, 0, "out"),
 		zero64(asm.R8, tvWakeTS),

@@ -50,13 +50,17 @@ const (
 	tvWakeHist    = tvOffHist + histSize
 	tvComm        = tvWakeHist + histSize
 	tvFlags       = tvComm + commLen // taskAutoWatch
-	threadValSize = tvFlags + 8
-	// preemptions: key (victim tid, preempting tid), value count and the preempting task's comm.
+	tvOutBy       = tvFlags + 8      // u32: who took the CPU when the thread was last preempted; 0 after a voluntary switch
+	threadValSize = tvOutBy + 8
+	// preemptions: key (victim tid, preempting tid), value count, the victim's time off CPU from those
+	// preemptions (summed and longest: until it ran again, whoever ran meanwhile) and the preempting task's comm.
 	prkVictim      = 0
 	prkBy          = 4
 	preemptKeySize = 8
 	prvCount       = 0
-	prvComm        = 8
+	prvOffCPU      = 8
+	prvLongest     = 16
+	prvComm        = 24
 	preemptValSize = prvComm + commLen
 )
 
@@ -207,14 +211,17 @@ type ThreadSched struct {
 	Wakeups     uint64        `json:"wakeups"`
 	WakeLatency time.Duration `json:"wake_latency_ns"` // from being woken to running, summed
 	WakeHist    Hist          `json:"wake_latency_hist"`
-	Preemptors  []Preemptor   `json:"preemptors,omitempty"` // who took the CPU when it was preempted, most often first
+	Preemptors  []Preemptor   `json:"preemptors,omitempty"` // who took the CPU when it was preempted, the longest off CPU in all first
 }
 
-// Preemptor is a task that took a watched thread's CPU while the thread was runnable.
+// Preemptor is a task that took a watched thread's CPU while the thread was runnable, and how long the thread
+// then waited to run again (the preemptor's run and whatever else ran before the thread's turn came back).
 type Preemptor struct {
-	TID   int    `json:"tid"`
-	Comm  string `json:"comm"`
-	Count uint64 `json:"count"`
+	TID     int           `json:"tid"`
+	Comm    string        `json:"comm"`
+	Count   uint64        `json:"count"`
+	OffCPU  time.Duration `json:"off_cpu_ns"`
+	Longest time.Duration `json:"longest_off_cpu_ns"`
 }
 
 func decodeThread(k, v []byte) (ThreadSched, error) {
@@ -255,7 +262,7 @@ func encodeThread(t ThreadSched) (k, v []byte) {
 	return k, v
 }
 
-// decodePreempt decodes a preemption entry: the victim's tid and who preempted it, how often.
+// decodePreempt decodes a preemption entry: the victim's tid and who preempted it, how often and for how long.
 func decodePreempt(k, v []byte) (victim int, p Preemptor, err error) {
 	if len(k) != preemptKeySize {
 		return 0, Preemptor{}, sizeError("preemption key", len(k), preemptKeySize)
@@ -264,7 +271,8 @@ func decodePreempt(k, v []byte) (victim int, p Preemptor, err error) {
 		return 0, Preemptor{}, sizeError("preemption value", len(v), preemptValSize)
 	}
 	return int(ne.Uint32(k[prkVictim:])), Preemptor{TID: int(ne.Uint32(k[prkBy:])),
-		Comm: comm(v[prvComm : prvComm+commLen]), Count: ne.Uint64(v[prvCount:])}, nil
+		Comm: comm(v[prvComm : prvComm+commLen]), Count: ne.Uint64(v[prvCount:]),
+		OffCPU: time.Duration(ne.Uint64(v[prvOffCPU:])), Longest: time.Duration(ne.Uint64(v[prvLongest:]))}, nil
 }
 
 func encodePreempt(victim int, p Preemptor) (k, v []byte) {
@@ -272,6 +280,8 @@ func encodePreempt(victim int, p Preemptor) (k, v []byte) {
 	ne.PutUint32(k[prkVictim:], uint32(victim))
 	ne.PutUint32(k[prkBy:], uint32(p.TID))
 	ne.PutUint64(v[prvCount:], p.Count)
+	ne.PutUint64(v[prvOffCPU:], uint64(p.OffCPU))
+	ne.PutUint64(v[prvLongest:], uint64(p.Longest))
 	copy(v[prvComm:prvComm+commLen-1], p.Comm)
 	return k, v
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,20 @@ func waitAsleep(t *testing.T, tid int) {
 	}
 }
 
+// stopFor stops the observation and returns what it saw of thread tid.
+func stopFor(t *testing.T, ob *Observer, tid int) ThreadSched {
+	t.Helper()
+	obs, err := ob.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, ok := obs.Thread(tid)
+	if !ok {
+		t.Fatalf("thread %d was not in the observation: %+v", tid, obs.Threads)
+	}
+	return th
+}
+
 // TestPrivSchedMatchesProc: the sched tracer counts exactly the context switches the kernel counts for a
 // watched thread (/proc's voluntary and nonvoluntary_ctxt_switches), and records an off-CPU time and a wake-up
 // for what it saw. The thread sleeps outside the window, so nothing happens between the two readings of either.
@@ -97,14 +112,7 @@ func TestPrivSchedMatchesProc(t *testing.T) {
 	<-done
 	waitAsleep(t, tid)
 	v1, i1 := procSwitches(t, tid)
-	obs, err := ob.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	th, ok := obs.Thread(tid)
-	if !ok {
-		t.Fatalf("thread %d was not in the observation: %+v", tid, obs.Threads)
-	}
+	th := stopFor(t, ob, tid)
 	t.Logf("%+v", th)
 	if th.Voluntary != v1-v0 || th.Involuntary != i1-i0 {
 		t.Errorf("traced %d voluntary and %d involuntary switches; the kernel counted %d and %d",
@@ -266,5 +274,90 @@ func TestPrivDetachedBetweenObservations(t *testing.T) {
 	}
 	if err := ob.Start(Target{NAPIs: []uint32{259}}); err == nil {
 		t.Error("a target with NAPIs started on an observer without the NAPI tracer")
+	}
+}
+
+// TestPrivPreemptionTimeCharged: two busy threads on one CPU preempt each other; every involuntary switch of the
+// watched one is charged to exactly one preemptor (the other thread, or the Go runtime's thread that hands a
+// preempted locked goroutine its P back), with its time off CPU, part of the thread's whole time off CPU. The watched thread spins until /proc counts a preemption
+// of it, and the hog until the watched thread is done: outcomes, not durations.
+func TestPrivPreemptionTimeCharged(t *testing.T) {
+	testenv.RequirePriv(t)
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	cpu := 0
+	for !mask.IsSet(cpu) {
+		cpu++
+	}
+	var one unix.CPUSet
+	one.Set(cpu)
+	ob, err := NewObserver(Options{Sched: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+
+	pinned := func(tids chan<- int) {
+		runtime.LockOSThread() // never unlocked: the thread leaves with the goroutine
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			t.Error(err)
+		}
+		tids <- unix.Gettid()
+	}
+	victimTIDs, hogTIDs := make(chan int), make(chan int)
+	start, done, exit := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	defer close(exit)
+	go func() {
+		pinned(hogTIDs)
+		<-start
+		for !finished.Load() { // busy: the CPU is the watched thread's only if the scheduler takes it from this one
+		}
+		<-exit
+	}()
+	go func() {
+		pinned(victimTIDs)
+		tid := unix.Gettid()
+		<-start
+		_, i0 := procSwitches(t, tid)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			if _, i := procSwitches(t, tid); i > i0 {
+				break
+			}
+		}
+		finished.Store(true)
+		close(done)
+		<-exit
+	}()
+	victim, hog := <-victimTIDs, <-hogTIDs
+	waitAsleep(t, victim)
+	if err := ob.Start(Target{Threads: []int{victim}}); err != nil {
+		t.Fatal(err)
+	}
+	close(start)
+	<-done
+	waitAsleep(t, victim)
+	th := stopFor(t, ob, victim)
+	t.Log(th.summary())
+	if th.Involuntary == 0 {
+		t.Fatalf("no involuntary switch traced for a thread sharing its CPU with a busy one: %+v", th)
+	}
+	var count uint64
+	var off time.Duration
+	for _, p := range th.Preemptors {
+		count += p.Count
+		off += p.OffCPU
+		// Every preemption ended within the observation (the thread ran again to finish), so each preemptor
+		// has time charged, and its longest stretch is one of its preemptions.
+		if p.Count == 0 || p.Longest <= 0 || p.Longest > p.OffCPU {
+			t.Errorf("preemptor %s (tid %d): longest %v of %v off CPU in %d preemptions", p.Comm, p.TID, p.Longest,
+				p.OffCPU, p.Count)
+		}
+	}
+	if count != th.Involuntary || off > th.OffCPU {
+		t.Errorf("preemptors %+v: %d preemptions for %d involuntary switches, %v off CPU of %v in all (the busy "+
+			"thread is %d)", th.Preemptors, count, th.Involuntary, off, th.OffCPU, hog)
 	}
 }
