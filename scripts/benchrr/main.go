@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,7 @@ import (
 type sample struct {
 	p50, p90, p99, p999, max, rate float64
 	pn50, avg                      float64 // an xsk_rr client's own "p50" and avg, medians over its intervals
+	fromSend                       *sample // napilab's open loop: the same replies timed from the actual send
 }
 
 type tool struct {
@@ -55,7 +57,8 @@ type tool struct {
 	ready                 string        // a line the server prints when it serves ("" for none)
 	settle                time.Duration // with no ready line: how long the server needs before it serves
 	client                func(e env) []string
-	stop                  bool // the client runs until SIGINT, sent after the warm-up and the duration
+	stop                  bool   // the client runs until SIGINT, sent after the warm-up and the duration
+	fromSendRow           string // napilab's open loop: the name of a second row, its runs timed from the send
 	parse                 func(out []byte) (sample, error)
 	runs                  []sample
 }
@@ -158,22 +161,34 @@ func run(rounds int, o opts, only string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "tool\ttransport\tloop\treq/s\tp50\tp90\tp99\tp99.9\tmax\txsk_rr \"p50\"\txsk_rr avg")
 	for _, t := range tools {
-		col := func(get func(sample) float64, ns bool) string { return med(t.runs, get, ns) }
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.name, t.transport, t.loop,
-			col(func(s sample) float64 { return s.rate }, false), col(func(s sample) float64 { return s.p50 }, true),
-			col(func(s sample) float64 { return s.p90 }, true), col(func(s sample) float64 { return s.p99 }, true),
-			col(func(s sample) float64 { return s.p999 }, true), col(func(s sample) float64 { return s.max }, true),
-			col(func(s sample) float64 { return s.pn50 }, true), col(func(s sample) float64 { return s.avg }, true))
+		row(tw, t.name, t.transport, t.loop, t.runs)
+		if t.fromSendRow != "" {
+			var runs []sample
+			for _, s := range t.runs {
+				runs = append(runs, *s.fromSend)
+			}
+			row(tw, t.fromSendRow, t.transport, t.loop, runs)
+		}
 	}
 	tw.Flush()
 	slices.Sort(loads)
 	fmt.Printf("\nmedian of the rounds (min–max); latencies are full round trips; – where a tool does not report "+
 		"the figure. Load average %.2f–%.2f during the runs, %s.\n", loads[0], loads[len(loads)-1], time.Now().Format(time.DateOnly))
 	fmt.Println("sockperf, netperf and xsk_rr time from the actual send; napilab's open loop from the scheduled send (a late")
-	fmt.Println("sender counts). netperf reports whole microseconds. xsk_rr rows cover the client's whole run, its first")
+	fmt.Println("sender counts), and its runs again from the actual send on the row below. netperf reports whole microseconds. xsk_rr rows cover the client's whole run, its first")
 	fmt.Println("interval included (it has no warm-up); its \"p50\" and avg are the original's statistics (a mean of the lowest")
 	fmt.Println("50 %, a truncated running mean), medians over the 1 s intervals after the first.")
 	return nil
+}
+
+// row writes one line of the table: the median of each figure over the runs, with the spread.
+func row(tw io.Writer, name, transport, loop string, runs []sample) {
+	col := func(get func(sample) float64, ns bool) string { return med(runs, get, ns) }
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, transport, loop,
+		col(func(s sample) float64 { return s.rate }, false), col(func(s sample) float64 { return s.p50 }, true),
+		col(func(s sample) float64 { return s.p90 }, true), col(func(s sample) float64 { return s.p99 }, true),
+		col(func(s sample) float64 { return s.p999 }, true), col(func(s sample) float64 { return s.max }, true),
+		col(func(s sample) float64 { return s.pn50 }, true), col(func(s sample) float64 { return s.avg }, true))
 }
 
 func fns(v float64) string {
@@ -235,7 +250,7 @@ func toolset(e env) []*tool {
 	}
 	tools := []*tool{
 		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced",
-			server: napilabServer, ready: "napilab rr server on",
+			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--rate", strconv.Itoa(o.rate)), parse: parseNapilab},
 		{name: "xsk_rr drop-in", transport: "AF_XDP", loop: "open, paced, inline",
 			server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(e.xskRR), stop: true, parse: parseXskRR},
@@ -446,8 +461,10 @@ func parseNapilab(out []byte) (sample, error) {
 	if d.Client.GCCycles > 0 {
 		return sample{}, fmt.Errorf("%d GC cycles ran during the measurement", d.Client.GCCycles)
 	}
+	f := d.Client.LatencyFromSend
 	return sample{float64(l.P50), float64(l.P90), float64(l.P99), float64(l.P999), float64(l.Max), d.Client.ReplyRate,
-		-1, -1}, nil
+		-1, -1, &sample{float64(f.P50), float64(f.P90), float64(f.P99), float64(f.P999), float64(f.Max),
+			d.Client.ReplyRate, -1, -1, nil}}, nil
 }
 
 var (

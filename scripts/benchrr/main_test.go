@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/napilab/napilab/internal/hist"
+	"github.com/napilab/napilab/internal/rr"
+)
+
+func readTestdata(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func checkSample(t *testing.T, got, want sample) {
+	t.Helper()
+	got.fromSend, want.fromSend = nil, nil
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// The drop-in's output (captured against a server on the testbed): its total line gives the percentiles, and
+// the interval reports after the first give the original's "p50", avg and rate as medians.
+func TestParseXskRRDropIn(t *testing.T) {
+	s, err := parseXskRR(readTestdata(t, "xskrr-dropin.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSample(t, s, sample{p50: 5079, p90: 6491, p99: 19599, p999: 84095, max: 4486318, rate: 12500.3,
+		pn50: 4500, avg: 4487})
+}
+
+// The original prints no percentiles: its row has only its own statistics, and its first interval (one request
+// in the RFC's first second) is left out of the medians.
+func TestParseXskRROriginal(t *testing.T) {
+	s, err := parseXskRR(readTestdata(t, "xskrr-original.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSample(t, s, sample{p50: -1, p90: -1, p99: -1, p999: -1, max: -1, rate: 12384, pn50: 6200, avg: 6229})
+}
+
+func TestParseXskRRRefuses(t *testing.T) {
+	lost := strings.Replace(string(readTestdata(t, "xskrr-dropin.txt")), "lost: 0", "lost: 3", 1)
+	for name, out := range map[string]string{
+		"lost":      lost,
+		"no report": "xsk_rr: outstanding array full: 1024 requests unanswered\n",
+	} {
+		if _, err := parseXskRR([]byte(out)); err == nil {
+			t.Errorf("%s: parsed without an error", name)
+		}
+	}
+}
+
+func TestParseSockperf(t *testing.T) {
+	s, err := parseSockperf(readTestdata(t, "sockperf.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	received, seconds := 1099.0, 0.549 // its [Valid Duration] line
+	checkSample(t, s, sample{p50: 73428, p90: 90733, p99: 129410, p999: 201727, max: 3777068, rate: received / seconds,
+		pn50: -1, avg: -1})
+	if _, err := parseSockperf([]byte("sockperf: Test ended\n")); err == nil {
+		t.Error("an output without percentiles parsed")
+	}
+}
+
+func TestParseNetperf(t *testing.T) {
+	s, err := parseNetperf(readTestdata(t, "netperf.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSample(t, s, sample{p50: 73000, p90: 92000, p99: 146000, p999: -1, max: 4300000, rate: 12506.12, pn50: -1,
+		avg: -1})
+	for _, out := range []string{"establish control: are you sure there is a netserver listening\n", "1,2,x,4,5\n"} {
+		if _, err := parseNetperf([]byte(out)); err == nil {
+			t.Errorf("%q parsed", out)
+		}
+	}
+}
+
+// napilab's open loop gives two rows from one run: timed from the scheduled send, and from the actual send.
+func TestParseNapilab(t *testing.T) {
+	res := &rr.ClientResult{ReplyRate: 12500,
+		Latency:         hist.Summary{P50: 6080, P90: 8300, P99: 98300, P999: 2020000, Max: 5400000},
+		LatencyFromSend: hist.Summary{P50: 6000, P90: 8000, P99: 36000, P999: 216000, Max: 1470000}}
+	doc := func(mod func(*rr.ClientResult)) []byte {
+		c := *res
+		mod(&c)
+		b, err := json.Marshal(rr.Document{Client: &c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	s, err := parseNapilab(doc(func(*rr.ClientResult) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSample(t, s, sample{p50: 6080, p90: 8300, p99: 98300, p999: 2020000, max: 5400000, rate: 12500, pn50: -1,
+		avg: -1})
+	if s.fromSend == nil {
+		t.Fatal("no figures from the actual send")
+	}
+	checkSample(t, *s.fromSend, sample{p50: 6000, p90: 8000, p99: 36000, p999: 216000, max: 1470000, rate: 12500,
+		pn50: -1, avg: -1})
+	for name, out := range map[string][]byte{
+		"lost":       doc(func(c *rr.ClientResult) { c.Lost, c.Sent = 2, 100 }),
+		"GC":         doc(func(c *rr.ClientResult) { c.GCCycles = 1 }),
+		"not a doc":  []byte("napilab: --dev veth-a: no such interface\n"),
+		"no results": []byte(`{"schema":"napilab.rr/v2"}`),
+	} {
+		if _, err := parseNapilab(out); err == nil {
+			t.Errorf("%s: parsed without an error", name)
+		}
+	}
+}
+
+func TestMedianWithSpread(t *testing.T) {
+	runs := []sample{{p50: 6000}, {p50: 5000}, {p50: 7000}}
+	if got, want := med(runs, func(s sample) float64 { return s.p50 }, true), "6.00 µs (5.00 µs–7.00 µs)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := med(runs, func(sample) float64 { return -1 }, true); got != "–" {
+		t.Errorf("a figure the tool does not report: got %q", got)
+	}
+	if got := med(runs[:1], func(s sample) float64 { return s.p50 }, true); got != "6.00 µs" {
+		t.Errorf("one run: got %q", got)
+	}
+}
+
+func TestTailLinesKeepsTheLast(t *testing.T) {
+	tl := &tailLines{max: 2}
+	if tl.String() != "(nothing)" {
+		t.Errorf("empty: %q", tl)
+	}
+	for _, l := range []string{"a", "b", "c"} {
+		tl.add(l)
+	}
+	if got := tl.String(); got != "b\nc" {
+		t.Errorf("got %q", got)
+	}
+}
