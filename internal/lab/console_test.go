@@ -110,3 +110,15 @@ func FuzzParseConsole(f *testing.F) {
 		_ = tail(log, 3)
 	})
 }
+
+// A guest whose initramfs did not fit its memory is told apart from other early ends, with the fix.
+func TestUnpackFailureNamesMemory(t *testing.T) {
+	console := []byte("[    3.433527] Initramfs unpacking failed: write error\n" +
+		"napilab-init: read plan: open /napilab/plan.json: no such file or directory\n[    4.894090] reboot: Power down\n")
+	if why := unpackFailure(console, 1024); !strings.Contains(why, "1024 MiB") || !strings.Contains(why, "--memory") {
+		t.Errorf("got %q, want the guest's memory and the flag named", why)
+	}
+	if why := unpackFailure([]byte("Kernel panic - not syncing: VFS: Unable to mount root fs\n"), 1024); why != "" {
+		t.Errorf("another failure read as an unpacking failure: %q", why)
+	}
+}

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -59,3 +60,14 @@ func (e *GuestError) Error() string {
 }
 
 func (e *GuestError) Unwrap() error { return e.Err }
+
+// unpackFailure says why a guest whose kernel could not unpack its initramfs found nothing to run, or "": the
+// kernel holds the initramfs image and its unpacked files in memory at once, so test binaries that grew past
+// what the guest's memory holds end the boot with "Initramfs unpacking failed" and an init without its plan.
+func unpackFailure(console []byte, memoryMiB int) string {
+	if !bytes.Contains(console, []byte("Initramfs unpacking failed")) {
+		return ""
+	}
+	return fmt.Sprintf("the kernel could not unpack the initramfs into the guest's %d MiB: give the guest more "+
+		"memory (--memory) or fewer files", memoryMiB)
+}

@@ -121,6 +121,9 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 			gerr.Reason = fmt.Sprintf("qemu: %v: %s", b.qemuErr, strings.TrimSpace(b.stderr))
 		}
 	}
+	if why := unpackFailure(b.console, spec.memoryMiB()); why != "" {
+		gerr.Reason = why
+	}
 	if err := ctx.Err(); err != nil && !b.timedOut {
 		return res, fmt.Errorf("lab: run cancelled: %w", err)
 	}
