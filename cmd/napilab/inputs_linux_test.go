@@ -25,7 +25,7 @@ func TestBadInputRefused(t *testing.T) {
 	}{
 		{with(client, "--period=-80us"), "--period -80µs is negative"},
 		{with(client, "--period", "0"), "--period 0 is no period"},
-		{with(client, "--outstanding=-1"), "--outstanding -1: a closed loop needs at least one request"},
+		{with(client, "--outstanding=-1"), "--outstanding -1 is negative: keep at least one request in flight"},
 		{with(client, "--outstanding", "0"), "--outstanding 0: a closed loop needs at least one request"},
 		{with(client, "--rate", "0.001", "--duration", "1s"),
 			"--rate sends one request every 16m40s, longer than the whole duration (1s)"},
@@ -38,7 +38,7 @@ func TestBadInputRefused(t *testing.T) {
 		{with(client, "--timeout", "0"), "--timeout 0s would give up on replies before any could come"},
 		{with(client, "--warmup=-1s"), "--warmup -1s is negative"},
 		{with(client, "--rate", "0"), "--rate \"0\" is out of range"},
-		{with(client, "--period", "80us", "--outstanding", "4"), "give only one"},
+		{with(client, "--period", "80us", "--rate", "12.5k"), "give only one"},
 		{with(client, "--cpu", "4095"), "--cpu 4095 is not a CPU this process can run on"},
 		{with(client, "--csv", "/nonexistent-napilab-dir/x.csv"), "--csv /nonexistent-napilab-dir/x.csv cannot be written"},
 		{with(client, "--csv", "/tmp"), "it is a directory"},

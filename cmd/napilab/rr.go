@@ -194,7 +194,7 @@ type rrClientCmd struct {
 	LocalIP     string         `placeholder:"IP" help:"Source address (default: the device's, of the peer's family)."`
 	Period      *time.Duration `help:"Open loop: one request every PERIOD (e.g. 80us). Default 80us unless --rate or --outstanding is given. A period longer than --duration is refused: the run would measure at most one request."`
 	Rate        string         `placeholder:"REQ/S" help:"Open loop at this rate, e.g. 12.5k, 125000, 1M (instead of --period)."`
-	Outstanding *int           `placeholder:"N" help:"Closed loop: keep N requests in flight (instead of --period/--rate)."`
+	Outstanding *int           `placeholder:"N" help:"Closed loop: keep N requests in flight. With --rate or --period: at most N in flight, a due request waiting for a reply (a paced window, as sockperf ping-pong --mps)."`
 	Sender      string         `default:"auto" enum:"auto,thread,inline" help:"Where open-loop requests are sent from: a thread of their own, or the receive loop; auto picks a thread only when the spinning threads fit the CPUs."`
 	CatchUp     string         `name:"catch-up" default:"send" enum:"send,skip" help:"A late sender sends every missed request (send) or skips them, counting them (skip)."`
 	Delay       time.Duration  `help:"Busy-wait this long after each reply before reading the next (simulated application processing, as xsk_rr -d)."`
@@ -213,14 +213,11 @@ type rrClientCmd struct {
 func (c *rrClientCmd) workload() (rr.Workload, error) {
 	p := rr.DefaultWorkload()
 	p.Payload, p.Format, p.Verify = c.Payload, rr.Format(c.Format), c.Verify
-	set := 0
-	for _, b := range []bool{c.Period != nil, c.Rate != "", c.Outstanding != nil} {
-		if b {
-			set++
-		}
+	if c.Period != nil && c.Rate != "" {
+		return p, errors.New("--period and --rate each set the schedule: give only one")
 	}
-	if set > 1 {
-		return p, errors.New("--period, --rate and --outstanding each choose the load: give only one")
+	if c.Outstanding != nil {
+		p.Period, p.Outstanding = 0, *c.Outstanding // a closed loop, unless a schedule is given too
 	}
 	switch {
 	case c.Rate != "":
@@ -228,8 +225,6 @@ func (c *rrClientCmd) workload() (rr.Workload, error) {
 		if p.Period, err = rr.ParseRate(c.Rate); err != nil {
 			return p, fmt.Errorf("--%w", err)
 		}
-	case c.Outstanding != nil:
-		p.Period, p.Outstanding = 0, *c.Outstanding
 	case c.Period != nil:
 		if *c.Period == 0 {
 			return p, errors.New("--period 0 is no period: give one such as 80us, or --outstanding N for a " +

@@ -58,7 +58,11 @@ func ClientReport(w io.Writer, d *rr.Document) {
 	fmt.Fprintf(w, "\nnapilab rr client → %s on %s queue %d (%s XDP, %s, NAPI id %d)\n",
 		l.PeerIP, l.Dev, l.Queue, l.XDPMode, bindWord(l.ZeroCopy), l.NAPIID)
 	load := fmt.Sprintf("closed loop, %d outstanding", p.Outstanding)
-	if p.OpenLoop() {
+	switch {
+	case p.Windowed():
+		load = fmt.Sprintf("paced window at %.0f req/s, at most %d in flight (period %s, catch-up %s)", p.Rate(),
+			p.Outstanding, FormatNs(int64(p.Period)), p.CatchUp)
+	case p.OpenLoop():
 		load = fmt.Sprintf("open loop at %.0f req/s (period %s, catch-up %s)", p.Rate(), FormatNs(int64(p.Period)), p.CatchUp)
 	}
 	fmt.Fprintf(w, "  load      %s; %d B %s payload; sender %s, poll %s", load, p.Payload, p.Format,

@@ -235,9 +235,9 @@ func checkClient(w Workload, th Threads) error {
 	if err := errors.Join(w.Validate(), th.Validate()); err != nil {
 		return err
 	}
-	if th.Sender == SenderThread && !w.OpenLoop() {
-		return kernel.Fieldf("sender", "thread needs an open loop (a closed loop sends from the receive loop): "+
-			"use inline, or set a period or rate")
+	if th.Sender == SenderThread && (!w.OpenLoop() || w.Windowed()) {
+		return kernel.Fieldf("sender", "thread needs an open loop without a window (a closed loop or a paced "+
+			"window sends from the receive loop, which sees the replies): use inline, or set a period or rate alone")
 	}
 	return nil
 }

@@ -203,6 +203,26 @@ func TestMemClosedLoopAndThreadedSender(t *testing.T) {
 		res, _ := m.run(t)
 		checkClean(t, res, 1000)
 	})
+	// A paced window never has more requests in flight than its size: the server never finds more waiting, and
+	// every request is answered once, sent as soon as a reply frees its slot.
+	for _, tc := range []struct {
+		window int
+		format Format
+	}{{1, FormatNapilab}, {1, FormatXskRR}, {3, FormatNapilab}} {
+		t.Run(fmt.Sprintf("window of %d, %s", tc.window, tc.format), func(t *testing.T) {
+			m := newMemRun(false)
+			// A schedule far faster than the replies: without the window the requests would pile up.
+			m.client.Outstanding, m.client.Format, m.client.Period = tc.window, tc.format, 100*time.Nanosecond
+			if tc.format == FormatXskRR {
+				m.client.Payload = 400
+			}
+			res, st := m.run(t)
+			checkClean(t, res, 1000)
+			if st.MaxBatch == 0 || st.MaxBatch > uint32(tc.window) {
+				t.Errorf("the server found up to %d requests waiting under a window of %d", st.MaxBatch, tc.window)
+			}
+		})
+	}
 	t.Run("thread", func(t *testing.T) {
 		m := newMemRun(false)
 		m.client.Sender = SenderThread

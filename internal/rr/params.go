@@ -128,8 +128,9 @@ type Workload struct {
 	Format  Format `json:"format"`
 	Verify  bool   `json:"verify"` // check every reply's payload
 
-	// Open loop when Period > 0: request k is due at t0 + k*Period. Closed loop otherwise, with Outstanding
-	// requests in flight.
+	// Open loop when Period > 0: request k is due at t0 + k*Period. With Outstanding as well, a paced window
+	// (sockperf's ping-pong at a rate): at most Outstanding requests in flight, a due request waiting for a
+	// reply to free a slot. Closed loop otherwise, with Outstanding requests in flight.
 	Period      time.Duration `json:"period_ns"`
 	Outstanding int           `json:"outstanding,omitempty"`
 	CatchUp     CatchUp       `json:"catch_up,omitempty"`
@@ -197,6 +198,9 @@ func DefaultThreads() Threads { return Threads{Poll: PollInline, Sender: SenderA
 
 // OpenLoop reports whether the client sends on a fixed schedule.
 func (w *Workload) OpenLoop() bool { return w.Period > 0 }
+
+// Windowed reports whether a schedule is also bounded by requests in flight (a paced window).
+func (w *Workload) Windowed() bool { return w.Period > 0 && w.Outstanding > 0 }
 
 // Rate is the open-loop request rate in requests per second, 0 for the closed loop.
 func (w *Workload) Rate() float64 {
@@ -317,8 +321,9 @@ func (w *Workload) Validate() error {
 		bad("period", "%s is negative: use a positive period, or a closed loop with outstanding requests", w.Period)
 	case w.OpenLoop() && w.Period < MinPeriod:
 		bad("period", "%s is shorter than %s (100M requests/s): use a longer one", w.Period, MinPeriod)
-	case w.OpenLoop() && w.Outstanding != 0:
-		bad("outstanding", "applies to the closed loop only: drop it, or drop the period (rate)")
+	case w.Outstanding < 0:
+		bad("outstanding", "%d is negative: keep at least one request in flight, or drop it for an open loop",
+			w.Outstanding)
 	case !w.OpenLoop() && w.Outstanding < 1:
 		bad("outstanding", "%d: a closed loop needs at least one request in flight (or set a period or rate for "+
 			"an open loop)", w.Outstanding)

@@ -23,8 +23,8 @@ func placeClient(w *Workload, th *Threads, usableCPUs int) Placement {
 	if th.Poll == PollSeparate {
 		base++
 	}
-	if !w.OpenLoop() {
-		pl.Sender = SenderInline // a closed loop sends from the receive loop
+	if !w.OpenLoop() || w.Windowed() {
+		pl.Sender = SenderInline // a closed loop or a window sends from the receive loop, which sees the replies
 	} else if pl.Sender == SenderAuto || pl.Sender == "" {
 		pl.Sender = SenderInline
 		if base+1+colocated <= usableCPUs {

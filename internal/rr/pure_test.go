@@ -56,7 +56,7 @@ func TestValidateRejects(t *testing.T) {
 		{"closed loop without outstanding", func(p *clientSpec) { p.Period = 0 }, "outstanding", "at least one"},
 		{"negative outstanding", func(p *clientSpec) { p.Period, p.Outstanding = 0, -1 }, "outstanding", "-1"},
 		{"negative period", func(p *clientSpec) { p.Period = -80 * time.Microsecond }, "period", "negative"},
-		{"outstanding with open loop", func(p *clientSpec) { p.Outstanding = 4 }, "outstanding", "closed loop only"},
+		{"negative window", func(p *clientSpec) { p.Outstanding = -4 }, "outstanding", "negative"},
 		{"endless", func(p *clientSpec) { p.Duration, p.Count = 0, 0 }, "duration", "no end"},
 		{"mixed families", func(p *clientSpec) { p.LocalIP = netip.MustParseAddr("fd00::1") }, "local-ip", "different families"},
 		{"short mac", func(p *clientSpec) { p.PeerMAC = net.HardwareAddr{1, 2, 3} }, "peer-mac", "not an Ethernet address"},
@@ -102,6 +102,14 @@ func TestValidateRejects(t *testing.T) {
 	if err := checkClient(w, Threads{Poll: PollInline, Sender: SenderThread}); err == nil ||
 		!strings.Contains(err.Error(), "sender thread needs an open loop") {
 		t.Fatalf("closed loop with a sender thread: %v", err)
+	}
+	w.Period = 80 * time.Microsecond // a paced window: its sends wait for replies, which the receive loop sees
+	if err := checkClient(w, Threads{Poll: PollInline, Sender: SenderThread}); err == nil ||
+		!strings.Contains(err.Error(), "without a window") {
+		t.Fatalf("paced window with a sender thread: %v", err)
+	}
+	if pl := placeClient(&w, &Threads{Sender: SenderAuto}, 64); pl.Sender != SenderInline {
+		t.Fatalf("a paced window placed its sender %s; want inline", pl.Sender)
 	}
 }
 

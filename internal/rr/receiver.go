@@ -47,9 +47,14 @@ func (r *receiver) loop(inline bool) {
 	for !r.sh.stop.Load() {
 		now := nanotime()
 		if inline {
-			if r.p.OpenLoop() {
-				r.snd.pump(now)
-			} else {
+			switch {
+			case r.p.Windowed():
+				if inFlight := r.sh.sent.Load() - r.answered(); inFlight < uint64(r.p.Outstanding) {
+					r.snd.pump(now, int(min(uint64(r.p.Outstanding)-inFlight, sendBurst)))
+				}
+			case r.p.OpenLoop():
+				r.snd.pump(now, sendBurst)
+			default:
 				r.snd.closedLoop(now, r.sh.sent.Load()-r.answered())
 			}
 		}
@@ -60,8 +65,8 @@ func (r *receiver) loop(inline bool) {
 			if r.answered() >= r.sh.sent.Load() || now-r.sh.lastSend.Load() > timeout {
 				return
 			}
-		} else if !r.p.OpenLoop() && now-max(r.lastReply, r.sh.lastSend.Load()) > timeout {
-			return // the closed loop is stuck: every request in flight is lost
+		} else if (!r.p.OpenLoop() || r.p.Windowed()) && now-max(r.lastReply, r.sh.lastSend.Load()) > timeout {
+			return // the closed loop or window is stuck: every request in flight is lost
 		}
 		if now < r.delayUntil {
 			continue // simulated application processing: replies wait in the RX ring

@@ -80,14 +80,14 @@ func (s *sender) end(inHand uint64) {
 	s.sh.finishSending()
 }
 
-// pump sends every request due by now (at most sendBurst), from the receive loop (xsk_rr without -T).
-func (s *sender) pump(now int64) {
+// pump sends every request due by now, at most most of them, from the receive loop (xsk_rr without -T).
+func (s *sender) pump(now int64, most int) {
 	s.start()
 	if now >= s.tl.sendEnd && !s.sh.sendDone.Load() {
 		s.end(0)
 		return
 	}
-	for i := 0; i < sendBurst && !s.sh.sendDone.Load(); i++ {
+	for i := 0; i < most && !s.sh.sendDone.Load(); i++ {
 		scheduled, ok := s.pacer.Due(now)
 		if !ok {
 			return

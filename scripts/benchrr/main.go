@@ -7,9 +7,11 @@
 //
 // The tools measure different loops, and the table says which: sockperf ping-pong paces a closed loop at a rate;
 // netperf UDP_RR (Debian's build has no rate control) runs one request at a time as fast as it can; napilab runs
-// both an open loop at the rate (latency from the scheduled send) and a closed loop of one; xsk_rr runs its open
-// loop at the rate with the sender inside the receive loop (no -T: three spinning threads on two CPUs would
-// measure the scheduler), timed from the actual send.
+// an open loop at the rate (latency from the scheduled send), the paced closed loop sockperf runs (one in flight,
+// at the rate) and a closed loop of one; each napilab paced row is followed by its replies timed from the actual
+// send, the statistic of the other tools; xsk_rr runs its open loop at the rate with the sender inside the
+// receive loop (no -T: three spinning threads on two CPUs would measure the scheduler), timed from the actual
+// send.
 //
 // --original PATH adds the original C xsk_rr (RFC v2, built by the user; napilab never ships it) as the server of
 // the drop-in's client, and as the client of the drop-in's server: the same client against both servers, and the
@@ -273,6 +275,9 @@ func toolset(e env) []*tool {
 					"-m", strconv.Itoa(o.payload), "--mps", strconv.Itoa(o.rate),
 					"-t", strconv.Itoa(int(o.duration.Seconds()))}
 			}, parse: parseSockperf},
+		&tool{name: "napilab rr (paced, 1 in flight)", transport: "AF_XDP", loop: "closed, paced",
+			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
+			client: napilabClient("--rate", strconv.Itoa(o.rate), "--outstanding", "1"), parse: parseNapilab},
 		&tool{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1",
 			server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--outstanding", "1"), parse: parseNapilab},
