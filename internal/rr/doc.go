@@ -1,6 +1,6 @@
 // Package rr is napilab's request/response latency benchmark over AF_XDP: a server that answers UDP requests
-// straight from its RX ring, and a client that sends them on a fixed schedule (or keeps N in flight) and measures
-// every round trip.
+// straight from its RX ring, and a client that sends them on a fixed schedule, keeps N in flight, or both (a paced
+// window: the schedule, never more than N in flight — sockperf ping-pong's loop), and measures every round trip.
 //
 // The path a request takes is the one the NAPI polling modes change: the client's frame leaves through its TX ring,
 // arrives at the server's NIC queue, is pulled off that queue by a NAPI poll (from a hard IRQ and softirq, a
@@ -11,7 +11,9 @@
 // Measuring that honestly takes care the original xsk_rr does not take:
 //   - Open-loop requests are due at t0 + k*period, and latency counts from the scheduled time as well as from the
 //     actual send, so a stalled sender shows up in the results (no coordinated omission); sender lateness is
-//     reported.
+//     reported. An open loop counts every request due while a CPU was taken, a window only those it let out: a
+//     stall of 2 ms at 12.5k/s delays ~25 requests of the one and one of the other, so tails are compared between
+//     loops of one kind.
 //   - The napilab payload carries a run id, a sequence number and both send times, so a reply is paired from
 //     itself: loss, duplicates and reordering are counted and never shift later samples. The xsk_rr payload (all
 //     'a') is kept for compatibility and paired first-in-first-out as the original does.
