@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/testbed"
@@ -204,5 +205,32 @@ func TestPrivQueueOutsideDevice(t *testing.T) {
 	}
 	if xdpAttached(t, bed.A) || xdpAttached(t, bed.B) {
 		t.Fatal("a refused run left its XDP program attached")
+	}
+}
+
+// TestPrivRRPacedWindow: --outstanding with --rate is a paced window end to end: the document keeps both, the
+// sender runs in the receive loop, every request is answered once, and the report names the loop.
+func TestPrivRRPacedWindow(t *testing.T) {
+	_, client, server := rrBed(t, testbed.Topology{})
+	srv := rrStartServer(t, server)
+	defer srv.signal(t, syscall.SIGINT)
+	window := append(client, "--rate", "5k", "--outstanding", "1", "--count", "500", "--warmup", "0",
+		"--interval", "0")
+	out, errOut, code := cliRun(t, append(window, "--json")...)
+	var doc rr.Document
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Client == nil || doc.Workload == nil {
+		t.Fatalf("status %d, no result: %v\n%s%s", code, err, out, errOut)
+	}
+	w, r := doc.Workload, doc.Client
+	if code != 0 || !w.Windowed() || w.Outstanding != 1 || w.Period != 200*time.Microsecond ||
+		r.Placement.Sender != rr.SenderInline || r.Sent != 500 || r.Answered != 500 || r.Lost != 0 ||
+		r.Duplicates != 0 {
+		t.Fatalf("status %d; workload %+v; sender %s, sent %d answered %d lost %d duplicates %d; want a window of "+
+			"one at 200µs, inline, every request answered once", code, *w, r.Placement.Sender, r.Sent, r.Answered,
+			r.Lost, r.Duplicates)
+	}
+	out, errOut, code = cliRun(t, window...)
+	if code != 0 || !strings.Contains(out, "paced window at 5000 req/s, at most 1 in flight") {
+		t.Fatalf("status %d; the report does not name the paced window:\n%s%s", code, out, errOut)
 	}
 }
