@@ -2,9 +2,10 @@ package lab
 
 import (
 	"fmt"
-	"github.com/napilab/napilab/internal/lab/guest"
 	"strconv"
 	"strings"
+
+	"github.com/napilab/napilab/internal/lab/guest"
 )
 
 // nicMAC numbers the NICs' MAC addresses in list order (52:54:00 is qemu's locally administered prefix), so the
