@@ -1,7 +1,7 @@
 // Command benchrr puts napilab rr beside the request/response tools people use today, on one veth testbed:
 // sockperf ping-pong and netperf UDP_RR over UDP sockets, napilab rr and napilab's xsk_rr drop-in (both roles)
 // over AF_XDP, each pair pinned to the same two CPUs (server CPU 0, client CPU 1) and run in interleaved rounds
-// (A B C … A B C …), so slow drift of the machine shows as spread rather than as a difference between tools. It
+// (A B C, C B A, …), so slow drift of the machine shows as spread rather than as a difference between tools. It
 // prints one table: the median of the rounds with the spread (min–max), and the machine's load around them. Run
 // it as root with `make bench-rr`.
 //
@@ -14,8 +14,8 @@
 // send.
 //
 // --original PATH adds the original C xsk_rr (RFC v2, built by the user; napilab never ships it) as the server of
-// the drop-in's client, and as the client of the drop-in's server: the same client against both servers, and the
-// same server under both clients. The original prints only its own "pN" (means of the lowest N %, not
+// the drop-in's client, as the client of the drop-in's server and at both ends: each client against both
+// servers, and a summary of the servers' differences taken round by round. The original prints only its own "pN" (means of the lowest N %, not
 // percentiles) and its truncated running mean, so its client's row has those and no percentiles; every xsk_rr
 // client's row shows them, so the original's figures are compared with the same statistic.
 package main
@@ -59,11 +59,20 @@ type tool struct {
 	ready                 string        // a line the server prints when it serves ("" for none)
 	settle                time.Duration // with no ready line: how long the server needs before it serves
 	client                func(e env) []string
-	stop                  bool   // the client runs until SIGINT, sent after the warm-up and the duration
-	fromSendRow           string // napilab's open loop: the name of a second row, its runs timed from the send
+	stop                  bool    // the client runs until SIGINT, sent after the warm-up and the duration
+	fromSendRow           string  // napilab's open loop: the name of a second row, its runs timed from the send
+	ends                  xskEnds // which xsk_rr is at each end; zero for the other tools
 	parse                 func(out []byte) (sample, error)
 	runs                  []sample
 }
+
+// xskEnds names the xsk_rr builds of a run: the drop-in or the original, as server and as client.
+type xskEnds struct{ server, client string }
+
+const (
+	dropIn   = "drop-in"
+	original = "original"
+)
 
 type opts struct {
 	rate     int
@@ -148,7 +157,13 @@ func run(rounds int, o opts, only string) error {
 		"server on CPU 0, client on CPU 1; %s\n", rounds, o.duration, warmup, o.payload, o.rate, loadNow())
 	var loads []float64
 	for r := 1; r <= rounds; r++ {
-		for _, t := range tools {
+		// Every other round runs the tools in reverse (A B C, C B A, …): a drift of the machine over the run then
+		// weighs on every tool alike instead of favouring the ones that run first.
+		order := slices.Clone(tools)
+		if r%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
 			s, other, err := runPair(e, t)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
@@ -173,6 +188,13 @@ func run(rounds int, o opts, only string) error {
 		}
 	}
 	tw.Flush()
+	if lines := serverPairs(tools); len(lines) > 0 {
+		fmt.Println("\nThe two servers under the same client, round by round (drop-in minus original; negative: the drop-in's")
+		fmt.Println("round trips were shorter). Median of the rounds (min–max), and the rounds where the drop-in's was no longer:")
+		for _, l := range lines {
+			fmt.Println("  " + l)
+		}
+	}
 	slices.Sort(loads)
 	fmt.Printf("\nmedian of the rounds (min–max); latencies are full round trips; – where a tool does not report "+
 		"the figure. Load average %.2f–%.2f during the runs, %s.\n", loads[0], loads[len(loads)-1], time.Now().Format(time.DateOnly))
@@ -181,6 +203,42 @@ func run(rounds int, o opts, only string) error {
 	fmt.Println("interval included (it has no warm-up); its \"p50\" and avg are the original's statistics (a mean of the lowest")
 	fmt.Println("50 %, a truncated running mean), medians over the 1 s intervals after the first.")
 	return nil
+}
+
+// serverPairs compares the drop-in server with the original under each client that ran against both: per
+// round, the difference of the client's "p50" and of its avg, since the rounds drift more than the servers
+// differ and a difference taken within a round cancels what the round shares.
+func serverPairs(tools []*tool) []string {
+	var lines []string
+	for _, client := range []string{dropIn, original} {
+		var a, b *tool
+		for _, t := range tools {
+			switch t.ends {
+			case xskEnds{dropIn, client}:
+				a = t
+			case xskEnds{original, client}:
+				b = t
+			}
+		}
+		if a == nil || b == nil || len(a.runs) != len(b.runs) || len(a.runs) == 0 {
+			continue
+		}
+		diff := func(get func(sample) float64) string {
+			d := make([]float64, len(a.runs))
+			noLonger := 0
+			for i := range a.runs {
+				if d[i] = get(a.runs[i]) - get(b.runs[i]); d[i] <= 0 {
+					noLonger++
+				}
+			}
+			slices.Sort(d)
+			return fmt.Sprintf("%s (%s to %s), %d of %d", report.FormatNs(int64(d[len(d)/2])),
+				report.FormatNs(int64(d[0])), report.FormatNs(int64(d[len(d)-1])), noLonger, len(d))
+		}
+		lines = append(lines, fmt.Sprintf("%s client: \"p50\" %s; avg %s", client,
+			diff(func(s sample) float64 { return s.pn50 }), diff(func(s sample) float64 { return s.avg })))
+	}
+	return lines
 }
 
 // row writes one line of the table: the median of each figure over the runs, with the spread.
@@ -254,15 +312,21 @@ func toolset(e env) []*tool {
 		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced",
 			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--rate", strconv.Itoa(o.rate)), parse: parseNapilab},
-		{name: "xsk_rr drop-in", transport: "AF_XDP", loop: "open, paced, inline",
+		{name: "xsk_rr drop-in", transport: "AF_XDP", loop: "open, paced, inline", ends: xskEnds{dropIn, dropIn},
 			server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(e.xskRR), stop: true, parse: parseXskRR},
 	}
 	if o.original != "" {
+		// The same client against both servers, each pair in adjacent runs: the server comparison below.
 		tools = append(tools,
 			&tool{name: "original xsk_rr server ← drop-in client", transport: "AF_XDP", loop: "open, paced, inline",
-				server: xServer(o.original), settle: time.Second, client: xClient(e.xskRR), stop: true, parse: parseXskRR},
+				ends: xskEnds{original, dropIn}, server: xServer(o.original), settle: time.Second,
+				client: xClient(e.xskRR), stop: true, parse: parseXskRR},
 			&tool{name: "drop-in server ← original xsk_rr client", transport: "AF_XDP", loop: "open, paced, inline",
-				server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(o.original), stop: true, parse: parseXskRR})
+				ends: xskEnds{dropIn, original}, server: xServer(e.xskRR), ready: "xsk_rr: serving",
+				client: xClient(o.original), stop: true, parse: parseXskRR},
+			&tool{name: "original xsk_rr (both ends)", transport: "AF_XDP", loop: "open, paced, inline",
+				ends: xskEnds{original, original}, server: xServer(o.original), settle: time.Second,
+				client: xClient(o.original), stop: true, parse: parseXskRR})
 	}
 	return append(tools,
 		&tool{name: "sockperf ping-pong", transport: "UDP socket", loop: "closed, paced",

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,5 +148,32 @@ func TestTailLinesKeepsTheLast(t *testing.T) {
 	}
 	if got := tl.String(); got != "b\nc" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// The server comparison takes its differences within each round: a drift that moves both servers' figures
+// together leaves the difference alone.
+func TestServerPairsDiffersWithinRounds(t *testing.T) {
+	runs := func(pn50s ...float64) []sample {
+		var s []sample
+		for _, v := range pn50s {
+			s = append(s, sample{pn50: v, avg: v + 500})
+		}
+		return s
+	}
+	tools := []*tool{
+		{name: "napilab rr", runs: runs(1, 2, 3)},
+		{ends: xskEnds{dropIn, dropIn}, runs: runs(4600, 7800, 5000)},
+		{ends: xskEnds{original, dropIn}, runs: runs(4500, 7900, 5200)},
+		{ends: xskEnds{dropIn, original}, runs: runs(6000, 6000, 6000)},
+	}
+	got := serverPairs(tools)
+	want := []string{`drop-in client: "p50" -100 ns (-200 ns to 100 ns), 2 of 3; avg -100 ns (-200 ns to 100 ns), 2 of 3`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	tools = append(tools, &tool{ends: xskEnds{original, original}, runs: runs(6000, 5000, 7000)})
+	if got := serverPairs(tools); len(got) != 2 || got[1] != `original client: "p50" 0 ns (-1.00 µs to 1.00 µs), 2 of 3; avg 0 ns (-1.00 µs to 1.00 µs), 2 of 3` {
+		t.Errorf("with the original at both ends: %q", got)
 	}
 }
