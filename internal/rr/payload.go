@@ -1,6 +1,7 @@
 package rr
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 )
@@ -88,20 +89,22 @@ func FillPad(b []byte) {
 	}
 }
 
-// CheckPad reports whether every byte of b is xsk_rr's payload byte (what xsk_rr -v verifies). It compares
-// eight bytes at a time: a server with -v runs it on every request, as the original runs memcmp.
+// CheckPad reports whether every byte of b is xsk_rr's payload byte (what xsk_rr -v verifies). A server with -v
+// runs it on every request, as the original runs memcmp: it compares against a block of padding with
+// bytes.Equal, which the runtime does in vector registers, a few times faster than a loop over words.
 func CheckPad(b []byte) error {
-	const word = 0x0101010101010101 * payloadPad
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != word {
+	for len(b) > 0 {
+		n := min(len(b), len(padBlock))
+		if !bytes.Equal(b[:n], padBlock[:n]) {
 			return ErrBadPadding
 		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != payloadPad {
-			return ErrBadPadding
-		}
+		b = b[n:]
 	}
 	return nil
 }
+
+// padBlock is a block of padding for CheckPad to compare with.
+var padBlock = func() (p [512]byte) {
+	FillPad(p[:])
+	return p
+}()
