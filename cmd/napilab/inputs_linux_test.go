@@ -58,6 +58,11 @@ func TestBadInputRefused(t *testing.T) {
 			"--journal " + notes + " exists and is not a napilab mode journal: choose another path"},
 		{[]string{"mode", "restore", "--journal", notes}, notes + " is not a napilab mode journal"},
 		{[]string{"mode", "restore", "--journal", "/tmp"}, "/tmp is a directory, not a napilab mode journal"},
+		{[]string{"trace", "turnaround", "--pid=-3", "--dev", "lo"}, "--pid -3 is not a process id"},
+		{[]string{"trace", "turnaround", "--pid", "4194305", "--dev", "lo"}, "--pid 4194305: there is no such process"},
+		{[]string{"trace", "turnaround", "--pid", "1", "--dev", "lo", "--thread", "a-name-of-17-bytes"},
+			"--thread \"a-name-of-17-bytes\" is longer than the kernel keeps"},
+		{[]string{"trace", "turnaround", "--pid", "1", "--dev", "lo"}, "--dev lo in this process's network namespace has no XDP program attached"},
 	} {
 		out, errOut, code := cliRun(t, c.args...)
 		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {

@@ -19,6 +19,7 @@ type traceCmd struct {
 	Syscalls   traceSyscallsCmd   `cmd:"" help:"Syscall time of a process's AF_XDP kicks (recvfrom, sendto, poll), per thread, as log2 histograms."`
 	XSKRecvmsg traceXSKRecvmsgCmd `cmd:"" name:"xsk-recvmsg" help:"Time in the kernel's xsk_recvmsg (fentry/fexit), printed as the cover letter's bpftrace histogram."`
 	Sched      traceSchedCmd      `cmd:"" help:"Context switches, off-CPU time and wake-up latency of threads (and a device's NAPI kthreads and pollers); IRQ counts."`
+	Turnaround traceTurnaroundCmd `cmd:"" help:"A server's turnaround: from a request's arrival in its AF_XDP socket to its reply's sendto, per request, in 100 ns buckets."`
 }
 
 // traceFlags are the flags every trace command has.
@@ -115,6 +116,28 @@ func (c *traceSyscallsCmd) Run(ctx context.Context, std *stdio) error {
 	tr, err := trace.NewSyscallTracer(c.PID, c.Overhead)
 	if err != nil {
 		return err
+	}
+	defer tr.Close()
+	return c.finish(ctx, std, func() (traceReport, error) { return tr.Read() })
+}
+
+type traceTurnaroundCmd struct {
+	traceFlags `embed:""`
+	PID        int    `name:"pid" required:"" help:"The server process (napilab rr server, xsk_rr -h, or any AF_XDP server that kicks TX with sendto or sendmsg)."`
+	Thread     string `placeholder:"NAME" help:"Only the server's threads of this name (napilab's: rr-server); default: any thread of the process."`
+	Dev        string `required:"" placeholder:"IFACE" help:"The device the server's XDP program is attached to: its XSKMAP says which requests are the server's."`
+	NetNS      string `name:"netns" placeholder:"NAME" help:"Network namespace of --dev: a name under /run/netns or a path."`
+	Queue      uint32 `default:"0" help:"The server's queue (its XSKMAP slot)."`
+}
+
+func (c *traceTurnaroundCmd) Run(ctx context.Context, std *stdio) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	tr, err := trace.NewTurnaroundTracer(trace.TurnaroundTarget{PID: c.PID, Thread: c.Thread, Dev: c.Dev,
+		NetNS: c.NetNS, Queue: c.Queue}, c.Overhead)
+	if err != nil {
+		return kernel.RenameFields(err, map[string]string{"dev": "--dev", "pid": "--pid", "thread": "--thread"})
 	}
 	defer tr.Close()
 	return c.finish(ctx, std, func() (traceReport, error) { return tr.Read() })

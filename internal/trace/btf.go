@@ -134,6 +134,8 @@ var tracepoints = map[string][]string{
 	"irq_handler_entry": {"int", "struct irqaction *"},
 	"sys_enter":         {"struct pt_regs *", "long int"},
 	"sys_exit":          {"struct pt_regs *", "long int"},
+	"xdp_redirect": {"const struct net_device *", "const struct bpf_prog *", "const void *", "int", "bpf_map_type",
+		"u32", "u32"},
 }
 
 // resolveLayout finds the fields the programs read and checks the tracepoints they attach to.

@@ -30,5 +30,5 @@
 // it observes: Start a Target (NAPI ids, thread ids, IRQs, which ResolveDevice finds for a device through the
 // netdev family in its namespace), run the traffic, Stop, and Attest the Observation; Check compares the
 // attestation with the poller a polling mode should have. SyscallTracer and XSKRecvTracer serve napilab trace
-// syscalls and xsk-recvmsg.
+// syscalls and xsk-recvmsg; TurnaroundTracer times a server's share of each round trip (turnaround.go).
 package trace

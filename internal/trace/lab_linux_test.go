@@ -3,7 +3,6 @@ package trace
 import (
 	"os"
 	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/napilab/napilab/internal/lab/labtest"
@@ -41,11 +40,7 @@ func TestLabXSKRecvmsgCountsKicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out strings.Builder
-	if err := x.Format(&out); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(out.String())
+	logReport(t, x)
 	if want := cli.RX + srv.RX; x.Calls != want || want == 0 {
 		t.Errorf("xsk_recvmsg ran %d times; rr's sockets made %d recvfrom kicks (client %d, server %d)", x.Calls,
 			want, cli.RX, srv.RX)

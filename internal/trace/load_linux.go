@@ -73,6 +73,22 @@ func (o *objects) common(m *mapFDs) (drops *ebpf.Map, err error) {
 	return drops, nil
 }
 
+// begin starts a tracer's objects: it checks the tracepoints tps against the kernel's BTF, turns on the BPF
+// run-time statistics when stats asks, and creates the common maps.
+func (o *objects) begin(stats bool, m *mapFDs, tps ...string) (drops *ebpf.Map, err error) {
+	if len(tps) > 0 {
+		if _, err := kernelLayout(tps...); err != nil {
+			return nil, err
+		}
+	}
+	if stats {
+		if err := o.enableStats(); err != nil {
+			return nil, err
+		}
+	}
+	return o.common(m)
+}
+
 // load loads a program; its error is the library's, for the caller to explain.
 func (o *objects) load(spec *ebpf.ProgramSpec) (*ebpf.Program, error) {
 	spec.License = license

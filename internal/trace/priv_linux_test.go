@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,6 +217,25 @@ func setThreaded(t *testing.T, bed *testbed.Testbed, id uint32, th netdev.Thread
 	}
 }
 
+// logReport logs what a tracer reports, as napilab trace prints it.
+func logReport(t testing.TB, r interface{ Format(io.Writer) error }) {
+	t.Helper()
+	var b strings.Builder
+	if err := r.Format(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(b.String())
+}
+
+// missedEvents is how many events the kernel did not run the tracers for (ProgramCost.Missed).
+func missedEvents(cost []ProgramCost) uint64 {
+	var n uint64
+	for _, c := range cost {
+		n += c.Missed
+	}
+	return n
+}
+
 // TestPrivSyscallsCountKicks: the syscall tracer sees every kick rr made, named by the thread that made it: its
 // recvfrom and sendto counts over the process equal the sockets' own kick counts.
 func TestPrivSyscallsCountKicks(t *testing.T) {
@@ -234,17 +254,10 @@ func TestPrivSyscallsCountKicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sb strings.Builder
-	if err := s.Format(&sb); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(sb.String())
+	logReport(t, s)
 	// Every kick is counted, except events the kernel reports it did not run a tracer for (ProgramCost.Missed:
 	// the lab's 7.x kernel runs syscall tracepoints preemptible, and under TCG 19 of 102 821 were missed once).
-	var missed uint64
-	for _, c := range s.Cost {
-		missed += c.Missed
-	}
+	missed := missedEvents(s.Cost)
 	if got, want := s.Count("recvfrom"), cli.RX+srv.RX; got > want || got+missed < want || want == 0 {
 		t.Errorf("traced %d recvfrom calls (%d events missed); the sockets made %d RX kicks", got, missed, want)
 	}
@@ -263,5 +276,56 @@ func TestPrivSyscallsCountKicks(t *testing.T) {
 	}
 	if s.Dropped != 0 {
 		t.Errorf("%d events dropped", s.Dropped)
+	}
+}
+
+// TestPrivTurnaroundEndsAtEveryReply: with one request in flight, each of the 1000 requests the server answers is
+// one turnaround of the server's thread: from its arrival in the server's XSKMAP slot to the server's sendto. The
+// client's own sendto calls (same process, another thread) end none.
+func TestPrivTurnaroundEndsAtEveryReply(t *testing.T) {
+	testenv.RequirePriv(t)
+	bed := newBed(t)
+	b := newBench(t, bed, rr.PollInline, func(b *bench) { b.client.load.Outstanding = 1 })
+	tr, err := NewTurnaroundTracer(TurnaroundTarget{PID: os.Getpid(), Thread: "rr-server", Dev: bed.B.Link,
+		NetNS: bed.B.NetNSPath()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	_, st := b.run(t)
+	r, err := tr.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logReport(t, r)
+	missed := missedEvents(r.Cost)
+	if r.Count > st.Replied || r.Count+missed < st.Replied {
+		t.Errorf("%d turnarounds (%d events missed); the server replied %d times, one request in flight", r.Count,
+			missed, st.Replied)
+	}
+	var inBuckets uint64
+	for _, n := range r.Buckets {
+		inBuckets += n
+	}
+	if inBuckets+r.Over != r.Count || r.Total <= 0 || r.P50 <= 0 {
+		t.Errorf("histogram holds %d + %d over of %d turnarounds, total %v, p50 %v", inBuckets, r.Over, r.Count,
+			r.Total, r.P50)
+	}
+	if r.MapID == 0 {
+		t.Error("the trace does not say which XSKMAP it watched")
+	}
+	for _, c := range []struct {
+		target TurnaroundTarget
+		want   string
+	}{
+		{TurnaroundTarget{PID: os.Getpid(), Dev: "nonexistent0", NetNS: bed.B.NetNSPath()}, "does not exist in"},
+		{TurnaroundTarget{PID: os.Getpid(), Dev: "lo", NetNS: bed.B.NetNSPath()}, "has no XDP program attached"},
+	} {
+		if tr, err := NewTurnaroundTracer(c.target, false); err == nil || !strings.Contains(err.Error(), c.want) {
+			if tr != nil {
+				tr.Close()
+			}
+			t.Errorf("%+v: %v; want an error saying %q", c.target, err, c.want)
+		}
 	}
 }

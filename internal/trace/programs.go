@@ -24,16 +24,20 @@ const (
 	// argument 1, prev, is the current task: bpf_get_current_pid_tgid gives its tid
 	argSwitchNext  = 2
 	argSwitchState = 3
-	argWakeupTask  = 0  // sched_wakeup(struct task_struct *p)
-	argIRQEntryIRQ = 0  // irq_handler_entry(int irq, struct irqaction *action)
-	argSoftirqVec  = 0  // softirq_entry/exit(unsigned int vec_nr)
-	argSysEnterID  = 1  // sys_enter(struct pt_regs *regs, long id)
-	argSysExitRet  = 1  // sys_exit(struct pt_regs *regs, long ret)
-	netRXSoftirq   = 3  // NET_RX_SOFTIRQ
-	pfKthreadBit   = 21 // PF_KTHREAD = 0x00200000
-	bpfAny         = 0
-	bpfNoExist     = 1
-	helperReadSize = 4 // pid and flags are 32-bit
+	argWakeupTask  = 0 // sched_wakeup(struct task_struct *p)
+	argIRQEntryIRQ = 0 // irq_handler_entry(int irq, struct irqaction *action)
+	argSoftirqVec  = 0 // softirq_entry/exit(unsigned int vec_nr)
+	argSysEnterID  = 1 // sys_enter(struct pt_regs *regs, long id)
+	argSysExitRet  = 1 // sys_exit(struct pt_regs *regs, long ret)
+	// xdp_redirect(dev, xdp, tgt, int err, enum bpf_map_type map_type, u32 map_id, u32 index)
+	argRedirectErr   = 3
+	argRedirectMapID = 5
+	argRedirectIndex = 6
+	netRXSoftirq     = 3  // NET_RX_SOFTIRQ
+	pfKthreadBit     = 21 // PF_KTHREAD = 0x00200000
+	bpfAny           = 0
+	bpfNoExist       = 1
+	helperReadSize   = 4 // pid and flags are 32-bit
 )
 
 // layout is what the programs need to know of the running kernel's structures, from its BTF.
@@ -52,6 +56,7 @@ type mapFDs struct {
 	irqWant, irqs            int // irq_handler_entry
 	sysStart, syscalls       int // raw_syscalls
 	xskStart, xskHist        int // xsk_recvmsg
+	turnaround               int // xdp_redirect and sys_enter: the one state entry
 }
 
 // zero64 stores a zero double word at dst+off (BPF_ST, which the kernel accepts for double words with the
@@ -561,5 +566,83 @@ func xskExitInsns(m mapFDs, tgid int32) asm.Instructions {
 		asm.AddAtomic.Mem(asm.R7, asm.R8, asm.DWord, xvTotal),
 	)
 	ins = append(ins, histAdd(asm.R7, asm.R8, xvHist, "b")...)
+	return append(ins, exit("out")...)
+}
+
+// turnaroundInInsns notes when a request lands in XSKMAP mapID's slot queue (xdp_redirect, err 0), unless an
+// older one is still waiting for its reply: the turnaround is the oldest waiting request's.
+func turnaroundInInsns(m mapFDs, mapID, queue uint32) asm.Instructions {
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		ctxArg(asm.R2, asm.R6, argRedirectErr),
+	}
+	ins = append(ins, low32(asm.R2)...)
+	ins = append(ins, asm.JNE.Imm(asm.R2, 0, "out"), ctxArg(asm.R2, asm.R6, argRedirectMapID))
+	ins = append(ins, low32(asm.R2)...)
+	ins = append(ins, asm.JNE.Imm32(asm.R2, int32(mapID), "out"), ctxArg(asm.R2, asm.R6, argRedirectIndex))
+	ins = append(ins, low32(asm.R2)...)
+	ins = append(ins,
+		asm.JNE.Imm32(asm.R2, int32(queue), "out"),
+		asm.LoadMapValue(asm.R7, m.turnaround, 0),
+		asm.LoadMem(asm.R2, asm.R7, tvPending, asm.DWord),
+		asm.JNE.Imm(asm.R2, 0, "out"),
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.R7, tvPending, asm.R0, asm.DWord),
+	)
+	return append(ins, exit("out")...)
+}
+
+// turnaroundOutInsns ends the waiting request's turnaround when a thread of process tgid (named comm, when comm
+// is not empty) enters one of the system calls nrs (sys_enter): it counts the time since the request arrived in
+// the state entry's histogram (linear buckets of TurnaroundBucket) and clears the wait. Stack: the thread's name
+// at fp-16.
+func turnaroundOutInsns(m mapFDs, tgid int32, comm string, nrs []int32) asm.Instructions {
+	// The system call first: it is in the context, while the process takes a helper call, and this program runs
+	// for every system call on the machine, the traced server's idle kicks included.
+	ins := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1), ctxArg(asm.R8, asm.R6, argSysEnterID)}
+	for _, nr := range nrs {
+		ins = append(ins, asm.JEq.Imm(asm.R8, nr, "kick"))
+	}
+	ins = append(ins, asm.Ja.Label("out"))
+	filter := tgidFilter(tgid)
+	filter[0] = filter[0].WithSymbol("kick")
+	ins = append(ins, filter...)
+	kick := asm.Instructions{
+		asm.LoadMapValue(asm.R7, m.turnaround, 0),
+		asm.LoadMem(asm.R9, asm.R7, tvPending, asm.DWord),
+		asm.JEq.Imm(asm.R9, 0, "out"),
+	}
+	if comm != "" {
+		var name [16]byte
+		copy(name[:], comm)
+		kick = append(kick, zero64(asm.RFP, -16), zero64(asm.RFP, -8))
+		kick = append(kick, currentComm(asm.RFP, -16)...)
+		kick = append(kick,
+			asm.LoadMem(asm.R1, asm.RFP, -16, asm.DWord),
+			asm.LoadImm(asm.R2, int64(ne.Uint64(name[:8])), asm.DWord),
+			asm.JNE.Reg(asm.R1, asm.R2, "out"),
+			asm.LoadMem(asm.R1, asm.RFP, -8, asm.DWord),
+			asm.LoadImm(asm.R2, int64(ne.Uint64(name[8:])), asm.DWord),
+			asm.JNE.Reg(asm.R1, asm.R2, "out"),
+		)
+	}
+	ins = append(ins, kick...)
+	ins = append(ins,
+		zero64(asm.R7, tvPending),
+		asm.FnKtimeGetNs.Call(),
+		asm.Sub.Reg(asm.R0, asm.R9),
+		asm.Mov.Reg(asm.R8, asm.R0),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, tvCount),
+		asm.AddAtomic.Mem(asm.R7, asm.R8, asm.DWord, tvTotal),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Div.Imm(asm.R2, int32(TurnaroundBucket)),
+		asm.JGE.Imm(asm.R2, TurnaroundBuckets, "over"),
+		asm.LSh.Imm(asm.R2, 3),
+		asm.Add.Reg(asm.R2, asm.R7),
+		asm.AddAtomic.Mem(asm.R2, asm.R1, asm.DWord, tvBuckets),
+		asm.Ja.Label("out"),
+		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, tvOver).WithSymbol("over"),
+	)
 	return append(ins, exit("out")...)
 }

@@ -22,6 +22,8 @@ func programs() map[string]asm.Instructions {
 		"sched_switch": schedSwitchInsns(m, l), "sched_wakeup": schedWakeupInsns(m, l),
 		"irq_handler_entry": irqEntryInsns(m), "sys_enter": sysEnterInsns(m, 1234, []int32{44, 45}),
 		"sys_exit": sysExitInsns(m, 1234), "fentry": xskEntryInsns(m, 0), "fexit": xskExitInsns(m, 1234),
+		"xdp_redirect": turnaroundInInsns(m, 7, 0), "sys_enter turnaround": turnaroundOutInsns(m, 1234, "", []int32{44}),
+		"sys_enter turnaround of a thread": turnaroundOutInsns(m, 1234, "rr-server", []int32{44, 46}),
 	}
 }
 

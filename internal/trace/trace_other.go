@@ -35,3 +35,10 @@ func (*xskKernel) close() error             { return nil }
 
 // ResolveDevice needs Linux.
 func ResolveDevice(string, string) (Device, error) { return Device{}, errOS }
+
+type turnaroundKernel struct{ mapID uint32 }
+
+func (*turnaroundKernel) load(TurnaroundTarget, bool) error { return errOS }
+func (*turnaroundKernel) loaded() bool                      { return false }
+func (*turnaroundKernel) read(*TurnaroundTrace) error       { return errOS }
+func (*turnaroundKernel) close() error                      { return nil }

@@ -30,16 +30,8 @@ func (t *syscallKernel) load(pid int, stats bool) (err error) {
 			t.close()
 		}
 	}()
-	if _, err := kernelLayout("sys_enter", "sys_exit"); err != nil {
-		return err
-	}
-	if stats {
-		if err := t.obj.enableStats(); err != nil {
-			return err
-		}
-	}
 	var m mapFDs
-	if t.drops, err = t.obj.common(&m); err != nil {
+	if t.drops, err = t.obj.begin(stats, &m, "sys_enter", "sys_exit"); err != nil {
 		return err
 	}
 	start, err := t.obj.newMap("napilab_sysin", ebpf.Hash, 4, startValSize, maxThreadsTraced, 0)
@@ -109,13 +101,8 @@ func (t *xskKernel) load(pid int, stats bool) (err error) {
 			t.close()
 		}
 	}()
-	if stats {
-		if err := t.obj.enableStats(); err != nil {
-			return err
-		}
-	}
 	var m mapFDs
-	if _, err = t.obj.common(&m); err != nil {
+	if _, err = t.obj.begin(stats, &m); err != nil {
 		return err
 	}
 	start, err := t.obj.newMap("napilab_xskin", ebpf.Hash, 4, 8, maxThreadsTraced, 0)
