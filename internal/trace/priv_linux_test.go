@@ -307,7 +307,9 @@ func TestPrivTurnaroundEndsAtEveryReply(t *testing.T) {
 	for _, n := range r.Buckets {
 		inBuckets += n
 	}
-	if inBuckets+r.Over != r.Count || r.Total <= 0 || r.P50 <= 0 {
+	// The median lies in the histogram exactly when half the turnarounds do (under the lab's emulated CPUs most
+	// take longer than its 100 µs, and the median is reported as beyond it).
+	if inBuckets+r.Over != r.Count || r.Total <= 0 || (r.P50 > 0) != (2*inBuckets >= r.Count) {
 		t.Errorf("histogram holds %d + %d over of %d turnarounds, total %v, p50 %v", inBuckets, r.Over, r.Count,
 			r.Total, r.P50)
 	}
