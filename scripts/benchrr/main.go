@@ -18,6 +18,11 @@
 // servers, and a summary of the servers' differences taken round by round. The original prints only its own "pN" (means of the lowest N %, not
 // percentiles) and its truncated running mean, so its client's row has those and no percentiles; every xsk_rr
 // client's row shows them, so the original's figures are compared with the same statistic.
+//
+// --turnaround also traces each AF_XDP server while its client measures (napilab trace turnaround): its own share
+// of the round trips, from a request's arrival in its socket to its reply's sendto, which compares servers
+// without their clients, the wire or the other CPU. Its eBPF programs run on every system call meanwhile, so a
+// run with it is not compared with a run without.
 package main
 
 import (
@@ -29,6 +34,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +50,7 @@ import (
 	"github.com/napilab/napilab/internal/report"
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/testbed"
+	"github.com/napilab/napilab/internal/trace"
 )
 
 // sample is one run's figures in ns; -1 is a figure the tool does not report.
@@ -64,7 +71,13 @@ type tool struct {
 	ends                  xskEnds // which xsk_rr is at each end; zero for the other tools
 	parse                 func(out []byte) (sample, error)
 	runs                  []sample
+	thread                string       // the server's serving thread, for --turnaround ("" for any)
+	turns                 []turnaround // with --turnaround, the server's, run by run
 }
+
+// turnaround is a run's server turnaround (napilab trace turnaround): from a request's arrival in the server's
+// socket to its reply's sendto, in ns; -1 for a percentile beyond the tracer's histogram.
+type turnaround struct{ p50, p99 float64 }
 
 // xskEnds names the xsk_rr builds of a run: the drop-in or the original, as server and as client.
 type xskEnds struct{ server, client string }
@@ -75,10 +88,11 @@ const (
 )
 
 type opts struct {
-	rate     int
-	duration time.Duration
-	payload  int
-	original string // the original xsk_rr binary, or ""
+	rate       int
+	duration   time.Duration
+	payload    int
+	original   string // the original xsk_rr binary, or ""
+	turnaround bool   // trace each AF_XDP server's turnaround while its client measures
 }
 
 // env is what the command lines need to know.
@@ -100,6 +114,8 @@ func main() {
 	flag.IntVar(&o.payload, "payload", 400, "UDP payload bytes")
 	flag.StringVar(&o.original, "original", "", "the original C xsk_rr binary, to run beside the drop-in (optional)")
 	only := flag.String("tools", "", "comma-separated substrings: run only the tools whose names contain one")
+	flag.BoolVar(&o.turnaround, "turnaround", false, "trace each AF_XDP server's turnaround (napilab trace turnaround) "+
+		"while its client measures; its eBPF programs run on every system call, the tools' own included")
 	flag.Parse()
 	if err := run(*rounds, o, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-rr:", err)
@@ -164,11 +180,14 @@ func run(rounds int, o opts, only string) error {
 			slices.Reverse(order)
 		}
 		for _, t := range order {
-			s, other, err := runPair(e, t)
+			s, turn, other, err := runPair(e, t)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, t.name, err)
 			}
 			t.runs = append(t.runs, s)
+			if turn != nil {
+				t.turns = append(t.turns, *turn)
+			}
 			loads = append(loads, loadAvg())
 			fmt.Printf("  round %d  %-40s p50 %-9s p99 %-9s p99.9 %-9s %6.0f req/s  (other processes: %v of CPU; "+
 				"load %.2f)\n", r, t.name, fns(s.p50), fns(s.p99), fns(s.p999), s.rate, other, loads[len(loads)-1])
@@ -191,6 +210,13 @@ func run(rounds int, o opts, only string) error {
 	if lines := serverPairs(tools); len(lines) > 0 {
 		fmt.Println("\nThe two servers under the same client, round by round (drop-in minus original; negative: the drop-in's")
 		fmt.Println("round trips were shorter). Median of the rounds (min–max), and the rounds where the drop-in's was no longer:")
+		for _, l := range lines {
+			fmt.Println("  " + l)
+		}
+	}
+	if lines := turnarounds(tools); len(lines) > 0 {
+		fmt.Println("\nEach AF_XDP server's own turnaround (napilab trace turnaround: a request's arrival in its socket to its")
+		fmt.Println("reply's sendto; the tracer's programs ran on every system call meanwhile). Median of the rounds (min–max):")
 		for _, l := range lines {
 			fmt.Println("  " + l)
 		}
@@ -309,10 +335,11 @@ func toolset(e env) []*tool {
 		}
 	}
 	tools := []*tool{
-		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced",
+		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced", thread: "rr-server",
 			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--rate", strconv.Itoa(o.rate)), parse: parseNapilab},
 		{name: "xsk_rr drop-in", transport: "AF_XDP", loop: "open, paced, inline", ends: xskEnds{dropIn, dropIn},
+			thread: "rr-server",
 			server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(e.xskRR), stop: true, parse: parseXskRR},
 	}
 	if o.original != "" {
@@ -322,7 +349,7 @@ func toolset(e env) []*tool {
 				ends: xskEnds{original, dropIn}, server: xServer(o.original), settle: time.Second,
 				client: xClient(e.xskRR), stop: true, parse: parseXskRR},
 			&tool{name: "drop-in server ← original xsk_rr client", transport: "AF_XDP", loop: "open, paced, inline",
-				ends: xskEnds{dropIn, original}, server: xServer(e.xskRR), ready: "xsk_rr: serving",
+				ends: xskEnds{dropIn, original}, thread: "rr-server", server: xServer(e.xskRR), ready: "xsk_rr: serving",
 				client: xClient(o.original), stop: true, parse: parseXskRR},
 			&tool{name: "original xsk_rr (both ends)", transport: "AF_XDP", loop: "open, paced, inline",
 				ends: xskEnds{original, original}, server: xServer(o.original), settle: time.Second,
@@ -339,10 +366,10 @@ func toolset(e env) []*tool {
 					"-m", strconv.Itoa(o.payload), "--mps", strconv.Itoa(o.rate),
 					"-t", strconv.Itoa(int(o.duration.Seconds()))}
 			}, parse: parseSockperf},
-		&tool{name: "napilab rr (paced, 1 in flight)", transport: "AF_XDP", loop: "closed, paced",
+		&tool{name: "napilab rr (paced, 1 in flight)", transport: "AF_XDP", loop: "closed, paced", thread: "rr-server",
 			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--rate", strconv.Itoa(o.rate), "--outstanding", "1"), parse: parseNapilab},
-		&tool{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1",
+		&tool{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1", thread: "rr-server",
 			server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--outstanding", "1"), parse: parseNapilab},
 		&tool{name: "netperf UDP_RR", transport: "UDP socket", loop: "closed, 1",
@@ -361,7 +388,7 @@ func toolset(e env) []*tool {
 // runPair starts the server in namespace B, waits until it serves, runs the client in namespace A and stops the
 // server. Nothing else is started while the client measures. It also returns how much CPU time the rest of the
 // machine took while the client ran: other work on two CPUs where two loops spin lands on a spinner's CPU.
-func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
+func runPair(e env, t *tool) (s sample, turn *turnaround, other time.Duration, err error) {
 	var srv *server
 	for attempt := 0; ; attempt++ {
 		if srv, err = startServer(e, t); err == nil {
@@ -371,7 +398,7 @@ func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
 		// server started right after the previous tool's can find the queue still taken. napilab waits that out
 		// itself; the original xsk_rr exits, so it is started again.
 		if srv == nil || attempt == 20 || !strings.Contains(srv.out.String(), "Device or resource busy") {
-			return sample{}, 0, err
+			return sample{}, nil, 0, err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -383,13 +410,17 @@ func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
 	}()
 	argv := t.client(e)
 	var res []byte
+	var traced <-chan tracedTurnaround
+	if e.o.turnaround && t.transport == "AF_XDP" {
+		traced = traceTurnaround(e, t, srv.cmd.Process.Pid)
+	}
 	busy0, srv0 := busyJiffies(), procJiffies(srv.cmd.Process.Pid)
 	for attempt := 0; ; attempt++ {
 		cli := exec.Command(argv[0], argv[1:]...)
 		var buf bytes.Buffer
 		cli.Stdout, cli.Stderr = &buf, &buf
 		if err := start(e.bed.A, cli); err != nil {
-			return sample{}, 0, err
+			return sample{}, nil, 0, err
 		}
 		if t.stop {
 			stopAfter := time.AfterFunc(warmup+e.o.duration, func() { _ = cli.Process.Signal(syscall.SIGINT) })
@@ -410,10 +441,88 @@ func runPair(e env, t *tool) (s sample, other time.Duration, err error) {
 		if t.stop && len(res) > 0 {
 			break // the original xsk_rr exits with status 1 on SIGINT; its reports are what counts
 		}
-		return sample{}, 0, fmt.Errorf("client: %v\n%s", err, res)
+		return sample{}, nil, 0, fmt.Errorf("client: %v\n%s", err, res)
+	}
+	if traced != nil {
+		r := <-traced
+		if r.err != nil {
+			return sample{}, nil, 0, r.err
+		}
+		turn = &r.turnaround
 	}
 	s, err = t.parse(res)
-	return s, other, err
+	return s, turn, other, err
+}
+
+type tracedTurnaround struct {
+	turnaround
+	err error
+}
+
+// traceTurnaround runs napilab trace turnaround on the server with pid for as long as its client will run, and
+// delivers what it found. It starts with the client, so that loading its programs (a burst of CPU on one of the
+// two spinning CPUs) falls in the client's warm-up rather than in what it measures.
+func traceTurnaround(e env, t *tool, pid int) <-chan tracedTurnaround {
+	done := make(chan tracedTurnaround, 1)
+	argv := []string{e.napilab, "trace", "turnaround", "--pid", strconv.Itoa(pid), "--netns", e.bed.B.NetNSPath(),
+		"--dev", testbed.LinkB, "--duration", (warmup + e.o.duration).String(), "--json"}
+	if t.thread != "" {
+		argv = append(argv, "--thread", t.thread)
+	}
+	go func() {
+		out, err := exec.Command(argv[0], argv[1:]...).Output()
+		if err != nil {
+			done <- tracedTurnaround{err: fmt.Errorf("trace turnaround: %w\n%s", err, out)}
+			return
+		}
+		turn, err := parseTurnaround(out)
+		done <- tracedTurnaround{turn, err}
+	}()
+	return done
+}
+
+// parseTurnaround reads napilab trace turnaround --json.
+func parseTurnaround(out []byte) (turnaround, error) {
+	var r trace.TurnaroundTrace
+	if err := json.Unmarshal(out, &r); err != nil {
+		return turnaround{}, fmt.Errorf("trace turnaround printed no result: %v\n%s", err, out)
+	}
+	if r.Count == 0 {
+		return turnaround{}, errors.New("trace turnaround saw no reply: the server answered nothing with a kick")
+	}
+	return turnaround{float64(r.P50), float64(r.P99)}, nil
+}
+
+// turnarounds formats the servers' turnarounds, one line per tool that has them.
+func turnarounds(tools []*tool) []string {
+	var lines []string
+	for _, t := range tools {
+		if len(t.turns) == 0 {
+			continue
+		}
+		col := func(get func(turnaround) float64) string {
+			v := make([]float64, len(t.turns))
+			for i, x := range t.turns {
+				if v[i] = get(x); v[i] < 0 {
+					v[i] = math.Inf(1) // beyond the tracer's histogram
+				}
+			}
+			slices.Sort(v)
+			f := func(x float64) string {
+				if math.IsInf(x, 1) {
+					return "beyond 100 µs"
+				}
+				return report.FormatNs(int64(x))
+			}
+			if v[0] == v[len(v)-1] {
+				return f(v[0])
+			}
+			return fmt.Sprintf("%s (%s–%s)", f(v[len(v)/2]), f(v[0]), f(v[len(v)-1]))
+		}
+		lines = append(lines, fmt.Sprintf("%s: p50 %s, p99 %s", t.name, col(func(x turnaround) float64 { return x.p50 }),
+			col(func(x turnaround) float64 { return x.p99 })))
+	}
+	return lines
 }
 
 // tailLines keeps the last max lines written to it; safe for one writer and readers after it is done.

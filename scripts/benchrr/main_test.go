@@ -177,3 +177,26 @@ func TestServerPairsDiffersWithinRounds(t *testing.T) {
 		t.Errorf("with the original at both ends: %q", got)
 	}
 }
+
+// napilab trace turnaround --json, captured on the testbed (the drop-in server under the original's client).
+func TestParseTurnaround(t *testing.T) {
+	got, err := parseTurnaround(readTestdata(t, "turnaround.json"))
+	if err != nil || got != (turnaround{p50: 1300, p99: 27800}) {
+		t.Errorf("got %+v, %v", got, err)
+	}
+	for name, out := range map[string][]byte{"not JSON": []byte("napilab: --dev veth-b ..."),
+		"no reply": []byte(`{"pid": 1, "count": 0}`)} {
+		if _, err := parseTurnaround(out); err == nil {
+			t.Errorf("%s: parsed without an error", name)
+		}
+	}
+}
+
+// A median beyond the tracer's histogram is said as such, not as a number.
+func TestTurnaroundsLines(t *testing.T) {
+	tools := []*tool{{name: "sockperf"}, {name: "drop-in", turns: []turnaround{{1300, 27800}, {1100, -1}, {1900, -1}}}}
+	want := []string{"drop-in: p50 1.30 µs (1.10 µs–1.90 µs), p99 beyond 100 µs (27.8 µs–beyond 100 µs)"}
+	if got := turnarounds(tools); !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
