@@ -494,3 +494,40 @@ func BenchmarkLabBoot(b *testing.B) {
 	b.ReportMetric(boot.Seconds()/float64(b.N), "boot-s/op")
 	b.ReportMetric(total.Seconds()/float64(b.N), "run-s/op")
 }
+
+// TestRunDirConcurrent: runs that start together never sweep each other's directory. Each of two goroutines
+// makes run directories over and over while the other sweeps; every directory is still there, and writable,
+// until its own run releases it.
+func TestRunDirConcurrent(t *testing.T) {
+	skipInLab(t)
+	t.Setenv("TMPDIR", t.TempDir())
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 300 {
+				dir, release, err := runDir()
+				if err != nil {
+					errs <- err
+					return
+				}
+				err = os.WriteFile(filepath.Join(dir, "initrd.cpio"), []byte("x"), 0o600)
+				release()
+				if err != nil {
+					errs <- fmt.Errorf("a live run's directory was swept: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "napilab-lab-*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

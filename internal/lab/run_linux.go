@@ -147,11 +147,20 @@ func runDir() (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("lab: %w", err)
 	}
-	lock, err := os.Create(filepath.Join(dir, "lock"))
+	// The lock is taken under another name and then renamed into place: another run sweeping stale directories
+	// only ever finds a lock that is already held. Created and locked in place, it could be found in between,
+	// taken, and the directory removed under this run (seen as two labs at once failing to find their initrd).
+	lock, err := os.Create(filepath.Join(dir, "lock.new"))
 	if err == nil {
 		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
 	}
+	if err == nil {
+		err = os.Rename(filepath.Join(dir, "lock.new"), filepath.Join(dir, "lock"))
+	}
 	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("lab: lock run directory: %w", err)
 	}
