@@ -21,15 +21,11 @@ import (
 // so a trace filters the napi_poll tracepoint, which fires in every namespace, by them.
 func ResolveDevice(nsPath, dev string) (Device, error) {
 	d := Device{Name: dev, NetNS: nsPath}
-	nsfd := 0
-	if nsPath != "" {
-		h, err := netns.Open(nsPath)
-		if err != nil {
-			return d, err
-		}
-		defer unix.Close(h)
-		nsfd = h
+	nsfd, closeNS, err := openNetNS(nsPath)
+	if err != nil {
+		return d, err
 	}
+	defer closeNS()
 	ifindex, err := ifindexIn(nsfd, dev, netns.Describe(nsPath))
 	if err != nil {
 		return d, err
@@ -117,8 +113,26 @@ func ifindexIn(nsfd int, dev, where string) (int, error) {
 		ifindex = ifc.Index
 		return nil
 	}
+	return ifindex, doIn(nsfd, where, look)
+}
+
+// doIn runs fn in the network namespace nsfd (named where, for errors), or where it is when nsfd is 0.
+func doIn(nsfd int, where string, fn func() error) error {
 	if nsfd == 0 {
-		return ifindex, look()
+		return fn()
 	}
-	return ifindex, netns.DoFD(nsfd, where, look)
+	return netns.DoFD(nsfd, where, fn)
+}
+
+// openNetNS opens the network namespace at nsPath for the functions taking an nsfd: 0 and a no-op close for
+// "", napilab's own.
+func openNetNS(nsPath string) (nsfd int, close func(), err error) {
+	if nsPath == "" {
+		return 0, func() {}, nil
+	}
+	h, err := netns.Open(nsPath)
+	if err != nil {
+		return 0, nil, err
+	}
+	return h, func() { unix.Close(h) }, nil
 }

@@ -613,7 +613,7 @@ func turnaroundOutInsns(m mapFDs, tgid int32, comm string, nrs []int32) asm.Inst
 		asm.JEq.Imm(asm.R9, 0, "out"),
 	}
 	if comm != "" {
-		var name [16]byte
+		var name [commLen]byte
 		copy(name[:], comm)
 		kick = append(kick, zero64(asm.RFP, -16), zero64(asm.RFP, -8))
 		kick = append(kick, currentComm(asm.RFP, -16)...)

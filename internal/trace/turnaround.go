@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ import (
 const (
 	TurnaroundBucket  = 100 * time.Nanosecond
 	TurnaroundBuckets = 1000
+	// TurnaroundSpan is the longest turnaround the histogram resolves.
+	TurnaroundSpan = TurnaroundBuckets * TurnaroundBucket
 )
 
 // TurnaroundTrace is what a TurnaroundTracer counted.
@@ -36,7 +39,7 @@ type TurnaroundTrace struct {
 	Duration time.Duration `json:"duration_ns"`
 	Count    uint64        `json:"count"`
 	Total    time.Duration `json:"total_ns"`
-	Over     uint64        `json:"over"` // turnarounds of TurnaroundBuckets × TurnaroundBucket or more
+	Over     uint64        `json:"over"` // turnarounds of TurnaroundSpan or more
 	// Buckets[i] counts turnarounds in [i, i+1) × TurnaroundBucket.
 	Buckets [TurnaroundBuckets]uint64 `json:"buckets_100ns"`
 	Cost    []ProgramCost             `json:"cost,omitempty"`
@@ -52,7 +55,7 @@ type TurnaroundTarget struct {
 	PID    int    // the server process
 	Thread string // only its threads of this name (what /proc/PID/task/TID/comm shows), "" for any
 	Dev    string // the device whose XDP program steers the server's requests into its XSKMAP
-	NetNS  string // the network namespace of Dev: a path, "" for napilab's own
+	NetNS  string // the network namespace of Dev: a name under /run/netns or a path, "" for napilab's own
 	Queue  uint32 // the XSKMAP slot, the queue id by convention
 }
 
@@ -60,17 +63,14 @@ func (t TurnaroundTarget) check() error {
 	switch {
 	case t.PID <= 0:
 		return kernel.Fieldf("pid", "%d is not a process id: give the server's", t.PID)
-	case len(t.Thread) > maxCommLen:
+	case len(t.Thread) >= commLen:
 		return kernel.Fieldf("thread", "%q is longer than the kernel keeps a thread's name (%d bytes)", t.Thread,
-			maxCommLen)
+			commLen-1)
 	case t.Dev == "":
 		return kernel.Fieldf("dev", "is empty: give the device the server's XDP program is attached to")
 	}
 	return nil
 }
-
-// maxCommLen is the longest thread name the kernel keeps (TASK_COMM_LEN less the terminating NUL).
-const maxCommLen = 15
 
 // TurnaroundTracer times a server's turnaround from NewTurnaroundTracer until Close.
 type TurnaroundTracer struct {
@@ -116,10 +116,7 @@ func (t *TurnaroundTrace) Percentile(p float64) time.Duration {
 	if t.Count == 0 || p <= 0 || p > 100 {
 		return -1
 	}
-	rank := uint64(p / 100 * float64(t.Count))
-	if float64(rank) < p/100*float64(t.Count) {
-		rank++ // the smallest count of turnarounds at or below the percentile
-	}
+	rank := uint64(math.Ceil(p / 100 * float64(t.Count))) // the fewest turnarounds at or below the percentile
 	var seen uint64
 	for i, n := range t.Buckets {
 		if seen += n; seen >= rank {
@@ -148,14 +145,14 @@ func (t *TurnaroundTrace) Format(w io.Writer) error {
 	} else {
 		edge := func(d time.Duration) string {
 			if d < 0 {
-				return fmt.Sprintf("≥ %v", time.Duration(TurnaroundBuckets)*TurnaroundBucket)
+				return fmt.Sprintf("≥ %v", TurnaroundSpan)
 			}
 			return "≤ " + d.String()
 		}
 		fmt.Fprintf(&b, "%d turnarounds, mean %v\np50 %s  p90 %s  p99 %s  p99.9 %s", t.Count,
 			(t.Total / time.Duration(t.Count)).Round(time.Nanosecond), edge(t.P50), edge(t.P90), edge(t.P99), edge(t.P999))
 		if t.Over > 0 {
-			fmt.Fprintf(&b, "  (%d of %v or more)", t.Over, time.Duration(TurnaroundBuckets)*TurnaroundBucket)
+			fmt.Fprintf(&b, "  (%d of %v or more)", t.Over, TurnaroundSpan)
 		}
 		b.WriteString("\n")
 	}

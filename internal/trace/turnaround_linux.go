@@ -3,7 +3,6 @@ package trace
 import (
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -82,26 +81,23 @@ func (t *turnaroundKernel) close() error {
 // napilab's own), redirects into: the program from rtnetlink, its maps from the kernel.
 func xskMapOf(nsPath, dev string) (uint32, error) {
 	where := netns.Describe(nsPath)
+	nsfd, closeNS, err := openNetNS(nsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer closeNS()
+	ifindex, err := ifindexIn(nsfd, dev, where)
+	if err != nil {
+		return 0, err
+	}
 	var progID uint32
-	look := func() error {
-		ifc, err := net.InterfaceByName(dev)
-		if err != nil {
-			return kernel.Fieldf("dev", "%q does not exist in %s: check the device's name and the network namespace "+
-				"it lives in", dev, where)
-		}
-		a, ok, err := xdp.AttachedProgram(ifc.Index)
+	if err := doIn(nsfd, where, func() error {
+		a, ok, err := xdp.AttachedProgram(ifindex)
 		if ok {
 			progID = a.ProgramID
 		}
 		return err
-	}
-	var err error
-	if nsPath == "" {
-		err = look()
-	} else {
-		err = netns.Do(nsPath, look)
-	}
-	if err != nil {
+	}); err != nil {
 		return 0, err
 	}
 	if progID == 0 {
