@@ -71,7 +71,6 @@ type tool struct {
 	ends                  xskEnds // which xsk_rr is at each end; zero for the other tools
 	parse                 func(out []byte) (sample, error)
 	runs                  []sample
-	thread                string       // the server's serving thread, for --turnaround ("" for any)
 	turns                 []turnaround // with --turnaround, the server's, run by run
 }
 
@@ -290,18 +289,22 @@ func med(runs []sample, get func(sample) float64, ns bool) string {
 	for i, r := range runs {
 		v[i] = get(r)
 	}
-	slices.Sort(v)
-	if v[0] < 0 {
+	if slices.Min(v) < 0 {
 		return "–" // the tool does not report this figure
 	}
-	f := func(x float64) string {
+	return spread(v, func(x float64) string {
 		if ns {
 			return report.FormatNs(int64(x))
 		}
 		return strconv.FormatFloat(x, 'f', 0, 64)
-	}
+	})
+}
+
+// spread formats the median of v with its range, or the one value when they are all the same; it sorts v.
+func spread(v []float64, f func(float64) string) string {
+	slices.Sort(v)
 	m := v[len(v)/2]
-	if len(v) > 1 && v[0] != v[len(v)-1] {
+	if v[0] != v[len(v)-1] {
 		return fmt.Sprintf("%s (%s–%s)", f(m), f(v[0]), f(v[len(v)-1]))
 	}
 	return f(m)
@@ -335,11 +338,10 @@ func toolset(e env) []*tool {
 		}
 	}
 	tools := []*tool{
-		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced", thread: "rr-server",
+		{name: "napilab rr (open loop)", transport: "AF_XDP", loop: "open, paced",
 			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--rate", strconv.Itoa(o.rate)), parse: parseNapilab},
 		{name: "xsk_rr drop-in", transport: "AF_XDP", loop: "open, paced, inline", ends: xskEnds{dropIn, dropIn},
-			thread: "rr-server",
 			server: xServer(e.xskRR), ready: "xsk_rr: serving", client: xClient(e.xskRR), stop: true, parse: parseXskRR},
 	}
 	if o.original != "" {
@@ -349,7 +351,7 @@ func toolset(e env) []*tool {
 				ends: xskEnds{original, dropIn}, server: xServer(o.original), settle: time.Second,
 				client: xClient(e.xskRR), stop: true, parse: parseXskRR},
 			&tool{name: "drop-in server ← original xsk_rr client", transport: "AF_XDP", loop: "open, paced, inline",
-				ends: xskEnds{dropIn, original}, thread: "rr-server", server: xServer(e.xskRR), ready: "xsk_rr: serving",
+				ends: xskEnds{dropIn, original}, server: xServer(e.xskRR), ready: "xsk_rr: serving",
 				client: xClient(o.original), stop: true, parse: parseXskRR},
 			&tool{name: "original xsk_rr (both ends)", transport: "AF_XDP", loop: "open, paced, inline",
 				ends: xskEnds{original, original}, server: xServer(o.original), settle: time.Second,
@@ -366,10 +368,10 @@ func toolset(e env) []*tool {
 					"-m", strconv.Itoa(o.payload), "--mps", strconv.Itoa(o.rate),
 					"-t", strconv.Itoa(int(o.duration.Seconds()))}
 			}, parse: parseSockperf},
-		&tool{name: "napilab rr (paced, 1 in flight)", transport: "AF_XDP", loop: "closed, paced", thread: "rr-server",
+		&tool{name: "napilab rr (paced, 1 in flight)", transport: "AF_XDP", loop: "closed, paced",
 			fromSendRow: "  the same, from the actual send", server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--rate", strconv.Itoa(o.rate), "--outstanding", "1"), parse: parseNapilab},
-		&tool{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1", thread: "rr-server",
+		&tool{name: "napilab rr (1 in flight)", transport: "AF_XDP", loop: "closed, 1",
 			server: napilabServer, ready: "napilab rr server on",
 			client: napilabClient("--outstanding", "1"), parse: parseNapilab},
 		&tool{name: "netperf UDP_RR", transport: "UDP socket", loop: "closed, 1",
@@ -466,8 +468,8 @@ func traceTurnaround(e env, t *tool, pid int) <-chan tracedTurnaround {
 	done := make(chan tracedTurnaround, 1)
 	argv := []string{e.napilab, "trace", "turnaround", "--pid", strconv.Itoa(pid), "--netns", e.bed.B.NetNSPath(),
 		"--dev", testbed.LinkB, "--duration", (warmup + e.o.duration).String(), "--json"}
-	if t.thread != "" {
-		argv = append(argv, "--thread", t.thread)
+	if t.ends.server != original {
+		argv = append(argv, "--thread", "rr-server") // every other AF_XDP server here is napilab's
 	}
 	go func() {
 		out, err := exec.Command(argv[0], argv[1:]...).Output()
@@ -507,17 +509,12 @@ func turnarounds(tools []*tool) []string {
 					v[i] = math.Inf(1) // beyond the tracer's histogram
 				}
 			}
-			slices.Sort(v)
-			f := func(x float64) string {
+			return spread(v, func(x float64) string {
 				if math.IsInf(x, 1) {
-					return "beyond 100 µs"
+					return "beyond " + report.FormatNs(int64(trace.TurnaroundSpan))
 				}
 				return report.FormatNs(int64(x))
-			}
-			if v[0] == v[len(v)-1] {
-				return f(v[0])
-			}
-			return fmt.Sprintf("%s (%s–%s)", f(v[len(v)/2]), f(v[0]), f(v[len(v)-1]))
+			})
 		}
 		lines = append(lines, fmt.Sprintf("%s: p50 %s, p99 %s", t.name, col(func(x turnaround) float64 { return x.p50 }),
 			col(func(x turnaround) float64 { return x.p99 })))
