@@ -118,6 +118,17 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 			if !h.serverStep(addr) || h.srv.st.Refused() != 0 {
 				t.Errorf("the server step refused the request: %+v", h.srv.st)
 			}
+			// An iteration on an empty RX ring (the client's sends above dropped): the inline driver's idle spin.
+			rx := h.srv.sock.RX()
+			rx.Release(rx.Peek(rx.Size()))
+			polls := h.srv.st.EmptyPolls
+			if n := testing.AllocsPerRun(100, func() { _ = h.srv.serve(rxBatch) }); n != 0 {
+				t.Errorf("server idle iteration allocates %v times", n)
+			}
+			if got := h.srv.st.EmptyPolls - polls; got != 101*(1+idleSpin) {
+				t.Errorf("101 idle iterations made %d empty polls, want %d each (the loop's peek, then a kick "+
+					"after each of the spin's)", got, 1+idleSpin)
+			}
 		})
 	}
 }

@@ -5,6 +5,7 @@ package xsk
 import (
 	"fmt"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/napilab/napilab/internal/kernel"
@@ -22,6 +23,7 @@ func Open(ifindex, queue int, cfg Config) (*Socket, error) {
 
 func (s *Socket) kickTX() error                      { return errNotLinux }
 func (s *Socket) kickRX() error                      { return errNotLinux }
+func recvfromKick(int) syscall.Errno                 { return syscall.ENOSYS }
 func (s *Socket) waitRX(time.Duration) (bool, error) { return false, errNotLinux }
 func (s *Socket) stats() (Statistics, error)         { return Statistics{}, errNotLinux }
 func (s *Socket) closeKernel() error                 { return nil }
