@@ -14,6 +14,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/rr"
 )
 
 // cli lists the subcommands; each lives in its own file.
@@ -36,7 +37,13 @@ const description = `napilab compares Linux NAPI polling modes (interrupts, sock
 threaded NAPI busy poll, IRQ suspension) for AF_XDP request/response traffic: latency percentiles beside CPU cost,
 with every system change recorded and restored.`
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	// Before anything: the spinning loops of rr, sweep, agent and demo run with asynchronous preemption off.
+	if err := rr.RestartForSpinning(); err != nil {
+		fmt.Fprintf(os.Stderr, "napilab: warning: %v\n", err)
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // stdio is where a command writes: run's stdout and stderr, bound into every command's Run.
 type stdio struct{ out, err io.Writer }

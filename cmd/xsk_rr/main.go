@@ -37,7 +37,12 @@ import (
 	"github.com/napilab/napilab/internal/rr"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	if err := rr.RestartForSpinning(); err != nil {
+		fmt.Fprintf(os.Stderr, "xsk_rr: warning: %v\n", err)
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // run is the whole command; it returns the exit status: 0 after a clean stop, 1 on any error (as the original's
 // error(1, ...)).
