@@ -6,7 +6,7 @@ import "strings"
 //
 // The Go runtime forces a goroutine that has run 10 ms without rescheduling to yield (runtime/proc.go: retake,
 // preemptone), and a spinning loop never reschedules, so each spinner is handed off through another thread and
-// back about a hundred times a second whatever napilab does. With asynchronous preemption on, the Go default, each
+// back up to a hundred times a second (about fifty measured) whatever napilab does. With asynchronous preemption on, the Go default, each
 // of those requests also signals the spinner's thread (SIGURG); its kicks are raw system calls, so the signal
 // mostly lands where it cannot preempt, and the thread pays for its delivery and handler all the same. With it off
 // (GODEBUG=asyncpreemptoff=1) the loop yields at its next function call: the same hand-off, no signal. Measured on
