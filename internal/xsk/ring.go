@@ -51,8 +51,8 @@ func (r *ring[T]) Size() uint32 { return r.size() }
 // and completion. Use it as Reserve(n) → Set(i, v) for i < the reserved count → Submit(count).
 //
 // It keeps its own view of the consumer index and reads the shared one (an acquire load) only when that view
-// shows too little free space; Submit publishes with a release store. No method allocates or locks. A Producer
-// belongs to one goroutine.
+// shows too little free space; Submit publishes with a release store (storeRelease). No method allocates or
+// locks. A Producer belongs to one goroutine.
 type Producer[T Entry] struct {
 	ring[T]
 	cachedCons uint32 // last consumer index seen plus the ring size: the first index that is not free
@@ -85,7 +85,7 @@ func (p *Producer[T]) Submit(n uint32) {
 		return // a store of the same index would still take the cache line away from the consumer
 	}
 	p.published += n
-	atomic.StoreUint32(p.producer, p.published)
+	storeRelease(p.producer, p.published)
 }
 
 // Pending is how many submitted entries the consumer has not yet taken: on the TX ring, frames the kernel has
@@ -106,8 +106,8 @@ func (p *Producer[T]) Cancel(n uint32) {
 // of fill and TX. Use it as Peek(max) → Get(i) for i < the peeked count → Release(count).
 //
 // It keeps its own view of the producer index and reads the shared one (an acquire load) only when that view
-// runs dry; Release publishes with a release store. No method allocates or locks. A Consumer belongs to one
-// goroutine.
+// runs dry; Release publishes with a release store (storeRelease). No method allocates or locks. A Consumer
+// belongs to one goroutine.
 type Consumer[T Entry] struct {
 	ring[T]
 	cachedProd uint32 // producer index as last seen
@@ -140,7 +140,7 @@ func (c *Consumer[T]) Release(n uint32) {
 		return // a store of the same index would still take the cache line away from the producer
 	}
 	c.released += n
-	atomic.StoreUint32(c.consumer, c.released)
+	storeRelease(c.consumer, c.released)
 }
 
 // Cancel un-peeks the newest n peeked, unreleased entries: the next Peek returns them again.
