@@ -236,16 +236,16 @@ func (s *Socket) KickRXIfNeeded() error {
 }
 
 // SpinRX is the idle loop of a thread that busy-polls its socket: while the RX ring is empty and stop is unset
-// it kicks RX (as KickRX), at most max times, and returns how many kicks it made. The caller peeks the ring
+// it kicks RX (as KickRX), at most limit times, and returns how many kicks it made. The caller peeks the ring
 // after it returns. It exists because a busy-polling server spends most of its time here: one function between
 // the ring and the system call, with the kicks counted once on return rather than by an atomic add each, keeps
 // an empty iteration close to the system call itself. Measured on a 2-vCPU VM, an idle xsk_rr server on veth:
 // 1.40–1.65 M kicks/s through KickRX and the server's general loop, 1.70–2.16 M/s through SpinRX, 1.80–2.16 M/s
 // for the C xsk_rr's loop.
-func (s *Socket) SpinRX(stop *atomic.Bool, max uint32) (uint32, error) {
+func (s *Socket) SpinRX(stop *atomic.Bool, limit uint32) (uint32, error) {
 	var n uint32
 	var err error
-	for n < max && !s.rx.ready() && !stop.Load() {
+	for n < limit && !s.rx.ready() && !stop.Load() {
 		n++
 		if s.backend != nil {
 			err = s.backend.KickRX()
