@@ -1,21 +1,34 @@
 package rr
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
 
 // restartHelperEnv makes this test binary the program TestRestartForSpinning restarts: it prints its pid and
-// GODEBUG, restarts, and prints them again from the restarted program.
+// GODEBUG and its name (comm), restarts, and prints them again from the restarted program.
 const restartHelperEnv = "NAPILAB_TEST_RESTART_HELPER"
+
+// restartRemoveSelfEnv makes the helper delete its own executable before it restarts, as an upgrade or a
+// `go run` clean-up can while a program runs.
+const restartRemoveSelfEnv = "NAPILAB_TEST_RESTART_REMOVE_SELF"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(restartHelperEnv) == "1" {
-		fmt.Printf("pid=%d godebug=%q\n", os.Getpid(), os.Getenv("GODEBUG"))
+		comm, _ := os.ReadFile("/proc/self/comm")
+		fmt.Printf("pid=%d godebug=%q comm=%q\n", os.Getpid(), os.Getenv("GODEBUG"), strings.TrimSpace(string(comm)))
+		if os.Getenv(restartRemoveSelfEnv) == "1" && os.Getenv("GODEBUG") == "" {
+			if err := os.Remove(os.Args[0]); err != nil {
+				fmt.Printf("error: %v\n", err)
+			}
+		}
 		if err := RestartForSpinning(); err != nil {
 			fmt.Printf("error: %v\n", err)
 		}
@@ -25,10 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 func TestRestartForSpinning(t *testing.T) {
-	run := func(godebug ...string) []string {
+	run := func(program string, env ...string) []string {
 		t.Helper()
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(append(withoutGODEBUG(os.Environ()), restartHelperEnv+"=1"), godebug...)
+		cmd := exec.Command(program)
+		cmd.Env = append(append(withoutGODEBUG(os.Environ()), restartHelperEnv+"=1"), env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("helper: %v\n%s", err, out)
@@ -42,26 +55,56 @@ func TestRestartForSpinning(t *testing.T) {
 		return lines
 	}
 
-	lines := run()
+	lines := run(os.Args[0])
 	if len(lines) != 2 {
 		t.Fatalf("want the helper's line before and after the restart, got %q", lines)
 	}
 	var pid1, pid2 int
-	var env1, env2 string
-	if _, err := fmt.Sscanf(lines[0], "pid=%d godebug=%q", &pid1, &env1); err != nil {
+	var env1, env2, comm1, comm2 string
+	if _, err := fmt.Sscanf(lines[0], "pid=%d godebug=%q comm=%q", &pid1, &env1, &comm1); err != nil {
 		t.Fatalf("%q: %v", lines[0], err)
 	}
-	if _, err := fmt.Sscanf(lines[1], "pid=%d godebug=%q", &pid2, &env2); err != nil {
+	if _, err := fmt.Sscanf(lines[1], "pid=%d godebug=%q comm=%q", &pid2, &env2, &comm2); err != nil {
 		t.Fatalf("%q: %v", lines[1], err)
 	}
 	if pid1 != pid2 || env1 != "" || env2 != "asyncpreemptoff=1" {
 		t.Errorf("restart: pid %d → %d, GODEBUG %q → %q; want the same pid (an exec, not a child) and "+
 			"asyncpreemptoff=1", pid1, pid2, env1, env2)
 	}
+	if comm1 == "" || comm2 != comm1 {
+		t.Errorf("restart renamed the process from %q to %q; want its name kept (ps, top and pgrep show it)",
+			comm1, comm2)
+	}
 
 	// A GODEBUG that already says it: no restart.
-	if lines := run("GODEBUG=asyncpreemptoff=0"); len(lines) != 1 || !strings.Contains(lines[0], `"asyncpreemptoff=0"`) {
+	if lines := run(os.Args[0], "GODEBUG=asyncpreemptoff=0"); len(lines) != 1 || !strings.Contains(lines[0], `"asyncpreemptoff=0"`) {
 		t.Errorf("with asyncpreemptoff=0 set, the helper printed %q; want one line and no restart", lines)
+	}
+}
+
+// TestRestartWithoutItsFile: a program whose executable was deleted while it ran still restarts, as itself
+// (through /proc/self/exe).
+func TestRestartWithoutItsFile(t *testing.T) {
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	program := filepath.Join(t.TempDir(), "restart-helper")
+	if err := os.WriteFile(program, self, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(program)
+	cmd.Env = append(withoutGODEBUG(os.Environ()), restartHelperEnv+"=1", restartRemoveSelfEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(program); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the helper did not delete its executable (%v):\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "pid="); n != 2 || strings.Contains(string(out), "error:") ||
+		!strings.Contains(string(out), `godebug="asyncpreemptoff=1"`) {
+		t.Errorf("want the helper's line before and after a restart without its file, got:\n%s", out)
 	}
 }
 
