@@ -88,6 +88,9 @@ func ClientReport(w io.Writer, d *rr.Document) {
 	fmt.Fprintf(w, "  window    %s measured after %s warm-up; %s, %.0f replies/s; sender lateness p50 %s p99 %s\n",
 		FormatNs(int64(r.Window)), FormatNs(int64(p.Warmup)), sent, r.ReplyRate,
 		FormatNs(r.SenderLateness.P50), FormatNs(r.SenderLateness.P99))
+	if g := r.LoopGaps; g.Min > 0 {
+		fmt.Fprintf(w, "  loop      %s\n", loopGaps(g))
+	}
 	if r.Measured == 0 {
 		// Percentiles of nothing would print as "0 ns": a latency nobody measured.
 		fmt.Fprintf(w, "  latency   none measured: no reply came back within the measured window\n")
@@ -116,6 +119,16 @@ func ClientReport(w io.Writer, d *rr.Document) {
 }
 
 // latencyRows writes the latency table of a run that measured replies.
+// loopGaps says how often the receive loop was away from its ring for Min or longer (rr.LoopGaps).
+func loopGaps(g rr.LoopGaps) string {
+	if g.Count == 0 {
+		return fmt.Sprintf("no iteration of the receive loop took %s or longer", FormatNs(int64(g.Min)))
+	}
+	return fmt.Sprintf("%d iterations of the receive loop took %s or longer, %s in all, the longest %s: its "+
+		"thread off the CPU (another task, an interrupt, the hypervisor) or a long kick", g.Count,
+		FormatNs(int64(g.Min)), FormatNs(int64(g.Total)), FormatNs(int64(g.Longest)))
+}
+
 func latencyRows(w io.Writer, r *rr.ClientResult) {
 	fmt.Fprintf(w, "  latency   %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p5", "p50", "p90", "p99", "p99.9", "p99.99", "max")
 	row := func(name string, s hist.Summary) {

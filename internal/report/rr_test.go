@@ -81,3 +81,25 @@ func TestReportsShowTheSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestClientReportLoopGaps: the summary says how long the receive loop was away from its ring, and that it never
+// was when no iteration reached the threshold; a result without the figure (an older document) has no line.
+func TestClientReportLoopGaps(t *testing.T) {
+	r := &rr.ClientResult{Sent: 1, Window: time.Second, LoopGaps: rr.LoopGaps{Min: 20 * time.Microsecond, Count: 3,
+		Total: 7300 * time.Microsecond, Longest: 4800 * time.Microsecond}}
+	for _, c := range []struct {
+		gaps rr.LoopGaps
+		want string
+	}{
+		{r.LoopGaps, "loop      3 iterations of the receive loop took 20.0 µs or longer, 7.30 ms in all, the longest 4.80 ms"},
+		{rr.LoopGaps{Min: 20 * time.Microsecond}, "loop      no iteration of the receive loop took 20.0 µs or longer"},
+		{rr.LoopGaps{}, ""},
+	} {
+		r.LoopGaps = c.gaps
+		var b bytes.Buffer
+		ClientReport(&b, clientDoc(r))
+		if got := b.String(); (c.want == "") == strings.Contains(got, "  loop  ") || !strings.Contains(got, c.want) {
+			t.Errorf("with %+v the report reads:\n%s\nwant a line %q", c.gaps, got, c.want)
+		}
+	}
+}

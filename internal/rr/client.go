@@ -58,6 +58,30 @@ type ClientOptions struct {
 	StopSending <-chan struct{}
 }
 
+// LoopGaps are the receive loop's idle iterations over the measured window (nothing sent, received or
+// reported) that took Min or longer. Such an iteration is a look at the RX ring and a kick: about a µs, or the
+// socket's SO_BUSY_POLL time with busy polling on (Min includes it). One that takes tens of µs or more is the
+// spinning thread away from its ring: preempted by another task, interrupted, its vCPU descheduled by the
+// hypervisor (which the guest's own CPU accounting does not see), or a kick that met that much kernel work.
+// Replies arriving and requests falling due meanwhile wait it out, so the longest gap bounds what the run's tail
+// can say about the network. Iterations that worked are not counted, so a saturated loop shows few gaps.
+type LoopGaps struct {
+	Min     time.Duration `json:"min_ns"`
+	Count   uint64        `json:"count"`
+	Total   time.Duration `json:"total_ns"`
+	Longest time.Duration `json:"longest_ns"`
+}
+
+// loopGapMin is LoopGaps.Min without busy polling: far above an idle iteration (a ring check and a kick, 0.5–1 µs
+// on a 2-vCPU VM), below the Go runtime's hand-off of a spinner (33–54 µs measured there).
+const loopGapMin = 20 * time.Microsecond
+
+func (g *LoopGaps) add(d int64) {
+	g.Count++
+	g.Total += time.Duration(d)
+	g.Longest = max(g.Longest, time.Duration(d))
+}
+
 // ClientResult is everything a client run measured.
 type ClientResult struct {
 	Placement Placement `json:"placement"`
@@ -102,7 +126,8 @@ type ClientResult struct {
 	RestOfTrip     hist.Summary            `json:"rest_of_round_trip,omitzero"`
 	Unsplit        uint64                  `json:"unsplit,omitempty"`
 	SenderLateness hist.Summary            `json:"sender_lateness"` // actual minus scheduled send time
-	XskRRPN        [4]hist.XskRRPercentile `json:"xsk_rr_pn"`       // the original's "pN" over the run
+	LoopGaps       LoopGaps                `json:"loop_gaps"`
+	XskRRPN        [4]hist.XskRRPercentile `json:"xsk_rr_pn"` // the original's "pN" over the run
 	Intervals      []Interval              `json:"intervals,omitempty"`
 	Usage          *usage.Usage            `json:"usage,omitempty"`
 	CPUPerRequest  time.Duration           `json:"cpu_per_request_ns"`
@@ -281,6 +306,9 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 	if c.p.Format == FormatNapilab {
 		rcv.tracker = NewTracker(trackerWindow)
 	}
+	// An idle iteration's RX kick busy-polls for up to SO_BUSY_POLL by design: that is not the thread away.
+	busy, _ := c.sock.BusyPoll() // 0 where the socket cannot say (in memory)
+	rcv.gaps.Min = loopGapMin + busy
 
 	// Stop on cancellation without touching the spinning threads: they poll sh.stop.
 	stopWatch := context.AfterFunc(ctx, func() { sh.stop.Store(true) })
@@ -397,6 +425,7 @@ func (c *Client) Run(ctx context.Context) (*ClientResult, error) {
 			res.Unsplit, res.Measured))
 	}
 	res.SenderLateness = rep.lateness.Summary()
+	res.LoopGaps = rcv.gaps
 	res.XskRRPN = run.compat.Percentiles()
 	res.Intervals = rep.intervals
 	res.GCCycles = usage.GCCycles() - gcBefore

@@ -81,6 +81,8 @@ type memRun struct {
 	server  serverSpec
 	srvOpts ServerOptions
 	stamp   bool // the fake kernel stamps frames as napilab's XDP program does
+	// stallClient, if set, holds the client's 100th RX kick that long, as a preemption would.
+	stallClient time.Duration
 }
 
 func newMemRun(v6 bool) memRun {
@@ -108,6 +110,17 @@ func (m memRun) run(t *testing.T) (*ClientResult, ServerStats) {
 	defer pair.Close()
 	if m.stamp {
 		pair.Stamp = nanotime
+	}
+	if m.stallClient > 0 {
+		kicks := 0 // the client's receive loop is its only RX kicker
+		pair.OnKickRX = func(s *xsk.Socket) {
+			if s != pair.A {
+				return
+			}
+			if kicks++; kicks == 100 {
+				time.Sleep(m.stallClient)
+			}
+		}
 	}
 	m.server.Format = m.client.Format
 	m.server.Payload = m.client.Payload
@@ -379,5 +392,20 @@ func TestMemSplitsRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMemLoopGaps: a receive loop held off its ring, here inside one of its kicks, reports the gap; the run still
+// answers every request. The sender has a thread of its own, so the stalled iteration is an idle one whatever the
+// schedule (an iteration that sends is work, not a gap).
+func TestMemLoopGaps(t *testing.T) {
+	m := newMemRun(false)
+	m.client.Poll, m.client.Sender = PollInline, SenderThread
+	m.stallClient = 30 * time.Millisecond
+	res, _ := m.run(t)
+	checkClean(t, res, 1000)
+	g := res.LoopGaps
+	if g.Min != loopGapMin || g.Count == 0 || g.Longest < m.stallClient || g.Total < g.Longest {
+		t.Fatalf("loop gaps %+v; want at least one of %v or more, the longest within the total", g, m.stallClient)
 	}
 }

@@ -23,6 +23,7 @@ type receiver struct {
 
 	nextReport int64
 	lastReply  int64
+	gaps       LoopGaps // of the measured window; the caller sets Min
 	delayUntil int64
 	stray      uint64
 	malformed  uint64
@@ -43,10 +44,19 @@ func (r *receiver) loop(inline bool) {
 	rx, fill := r.sock.RX(), r.sock.Fill()
 	timeout := int64(r.p.Timeout)
 	r.lastReply = nanotime()
+	// A gap is an idle iteration (nothing sent, received or reported) that took gaps.Min or longer: the
+	// thread was away. Iterations that worked are left out, whatever they took, since their length is the work's.
+	last, quiet, sent := r.lastReply, false, uint64(0)
+	minGap := int64(r.gaps.Min)
 
 	for !r.sh.stop.Load() {
 		now := nanotime()
+		if quiet && now-last >= minGap && last >= r.tl.measureStart && (!inline || r.sh.sent.Load() == sent) {
+			r.gaps.add(now - last)
+		}
+		last, quiet = now, true
 		if inline {
+			sent = r.sh.sent.Load()
 			switch {
 			case r.p.Windowed():
 				if inFlight := r.sh.sent.Load() - r.answered(); inFlight < uint64(r.p.Outstanding) {
@@ -60,6 +70,7 @@ func (r *receiver) loop(inline bool) {
 		}
 		if now >= r.nextReport {
 			r.rotate(now)
+			quiet = false
 		}
 		if r.sh.sendDone.Load() {
 			if r.answered() >= r.sh.sent.Load() || now-r.sh.lastSend.Load() > timeout {
@@ -87,6 +98,7 @@ func (r *receiver) loop(inline bool) {
 		// Each received frame goes straight back to the fill ring. The kernel publishes a frame on the RX ring
 		// before it releases the fill slot the frame came from, so the fill ring may have room for fewer than
 		// n: take only as many replies now, the rest stay on the RX ring for the next round.
+		quiet = false
 		got := fill.Reserve(n)
 		if got < n {
 			rx.Cancel(n - got)

@@ -56,8 +56,9 @@ import (
 // sample is one run's figures in ns; -1 is a figure the tool does not report.
 type sample struct {
 	p50, p90, p99, p999, max, rate float64
-	pn50, avg                      float64 // an xsk_rr client's own "p50" and avg, medians over its intervals
-	fromSend                       *sample // napilab's open loop: the same replies timed from the actual send
+	pn50, avg                      float64      // an xsk_rr client's own "p50" and avg, medians over its intervals
+	fromSend                       *sample      // napilab's open loop: the same replies timed from the actual send
+	gaps                           *rr.LoopGaps // napilab: its receive loop's time away from the ring
 }
 
 type tool struct {
@@ -188,8 +189,13 @@ func run(rounds int, o opts, only string) error {
 				t.turns = append(t.turns, *turn)
 			}
 			loads = append(loads, loadAvg())
+			away := ""
+			if g := s.gaps; g != nil {
+				away = fmt.Sprintf("; loop away %s, longest %s", report.FormatNs(int64(g.Total)),
+					report.FormatNs(int64(g.Longest)))
+			}
 			fmt.Printf("  round %d  %-40s p50 %-9s p99 %-9s p99.9 %-9s %6.0f req/s  (other processes: %v of CPU; "+
-				"load %.2f)\n", r, t.name, fns(s.p50), fns(s.p99), fns(s.p999), s.rate, other, loads[len(loads)-1])
+				"load %.2f%s)\n", r, t.name, fns(s.p50), fns(s.p99), fns(s.p999), s.rate, other, loads[len(loads)-1], away)
 		}
 	}
 	fmt.Println()
@@ -209,6 +215,15 @@ func run(rounds int, o opts, only string) error {
 	if lines := serverPairs(tools); len(lines) > 0 {
 		fmt.Println("\nThe two servers under the same client, round by round (drop-in minus original; negative: the drop-in's")
 		fmt.Println("round trips were shorter). Median of the rounds (min–max), and the rounds where the drop-in's was no longer:")
+		for _, l := range lines {
+			fmt.Println("  " + l)
+		}
+	}
+	if lines, least := loopGapLines(tools); len(lines) > 0 {
+		fmt.Printf("\nnapilab's receive loop away from its ring (idle iterations of %s or more: the thread preempted,\n",
+			report.FormatNs(int64(least)))
+		fmt.Println("interrupted or its vCPU descheduled; requests due and replies waiting meanwhile wait it out). Median of the")
+		fmt.Println("rounds (min–max), per run:")
 		for _, l := range lines {
 			fmt.Println("  " + l)
 		}
@@ -496,6 +511,28 @@ func parseTurnaround(out []byte) (turnaround, error) {
 }
 
 // turnarounds formats the servers' turnarounds, one line per tool that has them.
+// loopGapLines gives, for each tool whose runs report rr.LoopGaps, the longest gap and the time away in all; and
+// the least iteration counted as a gap.
+func loopGapLines(tools []*tool) (lines []string, least time.Duration) {
+	for _, t := range tools {
+		if len(t.runs) == 0 || slices.ContainsFunc(t.runs, func(s sample) bool { return s.gaps == nil }) {
+			continue
+		}
+		col := func(get func(rr.LoopGaps) time.Duration) string {
+			v := make([]float64, len(t.runs))
+			for i, s := range t.runs {
+				v[i] = float64(get(*s.gaps))
+				least = max(least, s.gaps.Min)
+			}
+			return spread(v, func(x float64) string { return report.FormatNs(int64(x)) })
+		}
+		lines = append(lines, fmt.Sprintf("%s: longest %s, in all %s", t.name,
+			col(func(g rr.LoopGaps) time.Duration { return g.Longest }),
+			col(func(g rr.LoopGaps) time.Duration { return g.Total })))
+	}
+	return lines, least
+}
+
 func turnarounds(tools []*tool) []string {
 	var lines []string
 	for _, t := range tools {
@@ -637,9 +674,13 @@ func parseNapilab(out []byte) (sample, error) {
 		return sample{}, fmt.Errorf("%d GC cycles ran during the measurement", d.Client.GCCycles)
 	}
 	f := d.Client.LatencyFromSend
-	return sample{float64(l.P50), float64(l.P90), float64(l.P99), float64(l.P999), float64(l.Max), d.Client.ReplyRate,
+	s := sample{float64(l.P50), float64(l.P90), float64(l.P99), float64(l.P999), float64(l.Max), d.Client.ReplyRate,
 		-1, -1, &sample{float64(f.P50), float64(f.P90), float64(f.P99), float64(f.P999), float64(f.Max),
-			d.Client.ReplyRate, -1, -1, nil}}, nil
+			d.Client.ReplyRate, -1, -1, nil, nil}, nil}
+	if g := d.Client.LoopGaps; g.Min > 0 {
+		s.gaps = &g
+	}
+	return s, nil
 }
 
 var (

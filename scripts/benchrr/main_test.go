@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/rr"
@@ -22,7 +23,8 @@ func readTestdata(t *testing.T, name string) []byte {
 
 func checkSample(t *testing.T, got, want sample) {
 	t.Helper()
-	got.fromSend, want.fromSend = nil, nil
+	got.fromSend, want.fromSend = nil, nil // checked on their own
+	got.gaps, want.gaps = nil, nil
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
@@ -90,7 +92,7 @@ func TestParseNetperf(t *testing.T) {
 
 // napilab's open loop gives two rows from one run: timed from the scheduled send, and from the actual send.
 func TestParseNapilab(t *testing.T) {
-	res := &rr.ClientResult{ReplyRate: 12500,
+	res := &rr.ClientResult{ReplyRate: 12500, LoopGaps: rr.LoopGaps{Min: 20000, Count: 2, Total: 90000, Longest: 70000},
 		Latency:         hist.Summary{P50: 6080, P90: 8300, P99: 98300, P999: 2020000, Max: 5400000},
 		LatencyFromSend: hist.Summary{P50: 6000, P90: 8000, P99: 36000, P999: 216000, Max: 1470000}}
 	doc := func(mod func(*rr.ClientResult)) []byte {
@@ -110,6 +112,9 @@ func TestParseNapilab(t *testing.T) {
 		avg: -1})
 	if s.fromSend == nil {
 		t.Fatal("no figures from the actual send")
+	}
+	if s.gaps == nil || *s.gaps != res.LoopGaps {
+		t.Errorf("loop gaps %+v, want %+v", s.gaps, res.LoopGaps)
 	}
 	checkSample(t, *s.fromSend, sample{p50: 6000, p90: 8000, p99: 36000, p999: 216000, max: 1470000, rate: 12500,
 		pn50: -1, avg: -1})
@@ -193,6 +198,22 @@ func TestParseTurnaround(t *testing.T) {
 }
 
 // A median beyond the tracer's histogram is said as such, not as a number.
+func TestLoopGapLines(t *testing.T) {
+	g := func(longest, total time.Duration) *rr.LoopGaps {
+		return &rr.LoopGaps{Min: 20 * time.Microsecond, Count: 3, Longest: longest, Total: total}
+	}
+	tools := []*tool{
+		{name: "sockperf", runs: []sample{{}, {}}},
+		{name: "napilab rr", runs: []sample{{gaps: g(4800*time.Microsecond, 39*time.Millisecond)},
+			{gaps: g(1200*time.Microsecond, 41*time.Millisecond)}, {gaps: g(9700*time.Microsecond, 210*time.Millisecond)}}},
+	}
+	lines, least := loopGapLines(tools)
+	want := []string{"napilab rr: longest 4.80 ms (1.20 ms–9.70 ms), in all 41.0 ms (39.0 ms–210 ms)"}
+	if !slices.Equal(lines, want) || least != 20*time.Microsecond {
+		t.Errorf("got  %q, least %v\nwant %q, least 20µs", lines, least, want)
+	}
+}
+
 func TestTurnaroundsLines(t *testing.T) {
 	tools := []*tool{{name: "sockperf"}, {name: "drop-in", turns: []turnaround{{1300, 27800}, {1100, -1}, {1900, -1}}}}
 	want := []string{"drop-in: p50 1.30 µs (1.10 µs–1.90 µs), p99 beyond 100 µs (27.8 µs–beyond 100 µs)"}

@@ -34,8 +34,11 @@ type Pair struct {
 	// delivers, as napilab's XDP program does (xdp.StampLen): the stamp goes in front of the frame in the UMEM.
 	// Nil stands for a driver without XDP metadata: frames arrive unstamped.
 	Stamp func() int64
-	ends  [2]end
-	once  sync.Once
+	// OnKickRX, if set before traffic starts, runs in every RX kick of either socket, on the kicking thread: a
+	// test stalls it there as the scheduler or the hypervisor would.
+	OnKickRX func(s *xsk.Socket)
+	ends     [2]end
+	once     sync.Once
 }
 
 // end is one socket and the fake kernel's view of it.
@@ -106,8 +109,13 @@ func (e *end) KickTX() error {
 	return nil
 }
 
-// KickRX does nothing: in copy mode frames arrive without one.
-func (e *end) KickRX() error { return nil }
+// KickRX does nothing but call OnKickRX: in copy mode frames arrive without one.
+func (e *end) KickRX() error {
+	if f := e.pair.OnKickRX; f != nil {
+		f(e.sock)
+	}
+	return nil
+}
 
 // WaitRX waits for the peer to deliver frames.
 func (e *end) WaitRX(timeout time.Duration) (bool, error) {
