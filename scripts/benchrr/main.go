@@ -51,14 +51,16 @@ import (
 	"github.com/napilab/napilab/internal/rr"
 	"github.com/napilab/napilab/internal/testbed"
 	"github.com/napilab/napilab/internal/trace"
+	"github.com/napilab/napilab/internal/usage"
 )
 
 // sample is one run's figures in ns; -1 is a figure the tool does not report.
 type sample struct {
 	p50, p90, p99, p999, max, rate float64
-	pn50, avg                      float64      // an xsk_rr client's own "p50" and avg, medians over its intervals
-	fromSend                       *sample      // napilab's open loop: the same replies timed from the actual send
-	gaps                           *rr.LoopGaps // napilab: its receive loop's time away from the ring
+	pn50, avg                      float64       // an xsk_rr client's own "p50" and avg, medians over its intervals
+	fromSend                       *sample       // napilab's open loop: the same replies timed from the actual send
+	gaps                           *rr.LoopGaps  // napilab: its receive loop's time away from the ring
+	steal                          time.Duration // napilab: the CPUs' steal time over its window (-1: unknown)
 }
 
 type tool struct {
@@ -193,6 +195,9 @@ func run(rounds int, o opts, only string) error {
 			if g := s.gaps; g != nil {
 				away = fmt.Sprintf("; loop away %s, longest %s", report.FormatNs(int64(g.Total)),
 					report.FormatNs(int64(g.Longest)))
+			}
+			if s.steal >= 0 && s.gaps != nil {
+				away += fmt.Sprintf("; steal %s", report.FormatNs(int64(s.steal)))
 			}
 			fmt.Printf("  round %d  %-40s p50 %-9s p99 %-9s p99.9 %-9s %6.0f req/s  (other processes: %v of CPU; "+
 				"load %.2f%s)\n", r, t.name, fns(s.p50), fns(s.p99), fns(s.p999), s.rate, other, loads[len(loads)-1], away)
@@ -526,9 +531,17 @@ func loopGapLines(tools []*tool) (lines []string, least time.Duration) {
 			}
 			return spread(v, func(x float64) string { return report.FormatNs(int64(x)) })
 		}
-		lines = append(lines, fmt.Sprintf("%s: longest %s, in all %s", t.name,
+		line := fmt.Sprintf("%s: longest %s, in all %s", t.name,
 			col(func(g rr.LoopGaps) time.Duration { return g.Longest }),
-			col(func(g rr.LoopGaps) time.Duration { return g.Total })))
+			col(func(g rr.LoopGaps) time.Duration { return g.Total }))
+		if !slices.ContainsFunc(t.runs, func(s sample) bool { return s.steal < 0 }) {
+			v := make([]float64, len(t.runs))
+			for i, s := range t.runs {
+				v[i] = float64(s.steal)
+			}
+			line += "; the hypervisor's steal meanwhile " + spread(v, func(x float64) string { return report.FormatNs(int64(x)) })
+		}
+		lines = append(lines, line)
 	}
 	return lines, least
 }
@@ -661,6 +674,17 @@ func (s *server) stop() {
 	}
 }
 
+// stolen is the steal time of all CPUs over a run's accounting window: time the hypervisor kept a runnable vCPU
+// off its physical CPU, which every process inside, spinners included, loses without seeing it. /proc/stat counts
+// it in 10 ms ticks, so a run's figure is coarse: 0 or 20 ms says little alone, a median over rounds more.
+func stolen(u *usage.Usage) time.Duration {
+	var pct float64
+	for _, c := range u.CPUs {
+		pct += c.Steal
+	}
+	return time.Duration(pct / 100 * float64(u.Wall)).Round(100 * time.Microsecond)
+}
+
 func parseNapilab(out []byte) (sample, error) {
 	var d rr.Document
 	if err := json.Unmarshal(out, &d); err != nil || d.Client == nil {
@@ -676,9 +700,13 @@ func parseNapilab(out []byte) (sample, error) {
 	f := d.Client.LatencyFromSend
 	s := sample{float64(l.P50), float64(l.P90), float64(l.P99), float64(l.P999), float64(l.Max), d.Client.ReplyRate,
 		-1, -1, &sample{float64(f.P50), float64(f.P90), float64(f.P99), float64(f.P999), float64(f.Max),
-			d.Client.ReplyRate, -1, -1, nil, nil}, nil}
+			d.Client.ReplyRate, -1, -1, nil, nil, -1}, nil, -1}
 	if g := d.Client.LoopGaps; g.Min > 0 {
 		s.gaps = &g
+	}
+	s.steal = -1
+	if u := d.Client.Usage; u != nil && len(u.CPUs) > 0 {
+		s.steal = stolen(u)
 	}
 	return s, nil
 }

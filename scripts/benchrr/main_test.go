@@ -10,6 +10,7 @@ import (
 
 	"github.com/napilab/napilab/internal/hist"
 	"github.com/napilab/napilab/internal/rr"
+	"github.com/napilab/napilab/internal/usage"
 )
 
 func readTestdata(t *testing.T, name string) []byte {
@@ -25,6 +26,7 @@ func checkSample(t *testing.T, got, want sample) {
 	t.Helper()
 	got.fromSend, want.fromSend = nil, nil // checked on their own
 	got.gaps, want.gaps = nil, nil
+	got.steal, want.steal = 0, 0
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
@@ -116,6 +118,15 @@ func TestParseNapilab(t *testing.T) {
 	if s.gaps == nil || *s.gaps != res.LoopGaps {
 		t.Errorf("loop gaps %+v, want %+v", s.gaps, res.LoopGaps)
 	}
+	if s.steal != -1 {
+		t.Errorf("steal %v from a result without CPU accounting, want -1 (unknown)", s.steal)
+	}
+	withUsage, err := parseNapilab(doc(func(c *rr.ClientResult) {
+		c.Usage = &usage.Usage{Wall: 5 * time.Second, CPUs: []usage.CPUPercent{{CPU: 0, Steal: 0.2}, {CPU: 1, Steal: 0.4}}}
+	}))
+	if err != nil || withUsage.steal != 30*time.Millisecond {
+		t.Errorf("steal %v (%v) from 0.2 %% and 0.4 %% of 5 s, want 30ms", withUsage.steal, err)
+	}
 	checkSample(t, *s.fromSend, sample{p50: 6000, p90: 8000, p99: 36000, p999: 216000, max: 1470000, rate: 12500,
 		pn50: -1, avg: -1})
 	for name, out := range map[string][]byte{
@@ -204,11 +215,14 @@ func TestLoopGapLines(t *testing.T) {
 	}
 	tools := []*tool{
 		{name: "sockperf", runs: []sample{{}, {}}},
-		{name: "napilab rr", runs: []sample{{gaps: g(4800*time.Microsecond, 39*time.Millisecond)},
-			{gaps: g(1200*time.Microsecond, 41*time.Millisecond)}, {gaps: g(9700*time.Microsecond, 210*time.Millisecond)}}},
+		{name: "napilab rr", runs: []sample{{gaps: g(4800*time.Microsecond, 39*time.Millisecond), steal: 20 * time.Millisecond},
+			{gaps: g(1200*time.Microsecond, 41*time.Millisecond), steal: 10 * time.Millisecond},
+			{gaps: g(9700*time.Microsecond, 210*time.Millisecond), steal: 30 * time.Millisecond}}},
+		{name: "napilab rr (1 in flight)", runs: []sample{{gaps: g(time.Millisecond, 2*time.Millisecond), steal: -1}}},
 	}
 	lines, least := loopGapLines(tools)
-	want := []string{"napilab rr: longest 4.80 ms (1.20 ms–9.70 ms), in all 41.0 ms (39.0 ms–210 ms)"}
+	want := []string{"napilab rr: longest 4.80 ms (1.20 ms–9.70 ms), in all 41.0 ms (39.0 ms–210 ms); the hypervisor's " +
+		"steal meanwhile 20.0 ms (10.0 ms–30.0 ms)", "napilab rr (1 in flight): longest 1.00 ms, in all 2.00 ms"}
 	if !slices.Equal(lines, want) || least != 20*time.Microsecond {
 		t.Errorf("got  %q, least %v\nwant %q, least 20µs", lines, least, want)
 	}
