@@ -282,8 +282,12 @@ followed by napilab's line (omitted with --exact-output):
                                          replies per second over the interval's real length, requests sent
 and, when stopped, after a final report for the partial interval:
   total: sent: N answered: N lost: N rate: R p50: NS p90: NS p99: NS p99.9: NS max: NS late-p99: NS
+         loop-away: NS loop-away-max: NS
                                          lost = never answered, after waiting up to 1 s for the replies
-                                         in flight; late-p99 = how late sends were against the schedule
+                                         in flight; late-p99 = how late sends were against the schedule;
+                                         loop-away = idle iterations of the receive loop that took 20 µs or
+                                         more (the thread preempted, interrupted or its vCPU descheduled),
+                                         in all and the longest
 Server output: "max_desc: N" whenever the backlog of waiting requests grows, and when stopped
   total: received: N replied: N malformed: N bad-payload: N tx-full: N max_desc: N busy-p50: NS busy-p99: NS
                                          busy = the server thread's time per request from taking it off the

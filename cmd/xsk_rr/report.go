@@ -26,7 +26,8 @@ func appendInterval(dst []byte, iv rr.Interval, exact bool) []byte {
 
 // appendClientTotal appends the line a client prints when it stops: what was sent, answered and never answered
 // (after waiting for the replies in flight), the replies per second over the whole run, the run's true
-// percentiles, and how late the sender was against its schedule (p99).
+// percentiles, how late the sender was against its schedule (p99), and how long the receive loop was away from
+// its ring (rr.LoopGaps: in all, and the longest).
 func appendClientTotal(dst []byte, res *rr.ClientResult) []byte {
 	dst = appendInt(dst, "total: sent: ", int64(res.Sent))
 	dst = appendInt(dst, " answered: ", int64(res.Answered))
@@ -39,6 +40,8 @@ func appendClientTotal(dst []byte, res *rr.ClientResult) []byte {
 	l := res.LatencyFromSend
 	dst = appendLatencies(dst, l.P50, l.P90, l.P99, l.P999, l.Max)
 	dst = appendInt(dst, " late-p99: ", res.SenderLateness.P99)
+	dst = appendInt(dst, " loop-away: ", int64(res.LoopGaps.Total))
+	dst = appendInt(dst, " loop-away-max: ", int64(res.LoopGaps.Longest))
 	return append(dst, '\n')
 }
 

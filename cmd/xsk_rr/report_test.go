@@ -81,9 +81,11 @@ func TestIntervalReport(t *testing.T) {
 func TestTotals(t *testing.T) {
 	rec, _ := hist.New(hist.DefaultConfig())
 	rec.Record(5000)
-	res := &rr.ClientResult{Sent: 1000, Answered: 998, Lost: 2, Window: time.Second, ReplyRate: 998, LatencyFromSend: rec.Summary()}
+	res := &rr.ClientResult{Sent: 1000, Answered: 998, Lost: 2, Window: time.Second, ReplyRate: 998, LatencyFromSend: rec.Summary(),
+		LoopGaps: rr.LoopGaps{Min: 20 * time.Microsecond, Count: 4, Total: 7 * time.Millisecond, Longest: 3 * time.Millisecond}}
 	f := fields(t, strings.TrimPrefix(string(appendClientTotal(nil, res)), "total:"))
-	if f["sent"] != 1000 || f["answered"] != 998 || f["lost"] != 2 || f["rate"] != 998 || f["p50"] < 4995 || f["max"] != 5000 {
+	if f["sent"] != 1000 || f["answered"] != 998 || f["lost"] != 2 || f["rate"] != 998 || f["p50"] < 4995 || f["max"] != 5000 ||
+		f["loop-away"] != 7e6 || f["loop-away-max"] != 3e6 {
 		t.Fatalf("client total %v", f)
 	}
 	st := rr.ServerStats{Received: 12, Replied: 9, BadPayload: 1, BadChecksum: 2, MaxBatch: 3,
