@@ -118,7 +118,6 @@ func ClientReport(w io.Writer, d *rr.Document) {
 	writeNotes(w, note.Merge(append([]note.Note{}, l.Notes...), r.Notes...))
 }
 
-// latencyRows writes the latency table of a run that measured replies.
 // loopGaps says how often the receive loop was away from its ring for Min or longer (rr.LoopGaps).
 func loopGaps(g rr.LoopGaps) string {
 	if g.Count == 0 {
@@ -129,6 +128,7 @@ func loopGaps(g rr.LoopGaps) string {
 		FormatNs(int64(g.Min)), FormatNs(int64(g.Total)), FormatNs(int64(g.Longest)))
 }
 
+// latencyRows writes the latency table of a run that measured replies.
 func latencyRows(w io.Writer, r *rr.ClientResult) {
 	fmt.Fprintf(w, "  latency   %-15s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "min", "p5", "p50", "p90", "p99", "p99.9", "p99.99", "max")
 	row := func(name string, s hist.Summary) {

@@ -37,25 +37,27 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestRestartForSpinning(t *testing.T) {
-	run := func(program string, env ...string) []string {
-		t.Helper()
-		cmd := exec.Command(program)
-		cmd.Env = append(append(withoutGODEBUG(os.Environ()), restartHelperEnv+"=1"), env...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("helper: %v\n%s", err, out)
-		}
-		var lines []string
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "pid=") || strings.HasPrefix(l, "error:") {
-				lines = append(lines, l)
-			}
-		}
-		return lines
+// runRestartHelper runs program (a copy of this test binary) as the restart helper, with env added to an
+// environment without GODEBUG, and returns the lines it printed: its own and any error.
+func runRestartHelper(t *testing.T, program string, env ...string) []string {
+	t.Helper()
+	cmd := exec.Command(program)
+	cmd.Env = append(append(withoutGODEBUG(os.Environ()), restartHelperEnv+"=1"), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
 	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "pid=") || strings.HasPrefix(l, "error:") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
 
-	lines := run(os.Args[0])
+func TestRestartForSpinning(t *testing.T) {
+	lines := runRestartHelper(t, os.Args[0])
 	if len(lines) != 2 {
 		t.Fatalf("want the helper's line before and after the restart, got %q", lines)
 	}
@@ -77,7 +79,7 @@ func TestRestartForSpinning(t *testing.T) {
 	}
 
 	// A GODEBUG that already says it: no restart.
-	if lines := run(os.Args[0], "GODEBUG=asyncpreemptoff=0"); len(lines) != 1 || !strings.Contains(lines[0], `"asyncpreemptoff=0"`) {
+	if lines := runRestartHelper(t, os.Args[0], "GODEBUG=asyncpreemptoff=0"); len(lines) != 1 || !strings.Contains(lines[0], `"asyncpreemptoff=0"`) {
 		t.Errorf("with asyncpreemptoff=0 set, the helper printed %q; want one line and no restart", lines)
 	}
 }
@@ -93,18 +95,12 @@ func TestRestartWithoutItsFile(t *testing.T) {
 	if err := os.WriteFile(program, self, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(program)
-	cmd.Env = append(withoutGODEBUG(os.Environ()), restartHelperEnv+"=1", restartRemoveSelfEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
+	lines := runRestartHelper(t, program, restartRemoveSelfEnv+"=1")
 	if _, err := os.Stat(program); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the helper did not delete its executable (%v):\n%s", err, out)
+		t.Fatalf("the helper did not delete its executable (%v): %q", err, lines)
 	}
-	if n := strings.Count(string(out), "pid="); n != 2 || strings.Contains(string(out), "error:") ||
-		!strings.Contains(string(out), `godebug="asyncpreemptoff=1"`) {
-		t.Errorf("want the helper's line before and after a restart without its file, got:\n%s", out)
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "pid=") || !strings.Contains(lines[1], `godebug="asyncpreemptoff=1"`) {
+		t.Errorf("want the helper's line before and after a restart without its file, and no error; got %q", lines)
 	}
 }
 

@@ -195,9 +195,9 @@ func run(rounds int, o opts, only string) error {
 			if g := s.gaps; g != nil {
 				away = fmt.Sprintf("; loop away %s, longest %s", report.FormatNs(int64(g.Total)),
 					report.FormatNs(int64(g.Longest)))
-			}
-			if s.steal >= 0 && s.gaps != nil {
-				away += fmt.Sprintf("; steal %s", report.FormatNs(int64(s.steal)))
+				if s.steal >= 0 {
+					away += "; steal " + report.FormatNs(int64(s.steal))
+				}
 			}
 			fmt.Printf("  round %d  %-40s p50 %-9s p99 %-9s p99.9 %-9s %6.0f req/s  (other processes: %v of CPU; "+
 				"load %.2f%s)\n", r, t.name, fns(s.p50), fns(s.p99), fns(s.p999), s.rate, other, loads[len(loads)-1], away)
@@ -515,7 +515,6 @@ func parseTurnaround(out []byte) (turnaround, error) {
 	return turnaround{float64(r.P50), float64(r.P99)}, nil
 }
 
-// turnarounds formats the servers' turnarounds, one line per tool that has them.
 // loopGapLines gives, for each tool whose runs report rr.LoopGaps, the longest gap and the time away in all; and
 // the least iteration counted as a gap.
 func loopGapLines(tools []*tool) (lines []string, least time.Duration) {
@@ -523,29 +522,21 @@ func loopGapLines(tools []*tool) (lines []string, least time.Duration) {
 		if len(t.runs) == 0 || slices.ContainsFunc(t.runs, func(s sample) bool { return s.gaps == nil }) {
 			continue
 		}
-		col := func(get func(rr.LoopGaps) time.Duration) string {
-			v := make([]float64, len(t.runs))
-			for i, s := range t.runs {
-				v[i] = float64(get(*s.gaps))
-				least = max(least, s.gaps.Min)
-			}
-			return spread(v, func(x float64) string { return report.FormatNs(int64(x)) })
+		for _, s := range t.runs {
+			least = max(least, s.gaps.Min)
 		}
 		line := fmt.Sprintf("%s: longest %s, in all %s", t.name,
-			col(func(g rr.LoopGaps) time.Duration { return g.Longest }),
-			col(func(g rr.LoopGaps) time.Duration { return g.Total }))
-		if !slices.ContainsFunc(t.runs, func(s sample) bool { return s.steal < 0 }) {
-			v := make([]float64, len(t.runs))
-			for i, s := range t.runs {
-				v[i] = float64(s.steal)
-			}
-			line += "; the hypervisor's steal meanwhile " + spread(v, func(x float64) string { return report.FormatNs(int64(x)) })
+			med(t.runs, func(s sample) float64 { return float64(s.gaps.Longest) }, true),
+			med(t.runs, func(s sample) float64 { return float64(s.gaps.Total) }, true))
+		if steal := med(t.runs, func(s sample) float64 { return float64(s.steal) }, true); steal != "–" {
+			line += "; the hypervisor's steal meanwhile " + steal
 		}
 		lines = append(lines, line)
 	}
 	return lines, least
 }
 
+// turnarounds formats the servers' turnarounds, one line per tool that has them.
 func turnarounds(tools []*tool) []string {
 	var lines []string
 	for _, t := range tools {
@@ -704,7 +695,6 @@ func parseNapilab(out []byte) (sample, error) {
 	if g := d.Client.LoopGaps; g.Min > 0 {
 		s.gaps = &g
 	}
-	s.steal = -1
 	if u := d.Client.Usage; u != nil && len(u.CPUs) > 0 {
 		s.steal = stolen(u)
 	}
