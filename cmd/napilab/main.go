@@ -31,6 +31,7 @@ type cli struct {
 	Agent   agentCmd   `cmd:"" help:"The remote half of a two-host sweep, started by napilab sweep over ssh."`
 	Trace   traceCmd   `cmd:"" help:"eBPF proof of who polls each NAPI; kick syscall and xsk_recvmsg time; preemptions and IRQs."`
 	Report  reportCmd  `cmd:"" help:"Turn saved results into one self-contained HTML page of plots and tables (and PNG, .hgrm)."`
+	Noise   noiseCmd   `cmd:"" help:"What takes a CPU from a thread that never yields (the hypervisor, other tasks, interrupts): the floor under any spinning benchmark's tail."`
 }
 
 const description = `napilab compares Linux NAPI polling modes (interrupts, socket busy poll, threaded NAPI,

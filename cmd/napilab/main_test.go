@@ -147,6 +147,10 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"testbed", "up", "--queues", "0", "--state-dir", state}, 1, "napilab: testbed up: --queues 0"},
 		{[]string{"doctor", "--queue", "1"}, 1, "napilab: --queue needs --dev"},
 		{[]string{"lab", "run", "--offline"}, 2, `expected "<program> ..."`},
+		{[]string{"noise", "--duration", "soon"}, 2, "--duration"},
+		{[]string{"noise", "--cpus", "0", "--duration", "1ms"}, 1, "napilab: --duration 1ms is out of range: give 100ms"},
+		{[]string{"noise", "--cpus", "0", "--min", "0s"}, 1, "napilab: --min 0s is out of range"},
+		{[]string{"noise", "--cpus", "x"}, 1, `napilab: --cpus "x"`},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			status, out, errs := napilab(t, c.args...)

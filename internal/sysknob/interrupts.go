@@ -32,6 +32,22 @@ func (in Interrupt) Total() uint64 {
 	return n
 }
 
+// OnCPU returns the interrupts delivered to cpu, every row with a count per CPU summed (numbered IRQs, the
+// local timer, IPIs, ...; rows such as ERR that print one total are left out), and false when cpu has no column.
+func (s Interrupts) OnCPU(cpu int) (uint64, bool) {
+	col := slices.Index(s.CPUs, cpu)
+	if col < 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, in := range s.IRQs {
+		if len(in.Counts) == len(s.CPUs) {
+			n += in.Counts[col]
+		}
+	}
+	return n, true
+}
+
 // PerCPU returns the counts of the numbered IRQ irq keyed by CPU, and false when the IRQ is not listed.
 func (s Interrupts) PerCPU(irq int) (map[int]uint64, bool) {
 	for _, in := range s.IRQs {

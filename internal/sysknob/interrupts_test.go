@@ -160,3 +160,25 @@ func FuzzParseInterrupts(f *testing.F) {
 		}
 	})
 }
+
+// TestInterruptsOnCPU sums a CPU's column over every row with a count per CPU, leaving out rows such as ERR
+// that print one total (which would otherwise be counted on the first CPU).
+func TestInterruptsOnCPU(t *testing.T) {
+	s, err := sysknob.ParseInterrupts("           CPU0       CPU1       CPU3\n" +
+		" 24:          1          2          3  IO-APIC  24-fasteoi   eth0\n" +
+		"LOC:         10         20         30   Local timer interrupts\n" +
+		"ERR:        500\n" +
+		"MIS:          7\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cpu  int
+		want uint64
+		ok   bool
+	}{{0, 11, true}, {1, 22, true}, {3, 33, true}, {2, 0, false}} {
+		if got, ok := s.OnCPU(c.cpu); got != c.want || ok != c.ok {
+			t.Errorf("OnCPU(%d) = %d, %v; want %d, %v", c.cpu, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -23,6 +23,9 @@ import (
 // napilab builds for.
 const clockTicks = 100
 
+// Ticks converts a count of USER_HZ ticks to a duration.
+func Ticks(n uint64) time.Duration { return time.Duration(n) * (time.Second / clockTicks) }
+
 // CPUTimes is one line of /proc/stat, in USER_HZ ticks.
 type CPUTimes struct {
 	CPU                                  int // -1 for the aggregate "cpu" line
@@ -98,8 +101,7 @@ func ParseTaskStat(b []byte) (name string, user, system time.Duration, err error
 	if err := errors.Join(err1, err2); err != nil {
 		return "", 0, 0, fmt.Errorf("parse task stat: %w", err)
 	}
-	tick := time.Second / clockTicks
-	return string(b[open+1 : close]), time.Duration(u) * tick, time.Duration(s) * tick, nil
+	return string(b[open+1 : close]), Ticks(u), Ticks(s), nil
 }
 
 func truncate(b []byte) []byte {

@@ -1,0 +1,309 @@
+package rr
+
+// The machine's noise: what takes a CPU away from a thread that never gives it up. Every spinning benchmark end
+// (rr's server and client loops, xsk_rr) has it under its tail, whatever the polling mode: a task of the guest
+// that the scheduler runs on the spinner's CPU (the spinner waits, and schedstat counts the wait), an interrupt
+// and its softirq (the thread stays current, nothing counts its time), and on a virtual machine the hypervisor
+// descheduling the vCPU (the guest sees nothing at all, except the steal time it is told about afterwards).
+// MeasureNoise spins one thread per CPU reading the clock and counts the readings that lie far apart, as
+// sysjitter and the kernel's osnoise tracer do, then sets what the counters attribute beside it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/napilab/napilab/internal/kernel"
+	"github.com/napilab/napilab/internal/sysknob"
+	"github.com/napilab/napilab/internal/usage"
+)
+
+// NoiseOptions says where and how long to measure.
+type NoiseOptions struct {
+	CPUs     []int         // one spinning thread pinned to each, all at once, as a benchmark's ends spin
+	Duration time.Duration // how long they spin
+	Min      time.Duration // the shortest gap between two clock readings that counts
+}
+
+// The bounds of NoiseOptions: at least a few timer ticks and 100 ms boundaries (where a host's CPU quota
+// refills) in a window, and a gap floor above the loop's own iteration (~25 ns) yet below a context switch.
+const (
+	NoiseMinDuration = 100 * time.Millisecond
+	NoiseMaxDuration = 10 * time.Minute
+	NoiseMinGap      = time.Microsecond
+	NoiseMaxGap      = 100 * time.Millisecond
+)
+
+// Validate checks the options without looking at the machine.
+func (o NoiseOptions) Validate() error {
+	var errs []error
+	if len(o.CPUs) == 0 {
+		errs = append(errs, kernel.Fieldf("cpus", "is empty: name the CPUs to measure, e.g. 0,1"))
+	}
+	for i, c := range o.CPUs {
+		switch {
+		case c < 0:
+			errs = append(errs, kernel.Fieldf("cpus", "has %d: CPU numbers start at 0", c))
+		case slices.Contains(o.CPUs[:i], c):
+			errs = append(errs, kernel.Fieldf("cpus", "names CPU %d twice: one spinning thread per CPU", c))
+		}
+	}
+	if o.Duration < NoiseMinDuration || o.Duration > NoiseMaxDuration {
+		errs = append(errs, kernel.Fieldf("duration", "%v is out of range: give %v to %v", o.Duration,
+			NoiseMinDuration, NoiseMaxDuration))
+	}
+	if o.Min < NoiseMinGap || o.Min > NoiseMaxGap {
+		errs = append(errs, kernel.Fieldf("min", "%v is out of range: give %v to %v", o.Min, NoiseMinGap, NoiseMaxGap))
+	}
+	return errors.Join(errs...)
+}
+
+// CPUNoise is what one spinning thread lost over its window.
+type CPUNoise struct {
+	CPU    int           `json:"cpu"`
+	Window time.Duration `json:"window_ns"`
+	Reads  uint64        `json:"reads"` // clock readings: the loop's iterations
+	// Gaps are the successive readings Min or more apart, the time the thread was not running its loop.
+	Gaps LoopGaps `json:"gaps"`
+	// ByDecade counts the gaps under 10 µs, 100 µs, 1 ms, 10 ms and longer.
+	ByDecade [5]uint64 `json:"gaps_by_decade"`
+	// Preempted counts the times another task of this system took the CPU (the thread's timeslices after its
+	// first), Waited the time it then waited to run again (schedstat's run delay, ns).
+	Preempted uint64        `json:"preempted"`
+	Waited    time.Duration `json:"preempted_ns"`
+	// Interrupts counts the interrupts this guest took on the CPU over the window (/proc/interrupts, all rows):
+	// fewer than the gaps means that some gaps had no cause inside the guest.
+	Interrupts uint64 `json:"interrupts"`
+	// Steal is the time the hypervisor ran something else on this vCPU's behalf over the window (/proc/stat,
+	// in 10 ms steps): the guest's tasks, interrupts and clock all stop meanwhile.
+	Steal time.Duration `json:"steal_ns"`
+}
+
+// add counts a gap of d ns. No preemption check (nosplit): see spin.
+//
+//go:nosplit
+func (n *CPUNoise) add(d int64) {
+	n.Gaps.Count++
+	n.Gaps.Total += time.Duration(d)
+	n.Gaps.Longest = max(n.Gaps.Longest, time.Duration(d))
+	i := 0
+	for edge := int64(10 * time.Microsecond); i < len(n.ByDecade)-1 && d >= edge; edge *= 10 {
+		i++
+	}
+	n.ByDecade[i]++
+}
+
+// Away is the share of the window the thread was away from its loop, 0 to 1.
+func (n CPUNoise) Away() float64 {
+	if n.Window <= 0 {
+		return 0
+	}
+	return float64(n.Gaps.Total) / float64(n.Window)
+}
+
+// Unattributed is the gap time neither the scheduler nor the hypervisor accounts for: interrupts and softirqs
+// on the CPU while the thread stayed current, and anything below the steal counter's 10 ms step.
+func (n CPUNoise) Unattributed() time.Duration {
+	return max(n.Gaps.Total-n.Waited-n.Steal, 0)
+}
+
+// Unexplained counts the gaps that neither an interrupt in this guest nor a preemption can account for (each
+// accounts for one at most): a lower bound on the gaps the hypervisor made without reporting them as steal.
+func (n CPUNoise) Unexplained() uint64 {
+	return n.Gaps.Count - min(n.Gaps.Count, n.Interrupts+n.Preempted)
+}
+
+// NoiseSource is what took the most of a CPU's gap time.
+type NoiseSource string
+
+// The sources MeasureNoise tells apart.
+const (
+	NoiseNone       NoiseSource = ""           // no gap at all
+	NoiseHypervisor NoiseSource = "hypervisor" // steal time, or gaps with no cause in the guest
+	NoiseTasks      NoiseSource = "tasks"      // other tasks of this system, run on the CPU
+	NoiseInterrupts NoiseSource = "interrupts" // interrupts and softirqs in the guest
+)
+
+// Source says what took the most of the gap time: the largest of steal, preemption and the unattributed rest;
+// the rest is the hypervisor's when most gaps had no interrupt in the guest to cause them, else the interrupts'.
+func (n CPUNoise) Source() NoiseSource {
+	if n.Gaps.Total == 0 {
+		return NoiseNone
+	}
+	switch u := n.Unattributed(); {
+	case n.Steal >= n.Waited && n.Steal >= u:
+		return NoiseHypervisor
+	case n.Waited >= u:
+		return NoiseTasks
+	case 2*n.Unexplained() >= n.Gaps.Count:
+		return NoiseHypervisor
+	}
+	return NoiseInterrupts
+}
+
+// MeasureNoise spins a thread on each of o.CPUs for o.Duration, all at once, and returns what each lost. The
+// threads are locked, pinned and named noise-cpuN; the process's other threads are kept off their CPUs where
+// there is room (as for rr's loops) and GC is off. The loop calls no function that can yield, so with
+// asynchronous preemption off (as napilab runs) the Go runtime's own hand-offs are not part of the figure: it is
+// the machine's. Cancelling ctx stops the threads early; the windows measured so far are returned with an error.
+func MeasureNoise(ctx context.Context, o NoiseOptions) ([]CPUNoise, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	usable, err := UsableCPUs()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range o.CPUs {
+		if !usable.Has(c) {
+			return nil, kernel.Fieldf("cpus", "names CPU %d, which this process may not run on (usable: %s): name "+
+				"CPUs from that list", c, usable)
+		}
+	}
+	host, err := sysknob.Host()
+	if err != nil {
+		return nil, err
+	}
+	defer host.Close()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer reserveProcs(len(o.CPUs))()
+	var stop atomic.Bool
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+
+	type spun struct {
+		i   int
+		res CPUNoise
+		err error
+	}
+	var end int64 // written before start is closed, read after
+	start := make(chan struct{})
+	ready, done := make(chan error, len(o.CPUs)), make(chan spun, len(o.CPUs))
+	for i, cpu := range o.CPUs {
+		go func() { // a fresh goroutine per thread: a locked, pinned thread exits with it
+			res, err := spinForNoise(cpu, o.Min, &stop, ready, start, &end)
+			done <- spun{i, res, err}
+		}()
+	}
+	var errs []error
+	for range o.CPUs {
+		if err := <-ready; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	irq0, ierr := host.Interrupts()
+	before, err := usage.Take(usage.Spec{})
+	if err = errors.Join(err, ierr); err != nil || len(errs) > 0 {
+		errs = append(errs, err)
+		stop.Store(true)
+	}
+	if ctx.Err() != nil {
+		stop.Store(true) // AfterFunc's own goroutine might come later than the threads' first readings
+	}
+	end = nanotime() + int64(o.Duration)
+	close(start)
+	out := make([]CPUNoise, len(o.CPUs))
+	for range o.CPUs {
+		s := <-done
+		out[s.i] = s.res
+		errs = append(errs, s.err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if after, err := usage.Take(usage.Spec{}); err == nil {
+		addSteal(out, before.CPUs, after.CPUs)
+	}
+	if irq1, err := host.Interrupts(); err == nil {
+		for i := range out {
+			a, okA := irq1.OnCPU(out[i].CPU)
+			b, okB := irq0.OnCPU(out[i].CPU)
+			if okA && okB && a >= b {
+				out[i].Interrupts = a - b
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return out, fmt.Errorf("noise measurement interrupted: %w", err)
+	}
+	return out, nil
+}
+
+// spinForNoise is one measuring thread: locked, pinned, its CPU cleared of the process's other threads where
+// there is room, it reports ready, waits for the start, spins until the end and then says what it lost.
+func spinForNoise(cpu int, minGap time.Duration, stop *atomic.Bool, ready chan<- error, start <-chan struct{},
+	end *int64) (CPUNoise, error) {
+	res := CPUNoise{CPU: cpu, Gaps: LoopGaps{Min: minGap}}
+	tid, err := lockThread(fmt.Sprintf("noise-cpu%d", cpu), cpu, 0)
+	var wait0 time.Duration
+	var slices0 uint64
+	if err == nil {
+		defer spinningLoops.spin(tid, cpu, 0)()
+		wait0, slices0, err = threadSchedstat()
+	}
+	ready <- err
+	<-start
+	if err != nil {
+		return res, fmt.Errorf("CPU %d: %w", cpu, err)
+	}
+	res.spin(stop, *end)
+	wait1, slices1, err := threadSchedstat()
+	if err != nil {
+		return res, fmt.Errorf("CPU %d: %w", cpu, err)
+	}
+	res.Waited = wait1 - wait0
+	res.Preempted = max(slices1-slices0, 1) - 1
+	return res, nil
+}
+
+// spin reads the clock until end or stop, counting the gaps. Nothing in it can yield to the Go scheduler: the
+// clock and the flag are read without a call that checks for preemption, and add has no preemption check
+// either, so the runtime's own hand-offs of a locked thread are not counted as the machine's.
+func (n *CPUNoise) spin(stop *atomic.Bool, end int64) {
+	minGap := int64(n.Gaps.Min)
+	first := nanotime()
+	prev, reads := first, uint64(1)
+	for prev < end && !stop.Load() {
+		t := nanotime()
+		reads++
+		if d := t - prev; d >= minGap {
+			n.add(d)
+		}
+		prev = t
+	}
+	n.Reads, n.Window = reads, time.Duration(prev-first)
+}
+
+// threadSchedstat reads the calling thread's time waiting to run and its timeslices.
+func threadSchedstat() (wait time.Duration, slices uint64, err error) {
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the thread's scheduler statistics: %w", err)
+	}
+	_, wait, slices, err = usage.ParseSchedstat(b)
+	return wait, slices, err
+}
+
+// addSteal sets each result's steal time from two readings of the per-CPU times.
+func addSteal(out []CPUNoise, before, after []usage.CPUTimes) {
+	for i := range out {
+		b, okB := cpuTimes(before, out[i].CPU)
+		a, okA := cpuTimes(after, out[i].CPU)
+		if okB && okA && a.Steal >= b.Steal {
+			out[i].Steal = usage.Ticks(a.Steal - b.Steal)
+		}
+	}
+}
+
+func cpuTimes(cpus []usage.CPUTimes, cpu int) (usage.CPUTimes, bool) {
+	for _, c := range cpus {
+		if c.CPU == cpu {
+			return c, true
+		}
+	}
+	return usage.CPUTimes{}, false
+}
