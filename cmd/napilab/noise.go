@@ -37,7 +37,7 @@ func (c *noiseCmd) Run(ctx context.Context, std *stdio) error {
 	}
 	res, err := rr.MeasureNoise(ctx, o)
 	err = kernel.RenameFields(err, noiseFlags)
-	if len(res) == 0 {
+	if len(res.CPUs) == 0 {
 		return err
 	}
 	if c.JSON {

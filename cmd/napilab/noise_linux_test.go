@@ -15,11 +15,11 @@ func TestNoise(t *testing.T) {
 	if status != 0 || errs != "" {
 		t.Fatalf("exit %d, stderr %q", status, errs)
 	}
-	var res []rr.CPUNoise
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
+	var r rr.NoiseResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if len(res) != 1 || res[0].CPU != 0 || res[0].Reads < 2 || res[0].Gaps.Min.String() != "10µs" {
+	if res := r.CPUs; len(res) != 1 || res[0].CPU != 0 || res[0].Reads < 2 || res[0].Gaps.Min.String() != "10µs" {
 		t.Fatalf("results %+v", res)
 	}
 	status, out, errs = napilab(t, "noise", "--cpus", "0", "--duration", "100ms", "--min", "5us")

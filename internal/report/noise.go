@@ -10,7 +10,8 @@ import (
 
 // Noise writes what each CPU's spinning thread lost (rr.MeasureNoise): a row per CPU, then per CPU the source
 // that took the most and what to do about it.
-func Noise(w io.Writer, res []rr.CPUNoise) {
+func Noise(w io.Writer, r rr.NoiseResult) {
+	res := r.CPUs
 	if len(res) == 0 {
 		return
 	}
@@ -24,6 +25,16 @@ func Noise(w io.Writer, res []rr.CPUNoise) {
 			100*n.Away(), n.Gaps.Count, FormatNs(int64(n.Gaps.Longest)), b[0], b[1], b[2], b[3], b[4],
 			fmt.Sprintf("%s (%d)", FormatNs(int64(n.Waited)), n.Preempted), FormatNs(int64(n.Steal)),
 			fmt.Sprintf("%s (%d)", FormatNs(int64(n.Unattributed())), n.Interrupts))
+	}
+	if len(res) > 1 && res[0].Window > 0 {
+		t := r.Together
+		fmt.Fprintf(w, "  all %d CPUs away at once: %s in %d stretches, the longest %s (%.3f%% of the window)", len(res),
+			FormatNs(int64(t.Total)), t.Count, FormatNs(int64(t.Longest)), 100*float64(t.Total)/float64(res[0].Window))
+		if r.Unrecorded > 0 {
+			fmt.Fprintf(w, ", at least: %d gaps were not recorded", r.Unrecorded)
+		}
+		fmt.Fprintln(w, ". The whole machine stopped, or its CPUs' timer ticks are aligned: a benchmark's client and "+
+			"server stop together, which delays requests due on a schedule (an open loop) but no server's turnaround.")
 	}
 	for _, n := range res {
 		fmt.Fprintf(w, "  CPU %d: %s\n", n.CPU, noiseVerdict(n))

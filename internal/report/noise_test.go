@@ -26,10 +26,11 @@ func TestNoise(t *testing.T) {
 		{CPU: 7, Window: 2 * time.Second, Gaps: rr.LoopGaps{Min: 10 * time.Microsecond}},
 	}
 	var b bytes.Buffer
-	Noise(&b, res)
+	Noise(&b, rr.NoiseResult{CPUs: res, Together: rr.NoiseStretches{Count: 40, Total: 2 * ms, Longest: 300 * time.Microsecond},
+		Unrecorded: 12})
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	if len(lines) != 2+2*len(res) {
-		t.Fatalf("%d lines, want a title, a header and two per CPU:\n%s", len(lines), b.String())
+	if len(lines) != 3+2*len(res) {
+		t.Fatalf("%d lines, want a title, a header, two per CPU and the CPUs together:\n%s", len(lines), b.String())
 	}
 	for _, c := range []struct {
 		line  int
@@ -38,11 +39,13 @@ func TestNoise(t *testing.T) {
 		{0, []string{"10.0 µs"}},
 		{2, []string{"0", "2.00 s", "2.000%", "100", "4.00 ms", "2.00 ms (3)", "30.0 ms", "8.00 ms (500)"}},
 		{3, []string{"3", "1200", "28.0 ms (500)"}},
-		{7, []string{"CPU 0: the hypervisor (steal) took the most: 30.0 ms of the 40.0 ms away", "pinned vCPUs"}},
-		{8, []string{"CPU 3: the hypervisor (unreported)", "697 of the 1200 gaps", "pinned vCPUs"}},
-		{9, []string{"CPU 5: other tasks of this system (250 times) took the most: 30.0 ms", "isolcpus="}},
-		{10, []string{"CPU 6: interrupts (500 in this guest", "took the most: 28.0 ms", "smp_affinity_list"}},
-		{11, []string{"CPU 7: no gap of 10.0 µs or more in 2.00 s"}},
+		{7, []string{"all 5 CPUs away at once: 2.00 ms in 40 stretches, the longest 300 µs (0.100% of the window), " +
+			"at least: 12 gaps were not recorded", "no server's turnaround"}},
+		{8, []string{"CPU 0: the hypervisor (steal) took the most: 30.0 ms of the 40.0 ms away", "pinned vCPUs"}},
+		{9, []string{"CPU 3: the hypervisor (unreported)", "697 of the 1200 gaps", "pinned vCPUs"}},
+		{10, []string{"CPU 5: other tasks of this system (250 times) took the most: 30.0 ms", "isolcpus="}},
+		{11, []string{"CPU 6: interrupts (500 in this guest", "took the most: 28.0 ms", "smp_affinity_list"}},
+		{12, []string{"CPU 7: no gap of 10.0 µs or more in 2.00 s"}},
 	} {
 		for _, w := range c.words {
 			if !strings.Contains(lines[c.line], w) {
@@ -51,7 +54,7 @@ func TestNoise(t *testing.T) {
 		}
 	}
 	b.Reset()
-	Noise(&b, nil)
+	Noise(&b, rr.NoiseResult{})
 	if b.Len() != 0 {
 		t.Errorf("no result printed %q", b.String())
 	}

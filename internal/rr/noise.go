@@ -82,12 +82,45 @@ type CPUNoise struct {
 	// Steal is the time the hypervisor ran something else on this vCPU's behalf over the window (/proc/stat,
 	// in 10 ms steps): the guest's tasks, interrupts and clock all stop meanwhile.
 	Steal time.Duration `json:"steal_ns"`
+
+	spans      []span // the gaps themselves, as many as were allotted: for NoiseResult.Together
+	unrecorded uint64 // gaps beyond them
 }
 
-// add counts a gap of d ns. No preemption check (nosplit): see spin.
+// span is one gap on the monotonic clock, which all CPUs share.
+type span struct{ from, to int64 }
+
+// NoiseResult is one measurement: each CPU's, and the stretches when all of them were away at once.
+type NoiseResult struct {
+	CPUs []CPUNoise `json:"cpus"`
+	// Together is the time every measured CPU was away at once: the whole machine stopped (the hypervisor
+	// descheduled every vCPU), or something that hits all CPUs at the same moment (aligned timer ticks). A
+	// benchmark's client and server then stop together, which delays requests due on a schedule but no server's
+	// turnaround. Zero with one CPU.
+	Together NoiseStretches `json:"together"`
+	// Unrecorded counts the gaps the record had no room for (about 4000 a second are allotted); Together then
+	// leaves them out.
+	Unrecorded uint64 `json:"unrecorded,omitempty"`
+}
+
+// NoiseStretches sums stretches of time: how many, how long in all, the longest.
+type NoiseStretches struct {
+	Count   uint64        `json:"count"`
+	Total   time.Duration `json:"total_ns"`
+	Longest time.Duration `json:"longest_ns"`
+}
+
+// add counts the gap from..to (ns) and records it while there is room. No preemption check (nosplit): see spin.
 //
 //go:nosplit
-func (n *CPUNoise) add(d int64) {
+func (n *CPUNoise) add(from, to int64) {
+	d := to - from
+	if l := len(n.spans); l < cap(n.spans) {
+		n.spans = n.spans[:l+1]
+		n.spans[l] = span{from, to}
+	} else {
+		n.unrecorded++
+	}
 	n.Gaps.Count++
 	n.Gaps.Total += time.Duration(d)
 	n.Gaps.Longest = max(n.Gaps.Longest, time.Duration(d))
@@ -151,23 +184,23 @@ func (n CPUNoise) Source() NoiseSource {
 // there is room (as for rr's loops) and GC is off. The loop calls no function that can yield, so with
 // asynchronous preemption off (as napilab runs) the Go runtime's own hand-offs are not part of the figure: it is
 // the machine's. Cancelling ctx stops the threads early; the windows measured so far are returned with an error.
-func MeasureNoise(ctx context.Context, o NoiseOptions) ([]CPUNoise, error) {
+func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return NoiseResult{}, err
 	}
 	usable, err := UsableCPUs()
 	if err != nil {
-		return nil, err
+		return NoiseResult{}, err
 	}
 	for _, c := range o.CPUs {
 		if !usable.Has(c) {
-			return nil, kernel.Fieldf("cpus", "names CPU %d, which this process may not run on (usable: %s): name "+
+			return NoiseResult{}, kernel.Fieldf("cpus", "names CPU %d, which this process may not run on (usable: %s): name "+
 				"CPUs from that list", c, usable)
 		}
 	}
 	host, err := sysknob.Host()
 	if err != nil {
-		return nil, err
+		return NoiseResult{}, err
 	}
 	defer host.Close()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -185,7 +218,7 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) ([]CPUNoise, error) {
 	ready, done := make(chan error, len(o.CPUs)), make(chan spun, len(o.CPUs))
 	for i, cpu := range o.CPUs {
 		go func() { // a fresh goroutine per thread: a locked, pinned thread exits with it
-			res, err := spinForNoise(cpu, o.Min, &stop, ready, start, &end)
+			res, err := spinForNoise(cpu, o.Min, spanRoom(o.Duration), &stop, ready, start, &end)
 			done <- spun{i, res, err}
 		}()
 	}
@@ -213,7 +246,7 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) ([]CPUNoise, error) {
 		errs = append(errs, s.err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return NoiseResult{}, err
 	}
 	if after, err := usage.Take(usage.Spec{}); err == nil {
 		addSteal(out, before.CPUs, after.CPUs)
@@ -227,17 +260,54 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) ([]CPUNoise, error) {
 			}
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return out, fmt.Errorf("noise measurement interrupted: %w", err)
+	res := NoiseResult{CPUs: out}
+	if len(out) > 1 {
+		all := out[0].spans
+		for _, n := range out[1:] {
+			all = intersect(all, n.spans)
+		}
+		for _, sp := range all {
+			res.Together.Count++
+			res.Together.Total += time.Duration(sp.to - sp.from)
+			res.Together.Longest = max(res.Together.Longest, time.Duration(sp.to-sp.from))
+		}
 	}
-	return out, nil
+	for _, n := range out {
+		res.Unrecorded += n.unrecorded
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("noise measurement interrupted: %w", err)
+	}
+	return res, nil
+}
+
+// spanRoom is how many gaps a thread records for a window of d: about 4000 a second (this page's 2-vCPU VM has
+// 500–1400), at least 4096 and at most 2^20 (16 MiB).
+func spanRoom(d time.Duration) int {
+	return min(max(int(d.Seconds()*4000), 4096), 1<<20)
+}
+
+// intersect returns the stretches that lie in a span of both a and b, each sorted and without overlaps.
+func intersect(a, b []span) []span {
+	var out []span
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		if from, to := max(a[i].from, b[j].from), min(a[i].to, b[j].to); from < to {
+			out = append(out, span{from, to})
+		}
+		if a[i].to < b[j].to {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
 }
 
 // spinForNoise is one measuring thread: locked, pinned, its CPU cleared of the process's other threads where
 // there is room, it reports ready, waits for the start, spins until the end and then says what it lost.
-func spinForNoise(cpu int, minGap time.Duration, stop *atomic.Bool, ready chan<- error, start <-chan struct{},
-	end *int64) (CPUNoise, error) {
-	res := CPUNoise{CPU: cpu, Gaps: LoopGaps{Min: minGap}}
+func spinForNoise(cpu int, minGap time.Duration, room int, stop *atomic.Bool, ready chan<- error,
+	start <-chan struct{}, end *int64) (CPUNoise, error) {
+	res := CPUNoise{CPU: cpu, Gaps: LoopGaps{Min: minGap}, spans: make([]span, 0, room)}
 	tid, err := lockThread(fmt.Sprintf("noise-cpu%d", cpu), cpu, 0)
 	var wait0 time.Duration
 	var slices0 uint64
@@ -270,8 +340,8 @@ func (n *CPUNoise) spin(stop *atomic.Bool, end int64) {
 	for prev < end && !stop.Load() {
 		t := nanotime()
 		reads++
-		if d := t - prev; d >= minGap {
-			n.add(d)
+		if t-prev >= minGap {
+			n.add(prev, t)
 		}
 		prev = t
 	}

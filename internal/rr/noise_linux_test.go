@@ -27,10 +27,11 @@ func TestMeasureNoise(t *testing.T) {
 	gc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gc)
 	const d = 200 * time.Millisecond
-	res, err := MeasureNoise(context.Background(), NoiseOptions{CPUs: cpus, Duration: d, Min: 10 * time.Microsecond})
+	r, err := MeasureNoise(context.Background(), NoiseOptions{CPUs: cpus, Duration: d, Min: 10 * time.Microsecond})
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := r.CPUs
 	if len(res) != len(cpus) {
 		t.Fatalf("%d results for %d CPUs", len(res), len(cpus))
 	}
@@ -49,6 +50,16 @@ func TestMeasureNoise(t *testing.T) {
 			n.Gaps.Longest > n.Gaps.Total {
 			t.Errorf("CPU %d: gaps %+v by decade %v over %v", n.CPU, n.Gaps, n.ByDecade, n.Window)
 		}
+		if uint64(len(n.spans))+n.unrecorded != n.Gaps.Count {
+			t.Errorf("CPU %d: %d gaps recorded and %d not, of %d", n.CPU, len(n.spans), n.unrecorded, n.Gaps.Count)
+		}
+		// Together lies within every CPU's own gaps.
+		if len(res) > 1 && (r.Together.Total > n.Gaps.Total || r.Together.Longest > n.Gaps.Longest) {
+			t.Errorf("together %+v beyond CPU %d's gaps %+v", r.Together, n.CPU, n.Gaps)
+		}
+	}
+	if len(res) == 1 && r.Together != (NoiseStretches{}) {
+		t.Errorf("one CPU away together with itself: %+v", r.Together)
 	}
 	if now := debug.SetGCPercent(gc); now != gc {
 		t.Errorf("GC percent %d after the measurement, want %d back", now, gc)
@@ -68,8 +79,8 @@ func TestMeasureNoiseRefuses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	o.CPUs = []int{0}
-	res, err := MeasureNoise(ctx, o)
-	if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].CPU != 0 || res[0].Window >= o.Duration {
+	r, err := MeasureNoise(ctx, o)
+	if res := r.CPUs; !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].CPU != 0 || res[0].Window >= o.Duration {
 		t.Fatalf("cancelled: %+v, %v", res, err)
 	}
 }

@@ -59,7 +59,7 @@ func TestCPUNoiseAdd(t *testing.T) {
 	us := int64(time.Microsecond)
 	var total time.Duration
 	for _, d := range []int64{5 * us, 10*us - 1, 10 * us, 99 * us, 100 * us, 999 * us, 1000 * us, 10000 * us, 1e9} {
-		n.add(d)
+		n.add(100, 100+d)
 		total += time.Duration(d)
 	}
 	if want := [5]uint64{2, 2, 2, 1, 2}; n.ByDecade != want {
@@ -67,6 +67,42 @@ func TestCPUNoiseAdd(t *testing.T) {
 	}
 	if n.Gaps.Count != 9 || n.Gaps.Longest != time.Second || n.Gaps.Total != total {
 		t.Errorf("gaps %+v", n.Gaps)
+	}
+}
+
+// TestCPUNoiseRecordsSpans: gaps are recorded while there is room, counted beyond it.
+func TestCPUNoiseRecordsSpans(t *testing.T) {
+	n := CPUNoise{spans: make([]span, 0, 2)}
+	n.add(10, 20)
+	n.add(30, 45)
+	n.add(50, 60)
+	if len(n.spans) != 2 || n.spans[1] != (span{30, 45}) || n.unrecorded != 1 || n.Gaps.Count != 3 {
+		t.Errorf("spans %v, unrecorded %d, gaps %+v", n.spans, n.unrecorded, n.Gaps)
+	}
+	if got := spanRoom(3 * time.Second); got != 12000 {
+		t.Errorf("room for 3 s: %d", got)
+	}
+	if spanRoom(time.Millisecond) != 4096 || spanRoom(time.Hour) != 1<<20 {
+		t.Error("the room is not bounded")
+	}
+}
+
+// TestIntersect: the stretches in a gap of both lists, whatever their overlaps' shapes.
+func TestIntersect(t *testing.T) {
+	a := []span{{0, 10}, {20, 30}, {40, 50}, {60, 100}}
+	b := []span{{5, 25}, {30, 40}, {45, 46}, {47, 48}, {90, 200}}
+	want := []span{{5, 10}, {20, 25}, {45, 46}, {47, 48}, {90, 100}}
+	got := intersect(a, b)
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if len(intersect(a, nil)) != 0 || len(intersect(nil, b)) != 0 {
+		t.Error("an empty list intersects")
 	}
 }
 

@@ -19,6 +19,10 @@
 // percentiles) and its truncated running mean, so its client's row has those and no percentiles; every xsk_rr
 // client's row shows them, so the original's figures are compared with the same statistic.
 //
+// Before each round, unless --noise 0, napilab noise spins on the two CPUs for that long and the round's line
+// says how much of each CPU the machine took meanwhile (gaps of 10 µs or more in a thread that never yields):
+// the floor under every spinning tool's tail in that round, and the summary gives its median over the rounds.
+//
 // --turnaround also traces each AF_XDP server while its client measures (napilab trace turnaround): its own share
 // of the round trips, from a request's arrival in its socket to its reply's sendto, which compares servers
 // without their clients, the wire or the other CPU. Its eBPF programs run on every system call meanwhile, so a
@@ -93,8 +97,9 @@ type opts struct {
 	rate       int
 	duration   time.Duration
 	payload    int
-	original   string // the original xsk_rr binary, or ""
-	turnaround bool   // trace each AF_XDP server's turnaround while its client measures
+	original   string        // the original xsk_rr binary, or ""
+	turnaround bool          // trace each AF_XDP server's turnaround while its client measures
+	noise      time.Duration // napilab noise on both CPUs before each round; 0: none
 }
 
 // env is what the command lines need to know.
@@ -118,6 +123,8 @@ func main() {
 	only := flag.String("tools", "", "comma-separated substrings: run only the tools whose names contain one")
 	flag.BoolVar(&o.turnaround, "turnaround", false, "trace each AF_XDP server's turnaround (napilab trace turnaround) "+
 		"while its client measures; its eBPF programs run on every system call, the tools' own included")
+	flag.DurationVar(&o.noise, "noise", 2*time.Second, "before each round, measure the machine's noise on both CPUs "+
+		"(napilab noise) for this long; 0 skips it")
 	flag.Parse()
 	if err := run(*rounds, o, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-rr:", err)
@@ -129,6 +136,10 @@ func run(rounds int, o opts, only string) error {
 	if rounds < 1 || o.rate < 1 || o.duration < time.Second || o.payload < rr.MinPayload || o.payload > 1024 {
 		return fmt.Errorf("want at least 1 round, a rate of at least 1, a duration of at least 1s and a payload of %d "+
 			"to 1024 bytes (xsk_rr's limit)", rr.MinPayload)
+	}
+	if o.noise != 0 && (o.noise < rr.NoiseMinDuration || o.noise > rr.NoiseMaxDuration) {
+		return fmt.Errorf("--noise %v is out of range: give %v to %v, or 0 to skip it", o.noise, rr.NoiseMinDuration,
+			rr.NoiseMaxDuration)
 	}
 	if o.original != "" {
 		if _, err := os.Stat(o.original); err != nil {
@@ -174,7 +185,20 @@ func run(rounds int, o opts, only string) error {
 	fmt.Printf("bench-rr: %d rounds of %s per tool (after %s of warm-up), %d B payloads, paced tools at %d req/s; "+
 		"server on CPU 0, client on CPU 1; %s\n", rounds, o.duration, warmup, o.payload, o.rate, loadNow())
 	var loads []float64
+	var noise []rr.NoiseResult
 	for r := 1; r <= rounds; r++ {
+		if o.noise > 0 {
+			out, err := exec.Command(e.napilab, "noise", "--cpus", "0,1", "--duration", o.noise.String(), "--json").Output()
+			if err != nil {
+				return fmt.Errorf("round %d, napilab noise: %w", r, commandError(err))
+			}
+			n, err := parseNoise(out)
+			if err != nil {
+				return fmt.Errorf("round %d, napilab noise: %w", r, err)
+			}
+			noise = append(noise, n)
+			fmt.Printf("  round %d  machine noise: %s\n", r, noiseRound(n))
+		}
 		// Every other round runs the tools in reverse (A B C, C B A, …): a drift of the machine over the run then
 		// weighs on every tool alike instead of favouring the ones that run first.
 		order := slices.Clone(tools)
@@ -229,6 +253,15 @@ func run(rounds int, o opts, only string) error {
 			report.FormatNs(int64(least)))
 		fmt.Println("interrupted or its vCPU descheduled; requests due and replies waiting meanwhile wait it out). Median of the")
 		fmt.Println("rounds (min–max), per run:")
+		for _, l := range lines {
+			fmt.Println("  " + l)
+		}
+	}
+	if lines := noiseLines(noise); len(lines) > 0 {
+		fmt.Printf("\nThe machine's noise before each round (napilab noise, %s on both CPUs at once: a thread that never\n",
+			o.noise)
+		fmt.Println("yields, away from its loop in gaps of 10 µs or more; a request arriving meanwhile waits). Median of the")
+		fmt.Println("rounds (min–max):")
 		for _, l := range lines {
 			fmt.Println("  " + l)
 		}
@@ -534,6 +567,85 @@ func loopGapLines(tools []*tool) (lines []string, least time.Duration) {
 		lines = append(lines, line)
 	}
 	return lines, least
+}
+
+// commandError adds what a command that failed said on stderr to its error.
+func commandError(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+	}
+	return err
+}
+
+// parseNoise reads napilab noise --json.
+func parseNoise(out []byte) (rr.NoiseResult, error) {
+	var n rr.NoiseResult
+	if err := json.Unmarshal(out, &n); err != nil {
+		return n, fmt.Errorf("parse its JSON: %w", err)
+	}
+	if len(n.CPUs) == 0 {
+		return n, errors.New("it measured no CPU")
+	}
+	return n, nil
+}
+
+// noiseRound is a round's noise on one line: per CPU, the share away, the gaps and the longest; then the time
+// all were away at once.
+func noiseRound(n rr.NoiseResult) string {
+	var parts []string
+	for _, c := range n.CPUs {
+		parts = append(parts, fmt.Sprintf("CPU %d away %.2f %% in %d gaps, longest %s", c.CPU, 100*c.Away(),
+			c.Gaps.Count, report.FormatNs(int64(c.Gaps.Longest))))
+	}
+	if len(n.CPUs) > 1 {
+		parts = append(parts, "together "+report.FormatNs(int64(n.Together.Total)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// noiseLines gives, per CPU, the median over the rounds of its share away, its gaps and its longest gap; and of
+// the time all were away at once.
+func noiseLines(rounds []rr.NoiseResult) []string {
+	byCPU := map[int][]rr.CPUNoise{}
+	var cpus []int
+	var together []float64
+	for _, r := range rounds {
+		if len(r.CPUs) > 1 {
+			together = append(together, float64(r.Together.Total))
+		}
+		for _, c := range r.CPUs {
+			if _, ok := byCPU[c.CPU]; !ok {
+				cpus = append(cpus, c.CPU)
+			}
+			byCPU[c.CPU] = append(byCPU[c.CPU], c)
+		}
+	}
+	slices.Sort(cpus)
+	var lines []string
+	for _, cpu := range cpus {
+		runs := byCPU[cpu]
+		col := func(get func(rr.CPUNoise) float64, f func(float64) string) string {
+			v := make([]float64, len(runs))
+			for i, c := range runs {
+				v[i] = get(c)
+			}
+			return spread(v, f)
+		}
+		pct := func(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) + " %" }
+		count := func(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) }
+		ns := func(x float64) string { return report.FormatNs(int64(x)) }
+		lines = append(lines, fmt.Sprintf("CPU %d: away %s, gaps %s, the longest %s", cpu,
+			col(func(c rr.CPUNoise) float64 { return 100 * c.Away() }, pct),
+			col(func(c rr.CPUNoise) float64 { return float64(c.Gaps.Count) }, count),
+			col(func(c rr.CPUNoise) float64 { return float64(c.Gaps.Longest) }, ns)))
+	}
+	if len(together) > 0 {
+		lines = append(lines, "all CPUs at once: "+spread(together, func(x float64) string {
+			return report.FormatNs(int64(x))
+		}))
+	}
+	return lines
 }
 
 // turnarounds formats the servers' turnarounds, one line per tool that has them.

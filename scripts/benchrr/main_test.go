@@ -235,3 +235,35 @@ func TestTurnaroundsLines(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+func TestNoiseLines(t *testing.T) {
+	cpu := func(n int, away time.Duration, gaps uint64, longest time.Duration) rr.CPUNoise {
+		return rr.CPUNoise{CPU: n, Window: time.Second, Gaps: rr.LoopGaps{Count: gaps, Total: away, Longest: longest}}
+	}
+	out, err := json.Marshal(rr.NoiseResult{CPUs: []rr.CPUNoise{cpu(1, 40*time.Millisecond, 900, 3*time.Millisecond),
+		cpu(0, 30*time.Millisecond, 1200, 9*time.Millisecond)}, Together: rr.NoiseStretches{Total: 12 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := parseNoise(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := noiseRound(r1), "CPU 1 away 4.00 % in 900 gaps, longest 3.00 ms; CPU 0 away 3.00 % in 1200 gaps, "+
+		"longest 9.00 ms; together 12.0 ms"; got != want {
+		t.Errorf("round line\n got %q\nwant %q", got, want)
+	}
+	rounds := []rr.NoiseResult{r1, {CPUs: []rr.CPUNoise{cpu(0, 50*time.Millisecond, 1000, 2*time.Millisecond),
+		cpu(1, 40*time.Millisecond, 900, 3*time.Millisecond)}, Together: rr.NoiseStretches{Total: 8 * time.Millisecond}},
+		{CPUs: []rr.CPUNoise{cpu(0, 20*time.Millisecond, 1100, 4*time.Millisecond)}}}
+	want := []string{"CPU 0: away 3.00 % (2.00 %–5.00 %), gaps 1100 (1000–1200), the longest 4.00 ms (2.00 ms–9.00 ms)",
+		"CPU 1: away 4.00 %, gaps 900, the longest 3.00 ms", "all CPUs at once: 12.0 ms (8.00 ms–12.0 ms)"}
+	if got := noiseLines(rounds); !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	for _, bad := range []string{"", "[]", "{", `{"cpus": []}`, `{"cpus": 0}`} {
+		if _, err := parseNoise([]byte(bad)); err == nil {
+			t.Errorf("parseNoise(%q) accepted", bad)
+		}
+	}
+}
