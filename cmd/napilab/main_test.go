@@ -150,7 +150,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"noise", "--duration", "soon"}, 2, "--duration"},
 		{[]string{"noise", "--cpus", "0", "--duration", "1ms"}, 1, "napilab: --duration 1ms is out of range: give 100ms"},
 		{[]string{"noise", "--cpus", "0", "--min", "0s"}, 1, "napilab: --min 0s is out of range"},
-		{[]string{"noise", "--cpus", "x"}, 1, `napilab: --cpus "x"`},
+		{[]string{"noise", "--cpus", "x"}, 1, `napilab: --cpus "x" is not a CPU list`},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			status, out, errs := napilab(t, c.args...)

@@ -31,7 +31,8 @@ func (c *noiseCmd) Run(ctx context.Context, std *stdio) error {
 	} else {
 		set, err := sysknob.ParseCPUList(c.CPUs)
 		if err != nil {
-			return fmt.Errorf("--cpus %q: %w: give CPU numbers and ranges, e.g. 0,1 or 2-5", c.CPUs, err)
+			return fmt.Errorf("--cpus %q is not a CPU list (%v): give CPU numbers and ranges, e.g. 0,1 or 2-5", c.CPUs,
+				err)
 		}
 		o.CPUs = set.List()
 	}

@@ -36,6 +36,11 @@ func Noise(w io.Writer, r rr.NoiseResult) {
 		fmt.Fprintln(w, ". The whole machine stopped, or its CPUs' timer ticks are aligned: a benchmark's client and "+
 			"server stop together, which delays requests due on a schedule (an open loop) but no server's turnaround.")
 	}
+	if !r.Attributed {
+		fmt.Fprintln(w, "  the counters beside the gaps could not be read for every CPU after the run: what caused them "+
+			"is not known")
+		return
+	}
 	for _, n := range res {
 		fmt.Fprintf(w, "  CPU %d: %s\n", n.CPU, noiseVerdict(n))
 	}

@@ -27,7 +27,7 @@ func TestNoise(t *testing.T) {
 	}
 	var b bytes.Buffer
 	Noise(&b, rr.NoiseResult{CPUs: res, Together: rr.NoiseStretches{Count: 40, Total: 2 * ms, Longest: 300 * time.Microsecond},
-		Unrecorded: 12})
+		Unrecorded: 12, Attributed: true})
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	if len(lines) != 3+2*len(res) {
 		t.Fatalf("%d lines, want a title, a header, two per CPU and the CPUs together:\n%s", len(lines), b.String())
@@ -52,6 +52,11 @@ func TestNoise(t *testing.T) {
 				t.Errorf("line %d lacks %q:\n%s", c.line, w, lines[c.line])
 			}
 		}
+	}
+	b.Reset()
+	Noise(&b, rr.NoiseResult{CPUs: res[:1]})
+	if out := b.String(); !strings.Contains(out, "what caused them is not known") || strings.Contains(out, "CPU 0:") {
+		t.Errorf("a result without its counters reads:\n%s", out)
 	}
 	b.Reset()
 	Noise(&b, rr.NoiseResult{})

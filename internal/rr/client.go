@@ -76,6 +76,10 @@ type LoopGaps struct {
 // on a 2-vCPU VM), below the Go runtime's hand-off of a spinner (33–54 µs measured there).
 const loopGapMin = 20 * time.Microsecond
 
+// add counts a gap of d ns. Without a preemption check (nosplit), so that the noise probe's loop, which calls it,
+// cannot yield to the Go scheduler at a gap.
+//
+//go:nosplit
 func (g *LoopGaps) add(d int64) {
 	g.Count++
 	g.Total += time.Duration(d)

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
@@ -98,6 +97,9 @@ type NoiseResult struct {
 	// benchmark's client and server then stop together, which delays requests due on a schedule but no server's
 	// turnaround. Zero with one CPU.
 	Together NoiseStretches `json:"together"`
+	// Attributed says that the counters beside the gaps (interrupts, steal) were read for every CPU at both ends of
+	// the run; without them the CPUs' Steal and Interrupts are zero and Source says nothing.
+	Attributed bool `json:"attributed"`
 	// Unrecorded counts the gaps the record had no room for (about 4000 a second are allotted); Together then
 	// leaves them out.
 	Unrecorded uint64 `json:"unrecorded,omitempty"`
@@ -114,16 +116,17 @@ type NoiseStretches struct {
 //
 //go:nosplit
 func (n *CPUNoise) add(from, to int64) {
-	d := to - from
-	if l := len(n.spans); l < cap(n.spans) {
+	switch l := len(n.spans); {
+	case l > 0 && n.spans[l-1].to == from: // two gaps in a row: one stretch away, for Together
+		n.spans[l-1].to = to
+	case l < cap(n.spans):
 		n.spans = n.spans[:l+1]
 		n.spans[l] = span{from, to}
-	} else {
+	default:
 		n.unrecorded++
 	}
-	n.Gaps.Count++
-	n.Gaps.Total += time.Duration(d)
-	n.Gaps.Longest = max(n.Gaps.Longest, time.Duration(d))
+	d := to - from
+	n.Gaps.add(d)
 	i := 0
 	for edge := int64(10 * time.Microsecond); i < len(n.ByDecade)-1 && d >= edge; edge *= 10 {
 		i++
@@ -181,7 +184,8 @@ func (n CPUNoise) Source() NoiseSource {
 
 // MeasureNoise spins a thread on each of o.CPUs for o.Duration, all at once, and returns what each lost. The
 // threads are locked, pinned and named noise-cpuN; the process's other threads are kept off their CPUs where
-// there is room (as for rr's loops) and GC is off. The loop calls no function that can yield, so with
+// there is room (as for rr's loops; with a spinner on every CPU there is none, and napilab's own threads then
+// count among the preemptions, as they would in a benchmark) and GC is off. The loop calls no function that can yield, so with
 // asynchronous preemption off (as napilab runs) the Go runtime's own hand-offs are not part of the figure: it is
 // the machine's. Cancelling ctx stops the threads early; the windows measured so far are returned with an error.
 func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
@@ -215,23 +219,22 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	}
 	var end int64 // written before start is closed, read after
 	start := make(chan struct{})
-	ready, done := make(chan error, len(o.CPUs)), make(chan spun, len(o.CPUs))
+	ready, done := make(chan bool, len(o.CPUs)), make(chan spun, len(o.CPUs))
 	for i, cpu := range o.CPUs {
 		go func() { // a fresh goroutine per thread: a locked, pinned thread exits with it
 			res, err := spinForNoise(cpu, o.Min, spanRoom(o.Duration), &stop, ready, start, &end)
 			done <- spun{i, res, err}
 		}()
 	}
-	var errs []error
+	allReady := true
 	for range o.CPUs {
-		if err := <-ready; err != nil {
-			errs = append(errs, err)
-		}
+		allReady = <-ready && allReady
 	}
+	var errs []error
 	irq0, ierr := host.Interrupts()
 	before, err := usage.Take(usage.Spec{})
-	if err = errors.Join(err, ierr); err != nil || len(errs) > 0 {
-		errs = append(errs, err)
+	if err = errors.Join(err, ierr); err != nil || !allReady {
+		errs = append(errs, err) // a thread that is not ready says why itself
 		stop.Store(true)
 	}
 	if ctx.Err() != nil {
@@ -248,19 +251,24 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	if err := errors.Join(errs...); err != nil {
 		return NoiseResult{}, err
 	}
-	if after, err := usage.Take(usage.Spec{}); err == nil {
-		addSteal(out, before.CPUs, after.CPUs)
-	}
-	if irq1, err := host.Interrupts(); err == nil {
+	// The counters after the run: they were readable just before it, so a failure now is the machine changing
+	// under the measurement (a CPU taken offline). The gaps stand; their attribution is left out, and said so.
+	res := NoiseResult{CPUs: out}
+	irq1, ierr := host.Interrupts()
+	after, err := usage.Take(usage.Spec{})
+	if err = errors.Join(err, ierr); err == nil {
+		res.Attributed = true
 		for i := range out {
+			steal, okS := usage.StealBetween(before.CPUs, after.CPUs, out[i].CPU)
 			a, okA := irq1.OnCPU(out[i].CPU)
 			b, okB := irq0.OnCPU(out[i].CPU)
-			if okA && okB && a >= b {
-				out[i].Interrupts = a - b
+			if !okS || !okA || !okB || a < b {
+				res.Attributed = false
+				continue
 			}
+			out[i].Steal, out[i].Interrupts = steal, a-b
 		}
 	}
-	res := NoiseResult{CPUs: out}
 	if len(out) > 1 {
 		all := out[0].spans
 		for _, n := range out[1:] {
@@ -277,6 +285,10 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("noise measurement interrupted: %w", err)
+	}
+	if !res.Attributed {
+		return res, fmt.Errorf("the CPU counters could not be read for every CPU after the run (%v): the gaps are "+
+			"measured, what caused them is not; measure again with every CPU online", err)
 	}
 	return res, nil
 }
@@ -304,76 +316,64 @@ func intersect(a, b []span) []span {
 }
 
 // spinForNoise is one measuring thread: locked, pinned, its CPU cleared of the process's other threads where
-// there is room, it reports ready, waits for the start, spins until the end and then says what it lost.
-func spinForNoise(cpu int, minGap time.Duration, room int, stop *atomic.Bool, ready chan<- error,
+// there is room, it reports whether it is ready, waits for the start, spins until the end and then says what it
+// lost. Its errors come back with its result only.
+func spinForNoise(cpu int, minGap time.Duration, room int, stop *atomic.Bool, ready chan<- bool,
 	start <-chan struct{}, end *int64) (CPUNoise, error) {
-	res := CPUNoise{CPU: cpu, Gaps: LoopGaps{Min: minGap}, spans: make([]span, 0, room)}
+	res := CPUNoise{CPU: cpu, Gaps: LoopGaps{Min: minGap}, spans: prefaulted(room)}
 	tid, err := lockThread(fmt.Sprintf("noise-cpu%d", cpu), cpu, 0)
-	var wait0 time.Duration
-	var slices0 uint64
+	var sched *schedReader
 	if err == nil {
 		defer spinningLoops.spin(tid, cpu, 0)()
-		wait0, slices0, err = threadSchedstat()
+		sched, err = openSchedReader()
 	}
-	ready <- err
+	ready <- err == nil
 	<-start
 	if err != nil {
 		return res, fmt.Errorf("CPU %d: %w", cpu, err)
 	}
-	res.spin(stop, *end)
-	wait1, slices1, err := threadSchedstat()
-	if err != nil {
+	defer sched.close()
+	res.spin(stop, *end, sched)
+	if err := stillOn(cpu); err != nil {
+		return res, err
+	}
+	if res.Waited, res.Preempted, err = sched.delta(); err != nil {
 		return res, fmt.Errorf("CPU %d: %w", cpu, err)
 	}
-	res.Waited = wait1 - wait0
-	res.Preempted = max(slices1-slices0, 1) - 1
 	return res, nil
 }
 
+// prefaulted returns an empty slice with room for n spans whose memory has been written once, so that recording
+// a gap never takes a page fault (which the loop would count as the machine's).
+func prefaulted(n int) []span {
+	s := make([]span, n)
+	for i := range s {
+		s[i] = span{-1, -1}
+	}
+	return s[:0]
+}
+
 // spin reads the clock until end or stop, counting the gaps. Nothing in it can yield to the Go scheduler: the
-// clock and the flag are read without a call that checks for preemption, and add has no preemption check
-// either, so the runtime's own hand-offs of a locked thread are not counted as the machine's.
-func (n *CPUNoise) spin(stop *atomic.Bool, end int64) {
+// clock, the flag and the thread's scheduler statistics are read without a call that checks for preemption
+// (add has no check either), so the runtime's own hand-offs of a locked thread are neither counted as gaps nor,
+// when the runtime preempts the thread right after the loop, as preemptions. Unless stopped before it begins, it
+// reads the clock twice at least.
+func (n *CPUNoise) spin(stop *atomic.Bool, end int64, sched *schedReader) {
 	minGap := int64(n.Gaps.Min)
+	sched.readBefore()
 	first := nanotime()
 	prev, reads := first, uint64(1)
-	for prev < end && !stop.Load() {
+	for !stop.Load() {
 		t := nanotime()
 		reads++
 		if t-prev >= minGap {
 			n.add(prev, t)
 		}
 		prev = t
+		if t >= end {
+			break
+		}
 	}
+	sched.readAfter()
 	n.Reads, n.Window = reads, time.Duration(prev-first)
-}
-
-// threadSchedstat reads the calling thread's time waiting to run and its timeslices.
-func threadSchedstat() (wait time.Duration, slices uint64, err error) {
-	b, err := os.ReadFile("/proc/thread-self/schedstat")
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the thread's scheduler statistics: %w", err)
-	}
-	_, wait, slices, err = usage.ParseSchedstat(b)
-	return wait, slices, err
-}
-
-// addSteal sets each result's steal time from two readings of the per-CPU times.
-func addSteal(out []CPUNoise, before, after []usage.CPUTimes) {
-	for i := range out {
-		b, okB := cpuTimes(before, out[i].CPU)
-		a, okA := cpuTimes(after, out[i].CPU)
-		if okB && okA && a.Steal >= b.Steal {
-			out[i].Steal = usage.Ticks(a.Steal - b.Steal)
-		}
-	}
-}
-
-func cpuTimes(cpus []usage.CPUTimes, cpu int) (usage.CPUTimes, bool) {
-	for _, c := range cpus {
-		if c.CPU == cpu {
-			return c, true
-		}
-	}
-	return usage.CPUTimes{}, false
 }

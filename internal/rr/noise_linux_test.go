@@ -3,7 +3,9 @@ package rr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 // what comes back: one result per CPU in the order asked, a window that was spun, gaps that fit in it and in
 // their decades, and the process as it was (no goroutine or descriptor left, GC back on).
 func TestMeasureNoise(t *testing.T) {
+	testenv.Exclusive(t)
 	testenv.CheckLeaks(t)
 	usable, err := UsableCPUs()
 	if err != nil {
@@ -50,16 +53,24 @@ func TestMeasureNoise(t *testing.T) {
 			n.Gaps.Longest > n.Gaps.Total {
 			t.Errorf("CPU %d: gaps %+v by decade %v over %v", n.CPU, n.Gaps, n.ByDecade, n.Window)
 		}
-		if uint64(len(n.spans))+n.unrecorded != n.Gaps.Count {
-			t.Errorf("CPU %d: %d gaps recorded and %d not, of %d", n.CPU, len(n.spans), n.unrecorded, n.Gaps.Count)
+		// Each gap is recorded, merged with the one before it (two in a row are one stretch) or counted as left out.
+		if rec := uint64(len(n.spans)); rec+n.unrecorded > n.Gaps.Count || (n.Gaps.Count > 0 && rec+n.unrecorded == 0) {
+			t.Errorf("CPU %d: %d stretches recorded and %d gaps not, of %d gaps", n.CPU, rec, n.unrecorded, n.Gaps.Count)
 		}
-		// Together lies within every CPU's own gaps.
-		if len(res) > 1 && (r.Together.Total > n.Gaps.Total || r.Together.Longest > n.Gaps.Longest) {
-			t.Errorf("together %+v beyond CPU %d's gaps %+v", r.Together, n.CPU, n.Gaps)
+		// Together lies within every CPU's own stretches away (a stretch is one gap or several in a row).
+		var longest int64
+		for _, sp := range n.spans {
+			longest = max(longest, sp.to-sp.from)
+		}
+		if len(res) > 1 && (r.Together.Total > n.Gaps.Total || int64(r.Together.Longest) > longest) {
+			t.Errorf("together %+v beyond CPU %d's gaps %+v (longest stretch %d ns)", r.Together, n.CPU, n.Gaps, longest)
 		}
 	}
 	if len(res) == 1 && r.Together != (NoiseStretches{}) {
 		t.Errorf("one CPU away together with itself: %+v", r.Together)
+	}
+	if !r.Attributed {
+		t.Error("the counters were not read around the run")
 	}
 	if now := debug.SetGCPercent(gc); now != gc {
 		t.Errorf("GC percent %d after the measurement, want %d back", now, gc)
@@ -69,18 +80,76 @@ func TestMeasureNoise(t *testing.T) {
 // TestMeasureNoiseRefuses: a CPU the process may not run on is named before anything spins; a context already
 // cancelled stops the threads at once and says so, with the (empty) windows it has.
 func TestMeasureNoiseRefuses(t *testing.T) {
+	testenv.Exclusive(t)
 	testenv.CheckLeaks(t)
-	o := NoiseOptions{CPUs: []int{0, 4095}, Duration: time.Second, Min: 10 * time.Microsecond}
-	_, err := MeasureNoise(context.Background(), o)
+	usable, err := UsableCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := usable.List()[0]
+	o := NoiseOptions{CPUs: []int{cpu, 4095}, Duration: time.Second, Min: 10 * time.Microsecond}
+	_, err = MeasureNoise(context.Background(), o)
 	var fe *kernel.FieldError
 	if !errors.As(err, &fe) || fe.Field != "cpus" {
 		t.Fatalf("CPU 4095: %v, want a field error on cpus", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	o.CPUs = []int{0}
+	o.CPUs = []int{cpu}
 	r, err := MeasureNoise(ctx, o)
-	if res := r.CPUs; !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].CPU != 0 || res[0].Window >= o.Duration {
+	if res := r.CPUs; !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].CPU != cpu || res[0].Reads != 1 {
 		t.Fatalf("cancelled: %+v, %v", res, err)
+	}
+}
+
+// TestSchedReader: the readings around a stretch in which the locked thread slept once count its new timeslice,
+// and readings that do not parse are refused with what was read; stillOn holds for a pinned thread and fails
+// for one that may run on two CPUs.
+func TestSchedReader(t *testing.T) {
+	usable, err := UsableCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		cpu := usable.List()[0]
+		if _, err := lockThread("noise-test", cpu, 0); err != nil {
+			done <- err
+			return
+		}
+		r, err := openSchedReader()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer r.close()
+		r.readBefore()
+		// Not synchronisation: the sleep is the voluntary switch under test (the thread leaves the CPU, and its
+		// next timeslice begins when it wakes), whatever its length.
+		time.Sleep(time.Millisecond)
+		r.readAfter()
+		_, slices, err := r.delta()
+		if err == nil && slices == 0 {
+			err = fmt.Errorf("blocking once gave no new timeslice: %q, then %q", r.before[:r.nBefore], r.after[:r.nAfter])
+		}
+		if err == nil {
+			err = stillOn(cpu)
+		}
+		if err == nil && len(usable.List()) > 1 {
+			if err = stillOn(usable.List()[1]); err == nil {
+				err = errors.New("stillOn holds for a CPU the thread is not pinned to")
+			} else {
+				err = nil
+			}
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	bad := schedReader{nBefore: 3, nAfter: 2}
+	copy(bad.before[:], "1 2")
+	if _, _, err := bad.delta(); err == nil || !strings.Contains(err.Error(), `"1 2"`) {
+		t.Errorf("a truncated reading: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,17 @@ type CPUTimes struct {
 func (c CPUTimes) total() uint64 {
 	// guest time is already included in user time
 	return c.User + c.Nice + c.System + c.Idle + c.IOWait + c.IRQ + c.SoftIRQ + c.Steal
+}
+
+// StealBetween returns the steal time of cpu between two readings of the per-CPU times, and false when either
+// reading lacks the CPU (it went offline) or its count went back.
+func StealBetween(before, after []CPUTimes, cpu int) (time.Duration, bool) {
+	i := slices.IndexFunc(before, func(c CPUTimes) bool { return c.CPU == cpu })
+	j := slices.IndexFunc(after, func(c CPUTimes) bool { return c.CPU == cpu })
+	if i < 0 || j < 0 || after[j].Steal < before[i].Steal {
+		return 0, false
+	}
+	return Ticks(after[j].Steal - before[i].Steal), true
 }
 
 // ParseStat parses the per-CPU lines of /proc/stat (the aggregate line is skipped).

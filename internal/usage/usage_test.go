@@ -95,3 +95,18 @@ func TestParseCPUModel(t *testing.T) {
 		t.Fatalf("no model name gave %q", got)
 	}
 }
+
+// TestStealBetween: a CPU's steal in ticks becomes a duration; a CPU missing from either reading, or a count
+// that went back, is unknown.
+func TestStealBetween(t *testing.T) {
+	before := []CPUTimes{{CPU: 0, Steal: 100}, {CPU: 1, Steal: 50}}
+	after := []CPUTimes{{CPU: 1, Steal: 53}, {CPU: 0, Steal: 99}, {CPU: 2, Steal: 7}}
+	if d, ok := StealBetween(before, after, 1); !ok || d != 30*time.Millisecond {
+		t.Errorf("CPU 1: %v, %v; want 30ms", d, ok)
+	}
+	for _, cpu := range []int{0, 2, 3} {
+		if d, ok := StealBetween(before, after, cpu); ok {
+			t.Errorf("CPU %d: %v, want unknown", cpu, d)
+		}
+	}
+}

@@ -236,6 +236,8 @@ func TestTurnaroundsLines(t *testing.T) {
 	}
 }
 
+// TestNoiseLines: napilab noise's JSON read back, a round's line, and per CPU the median over the rounds with
+// the spread (a CPU measured in fewer rounds has fewer values); bad output refused.
 func TestNoiseLines(t *testing.T) {
 	cpu := func(n int, away time.Duration, gaps uint64, longest time.Duration) rr.CPUNoise {
 		return rr.CPUNoise{CPU: n, Window: time.Second, Gaps: rr.LoopGaps{Count: gaps, Total: away, Longest: longest}}
