@@ -37,7 +37,8 @@ func TestNoise(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q, stdout:\n%s", status, errs, out)
 	}
 	status, out, errs = napilab(t, "noise", "--cpus", c+",4095", "--duration", "100ms")
-	if status != 1 || out != "" || !strings.HasPrefix(errs, "napilab: --cpus names CPU 4095, which this process may not run on") {
+	want := "napilab: --cpus names CPU 4095, which this process may not run on"
+	if status != 1 || out != "" || !strings.HasPrefix(errs, want) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", status, out, errs)
 	}
 }

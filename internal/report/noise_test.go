@@ -26,8 +26,8 @@ func TestNoise(t *testing.T) {
 		{CPU: 7, Window: 2 * time.Second, Gaps: rr.LoopGaps{Min: 10 * time.Microsecond}},
 	}
 	var b bytes.Buffer
-	Noise(&b, rr.NoiseResult{CPUs: res, Together: rr.NoiseStretches{Count: 40, Total: 2 * ms, Longest: 300 * time.Microsecond},
-		Unrecorded: 12, Attributed: true})
+	together := rr.NoiseStretches{Count: 40, Total: 2 * ms, Longest: 300 * time.Microsecond}
+	Noise(&b, rr.NoiseResult{CPUs: res, Together: together, Unrecorded: 12, Attributed: true})
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	if len(lines) != 3+2*len(res) {
 		t.Fatalf("%d lines, want a title, a header, two per CPU and the CPUs together:\n%s", len(lines), b.String())

@@ -185,9 +185,10 @@ func (n CPUNoise) Source() NoiseSource {
 // MeasureNoise spins a thread on each of o.CPUs for o.Duration, all at once, and returns what each lost. The
 // threads are locked, pinned and named noise-cpuN; the process's other threads are kept off their CPUs where
 // there is room (as for rr's loops; with a spinner on every CPU there is none, and napilab's own threads then
-// count among the preemptions, as they would in a benchmark) and GC is off. The loop calls no function that can yield, so with
-// asynchronous preemption off (as napilab runs) the Go runtime's own hand-offs are not part of the figure: it is
-// the machine's. Cancelling ctx stops the threads early; the windows measured so far are returned with an error.
+// count among the preemptions, as they would in a benchmark) and GC is off. The loop calls no function that can
+// yield, so with asynchronous preemption off (as napilab runs) the Go runtime's own hand-offs are not part of the
+// figure: it is the machine's. Cancelling ctx stops the threads early; the windows measured so far are returned
+// with an error, and so are gaps whose counters could not be read after the run (NoiseResult.Attributed).
 func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	if err := o.Validate(); err != nil {
 		return NoiseResult{}, err
