@@ -54,18 +54,18 @@ func noiseVerdict(n rr.CPUNoise) string {
 	}
 	const vmFix = ". Fix: dedicated, pinned vCPUs without overcommit, or bare metal; no guest setting prevents it, " +
 		"and a spinning benchmark's tail here includes these gaps"
-	switch src := n.Source(); {
-	case src == rr.NoiseHypervisor && n.Steal >= n.Unattributed():
+	switch n.Source() {
+	case rr.NoiseHypervisor:
 		return took("the hypervisor (steal)", n.Steal) + vmFix
-	case src == rr.NoiseHypervisor:
+	case rr.NoiseUnreported:
 		return took("the hypervisor (unreported)", n.Unattributed()) + fmt.Sprintf(": %d of the %d gaps came with "+
 			"no interrupt or preemption in this guest, and steal counts none of it", n.Unexplained(), n.Gaps.Count) +
 			vmFix
-	case src == rr.NoiseTasks:
+	case rr.NoiseTasks:
 		return took(fmt.Sprintf("other tasks of this system (%d times)", n.Preempted), n.Waited) +
 			". Fix: keep them off this CPU (isolcpus= or a cpuset for the rest of the system); napilab trace " +
 			"sched names them"
-	case src == rr.NoiseInterrupts:
+	case rr.NoiseInterrupts:
 		return took(fmt.Sprintf("interrupts (%d in this guest; on a virtual machine with the hypervisor's time to "+
 			"deliver them)", n.Interrupts), n.Unattributed()) + ". Fix: move IRQs off this CPU " +
 			"(/proc/irq/N/smp_affinity_list, irqbalance off) and stop its timer tick while one task runs (nohz_full=)"

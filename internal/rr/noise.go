@@ -160,13 +160,15 @@ type NoiseSource string
 // The sources MeasureNoise tells apart.
 const (
 	NoiseNone       NoiseSource = ""           // no gap at all
-	NoiseHypervisor NoiseSource = "hypervisor" // steal time, or gaps with no cause in the guest
+	NoiseHypervisor NoiseSource = "hypervisor" // steal time
+	NoiseUnreported NoiseSource = "unreported" // the hypervisor too: gaps with no cause in the guest, no steal
 	NoiseTasks      NoiseSource = "tasks"      // other tasks of this system, run on the CPU
 	NoiseInterrupts NoiseSource = "interrupts" // interrupts and softirqs in the guest
 )
 
 // Source says what took the most of the gap time: the largest of steal, preemption and the unattributed rest;
-// the rest is the hypervisor's when most gaps had no interrupt in the guest to cause them, else the interrupts'.
+// the rest is the hypervisor's, unreported, when most gaps had no interrupt in the guest to cause them, else the
+// interrupts'.
 func (n CPUNoise) Source() NoiseSource {
 	if n.Gaps.Total == 0 {
 		return NoiseNone
@@ -177,7 +179,7 @@ func (n CPUNoise) Source() NoiseSource {
 	case n.Waited >= u:
 		return NoiseTasks
 	case 2*n.Unexplained() >= n.Gaps.Count:
-		return NoiseHypervisor
+		return NoiseUnreported
 	}
 	return NoiseInterrupts
 }
@@ -199,8 +201,8 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	}
 	for _, c := range o.CPUs {
 		if !usable.Has(c) {
-			return NoiseResult{}, kernel.Fieldf("cpus", "names CPU %d, which this process may not run on (usable: %s): name "+
-				"CPUs from that list", c, usable)
+			return NoiseResult{}, kernel.Fieldf("cpus", "names CPU %d, which this process may not run on (usable: "+
+				"%s): name CPUs from that list", c, usable)
 		}
 	}
 	host, err := sysknob.Host()
@@ -258,18 +260,18 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 	irq1, ierr := host.Interrupts()
 	after, err := usage.Take(usage.Spec{})
 	if err = errors.Join(err, ierr); err == nil {
-		res.Attributed = true
 		for i := range out {
 			steal, okS := usage.StealBetween(before.CPUs, after.CPUs, out[i].CPU)
 			a, okA := irq1.OnCPU(out[i].CPU)
 			b, okB := irq0.OnCPU(out[i].CPU)
 			if !okS || !okA || !okB || a < b {
-				res.Attributed = false
-				continue
+				err = fmt.Errorf("CPU %d's steal or interrupt count is gone or went back", out[i].CPU)
+				break
 			}
 			out[i].Steal, out[i].Interrupts = steal, a-b
 		}
 	}
+	res.Attributed = err == nil
 	if len(out) > 1 {
 		all := out[0].spans
 		for _, n := range out[1:] {
@@ -288,8 +290,8 @@ func MeasureNoise(ctx context.Context, o NoiseOptions) (NoiseResult, error) {
 		return res, fmt.Errorf("noise measurement interrupted: %w", err)
 	}
 	if !res.Attributed {
-		return res, fmt.Errorf("the CPU counters could not be read for every CPU after the run (%v): the gaps are "+
-			"measured, what caused them is not; measure again with every CPU online", err)
+		return res, fmt.Errorf("the CPU counters could not be read after the run (%v): the gaps are measured, what "+
+			"caused them is not; measure again with every CPU online", err)
 	}
 	return res, nil
 }

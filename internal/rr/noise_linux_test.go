@@ -19,11 +19,7 @@ import (
 func TestMeasureNoise(t *testing.T) {
 	testenv.Exclusive(t)
 	testenv.CheckLeaks(t)
-	usable, err := UsableCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpus := usable.List()
+	cpus := usableCPUs(t)
 	for i, j := 0, len(cpus)-1; i < j; i, j = i+1, j-1 { // the order asked, not the CPUs' order, is kept
 		cpus[i], cpus[j] = cpus[j], cpus[i]
 	}
@@ -82,13 +78,9 @@ func TestMeasureNoise(t *testing.T) {
 func TestMeasureNoiseRefuses(t *testing.T) {
 	testenv.Exclusive(t)
 	testenv.CheckLeaks(t)
-	usable, err := UsableCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpu := usable.List()[0]
+	cpu := usableCPUs(t)[0]
 	o := NoiseOptions{CPUs: []int{cpu, 4095}, Duration: time.Second, Min: 10 * time.Microsecond}
-	_, err = MeasureNoise(context.Background(), o)
+	_, err := MeasureNoise(context.Background(), o)
 	var fe *kernel.FieldError
 	if !errors.As(err, &fe) || fe.Field != "cpus" {
 		t.Fatalf("CPU 4095: %v, want a field error on cpus", err)
@@ -106,13 +98,10 @@ func TestMeasureNoiseRefuses(t *testing.T) {
 // and readings that do not parse are refused with what was read; stillOn holds for a pinned thread and fails
 // for one that may run on two CPUs.
 func TestSchedReader(t *testing.T) {
-	usable, err := UsableCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	usable := usableCPUs(t)
 	done := make(chan error)
 	go func() {
-		cpu := usable.List()[0]
+		cpu := usable[0]
 		if _, err := lockThread("noise-test", cpu, 0); err != nil {
 			done <- err
 			return
@@ -135,8 +124,8 @@ func TestSchedReader(t *testing.T) {
 		if err == nil {
 			err = stillOn(cpu)
 		}
-		if err == nil && len(usable.List()) > 1 {
-			if err = stillOn(usable.List()[1]); err == nil {
+		if err == nil && len(usable) > 1 {
+			if err = stillOn(usable[1]); err == nil {
 				err = errors.New("stillOn holds for a CPU the thread is not pinned to")
 			} else {
 				err = nil
@@ -152,4 +141,14 @@ func TestSchedReader(t *testing.T) {
 	if _, _, err := bad.delta(); err == nil || !strings.Contains(err.Error(), `"1 2"`) {
 		t.Errorf("a truncated reading: %v", err)
 	}
+}
+
+// usableCPUs returns the CPUs this process may run on, in order.
+func usableCPUs(t *testing.T) []int {
+	t.Helper()
+	usable, err := UsableCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return usable.List()
 }

@@ -126,7 +126,7 @@ func TestCPUNoiseSource(t *testing.T) {
 		{"steal", 30 * ms, 5 * ms, 20 * ms, 100, 300, 2, NoiseHypervisor, 5 * ms, 0},
 		{"tasks", 30 * ms, 20 * ms, 0, 100, 300, 40, NoiseTasks, 10 * ms, 0},
 		{"interrupts", 30 * ms, 1 * ms, 10 * ms, 400, 300, 5, NoiseInterrupts, 19 * ms, 95},
-		{"unreported", 30 * ms, 1 * ms, 10 * ms, 1000, 300, 5, NoiseHypervisor, 19 * ms, 695},
+		{"unreported", 30 * ms, 1 * ms, 10 * ms, 1000, 300, 5, NoiseUnreported, 19 * ms, 695},
 		{"accounted beyond the gaps", 30 * ms, 25 * ms, 20 * ms, 10, 0, 10, NoiseTasks, 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
